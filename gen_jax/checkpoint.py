@@ -1,0 +1,70 @@
+"""Orbax checkpoints of one training-state pytree: save, find the latest, restore with checks.
+
+The state (params, optimizer state(s), step, EMA, batch statistics) is saved whole; keys and the data position
+are functions of (seed, step), so restoring the state restores them too.  Every process of a multi-host run
+calls these together.  Neighbours: `train.py` decides when to save; `sharding.py` decides where arrays live.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model the config describes (another model, size or latent_dim)."""
+
+
+def make_manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+    """A manager that keeps the newest `max_to_keep` checkpoints; saving cadence is the loop's decision."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
+    """Saves `state` as checkpoint `step` (asynchronously; `manager.wait_until_finished()` joins)."""
+    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+
+def _describe_leaves(tree: Any) -> dict[str, tuple]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
+
+
+def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> None:
+    """Raises CheckpointMismatchError naming the differing arrays when checkpoint `step` does not fit `target`.
+
+    Reads only the checkpoint's metadata, so a mismatch is reported before anything is loaded or trained.
+    """
+    try:
+        stored = manager.item_metadata(step)
+    except Exception as error:  # a truncated or foreign directory: say which, keep the files
+        raise CheckpointMismatchError(
+            f"checkpoint {step} in {manager.directory} cannot be read ({type(error).__name__}: {error}). "
+            "It is left untouched; point --workdir at a new directory to start afresh."
+        ) from None
+    stored_shapes = _describe_leaves(stored)
+    wanted_shapes = _describe_leaves(target)
+    problems = []
+    for name in sorted(set(stored_shapes) | set(wanted_shapes)):
+        have, want = stored_shapes.get(name), wanted_shapes.get(name)
+        if have != want:
+            problems.append(f"  {name}: checkpoint {have if have is not None else 'missing'}, "
+                            f"model {want if want is not None else 'missing'}")
+    if problems:
+        shown = "\n".join(problems[:12]) + ("\n  …" if len(problems) > 12 else "")
+        raise CheckpointMismatchError(
+            f"checkpoint {step} in {manager.directory} was written by a different model:\n{shown}\n"
+            "The checkpoint is left untouched. Use the config it was trained with, or a new --workdir."
+        )
+
+
+def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
+    """Restores checkpoint `step` into the structure, dtypes and shardings of `target`."""
+    check_compatible(manager, step, target)
+    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+    return manager.restore(step, args=ocp.args.StandardRestore(abstract))

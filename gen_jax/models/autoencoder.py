@@ -1,0 +1,118 @@
+"""Encoders and decoders shared by the AutoEncoder and the VAE, and the AutoEncoder itself.
+
+Pure Flax Linen modules: no randomness, no state beyond parameters.  Images are f32[B, H, W, C]; latent codes
+f32[B, D].  The VAE (`vae.py`) reuses these encoders with a doubled output (mean and log-variance).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Activation = Callable[[jax.Array], jax.Array]
+
+
+def identity(x: jax.Array) -> jax.Array:
+    return x
+
+
+class MLPEncoder(nn.Module):
+    """x: f32[B, H, W, C] -> f32[B, outputs]: flatten, hidden Dense layers with `activation`, linear output.
+
+    With `hidden=()` this is one linear map: the encoder of the linear AutoEncoder that PCA solves.
+    """
+
+    hidden: Sequence[int]
+    outputs: int
+    activation: Activation = nn.relu
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x.reshape(x.shape[0], -1)
+        for width in self.hidden:
+            h = self.activation(nn.Dense(width, dtype=self.dtype)(h))
+        return nn.Dense(self.outputs, dtype=self.dtype)(h)
+
+
+class MLPDecoder(nn.Module):
+    """z: f32[B, D] -> f32[B, H, W, C] (logits or means, whatever the likelihood reads)."""
+
+    hidden: Sequence[int]
+    image_shape: tuple[int, int, int]
+    activation: Activation = nn.relu
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        h = z
+        for width in self.hidden:
+            h = self.activation(nn.Dense(width, dtype=self.dtype)(h))
+        h = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(h)
+        return h.reshape(z.shape[0], *self.image_shape)
+
+
+class ConvEncoder(nn.Module):
+    """x: f32[B, H, W, C] -> f32[B, outputs]: stride-2 3×3 convolutions, one hidden Dense, linear output."""
+
+    features: Sequence[int] = (32, 64)
+    hidden: int = 256
+    outputs: int = 2
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h = x
+        for width in self.features:
+            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h))
+        h = h.reshape(h.shape[0], -1)
+        h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
+        return nn.Dense(self.outputs, dtype=self.dtype)(h)
+
+
+class ConvDecoder(nn.Module):
+    """z: f32[B, D] -> f32[B, H, W, C]: Dense to a coarse map, stride-2 transposed convolutions up, crop.
+
+    The coarse map is ceil(H / 2^n) on a side for n = len(features), so any image size works (8×8 digits,
+    28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.
+    """
+
+    image_shape: tuple[int, int, int]
+    features: Sequence[int] = (64, 32)
+    hidden: int = 256
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        height, width, channels = self.image_shape
+        upsampling = 2 ** len(self.features)
+        coarse_h, coarse_w = -(-height // upsampling), -(-width // upsampling)
+        h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(z))
+        h = nn.relu(nn.Dense(coarse_h * coarse_w * self.features[0], dtype=self.dtype)(h))
+        h = h.reshape(z.shape[0], coarse_h, coarse_w, self.features[0])
+        for out_features in self.features[1:]:
+            h = nn.relu(nn.ConvTranspose(out_features, (3, 3), strides=(2, 2), dtype=self.dtype)(h))
+        h = nn.ConvTranspose(channels, (3, 3), strides=(2, 2), dtype=self.dtype)(h)
+        return h[:, :height, :width, :]
+
+
+class AutoEncoder(nn.Module):
+    """Deterministic AutoEncoder: `encoder` (x -> z, the recognition network) and `decoder` (z -> x̂)."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        return self.encoder(x)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        return self.decoder(z)
+
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Returns (decoder output f32[B, H, W, C], code f32[B, D])."""
+        z = self.encode(x)
+        return self.decode(z), z

@@ -1,0 +1,53 @@
+"""Principal component analysis by SVD of the centred data, in JAX.
+
+PCA is the optimal rank-k linear reconstruction (Eckart–Young): no linear AutoEncoder with a k-dimensional code
+can reconstruct the training data with a smaller squared error, which makes it the reference the AutoEncoders
+are compared with (`experiments/ae_vs_pca`).
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class PCA:
+    """mean: f32[P]; components: f32[k, P] (orthonormal rows, by decreasing variance);
+    explained_variance: f32[k] (variance along each component); total_variance: scalar (all P directions)."""
+
+    mean: jax.Array
+    components: jax.Array
+    explained_variance: jax.Array
+    total_variance: jax.Array
+
+    @property
+    def explained_variance_ratio(self) -> jax.Array:
+        return self.explained_variance / self.total_variance
+
+
+def fit(x: jax.Array, num_components: int) -> PCA:
+    """Fits PCA with `num_components` components to x: f32[N, ...] (flattened to f32[N, P])."""
+    flat = jnp.reshape(x, (x.shape[0], -1)).astype(jnp.float32)
+    num_examples, num_features = flat.shape
+    if not 0 < num_components <= min(num_examples, num_features):
+        raise ValueError(f"num_components must be in [1, {min(num_examples, num_features)}] for data of shape "
+                         f"{flat.shape}, got {num_components}")
+    mean = flat.mean(axis=0)
+    _, singular_values, vt = jnp.linalg.svd(flat - mean, full_matrices=False)
+    variances = singular_values**2 / (num_examples - 1)
+    return PCA(mean=mean, components=vt[:num_components],
+               explained_variance=variances[:num_components], total_variance=variances.sum())
+
+
+def encode(pca: PCA, x: jax.Array) -> jax.Array:
+    """x: f32[N, ...] -> codes f32[N, k]."""
+    flat = jnp.reshape(x, (x.shape[0], -1))
+    return (flat - pca.mean) @ pca.components.T
+
+
+def decode(pca: PCA, codes: jax.Array, shape: tuple[int, ...] | None = None) -> jax.Array:
+    """codes f32[N, k] -> reconstructions f32[N, P], or f32[N, *shape] when `shape` is given."""
+    flat = codes @ pca.components + pca.mean
+    return flat if shape is None else flat.reshape(codes.shape[0], *shape)

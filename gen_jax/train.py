@@ -1,0 +1,252 @@
+"""The one training loop, shared by every model family.
+
+A family (AE, VAE, GAN) is described by a `Task`: how to build its state, its jitted-able
+`train_step(state, batch, key) -> (state, metrics)`, its evaluation and its figures.  The loop owns the rest:
+keys from (seed, step), on-device batches, fused multi-step calls, progress, metrics.jsonl and TensorBoard,
+periodic evaluation, Orbax checkpoints, resume, and the stop on NaN/Inf.
+
+Neighbours: `steps.py` (the steps), `checkpoint.py`, `data.py` (batches), `tasks/` (the families),
+`experiments/main.py` (the command line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax import checkpoint, data
+
+Metrics = dict[str, jax.Array]
+TrainStep = Callable[[Any, dict, jax.Array], tuple[Any, Metrics]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What differs between model families; everything else is the loop's.
+
+    Attributes:
+      name: the family, e.g. "vae"; recorded with the checkpoints.
+      signature: what a checkpoint must agree with to be resumed (model, sizes, latent_dim, data shape).
+      init_state: init key -> state pytree with an int32 `step` field.
+      train_step: (state, batch, key) -> (state, metrics of scalars); `batch` = {"image", "label"}.
+      evaluate: (state, key) -> {name: float}, run every `eval_every` steps on the test split.
+      summarize: (state, key) -> the final evaluation written to summary.json.
+      make_figures: (state, key, workdir) -> [(path relative to workdir, caption)].
+      loss_name: the metric watched for NaN/Inf and shown in the progress bar.
+    """
+
+    name: str
+    signature: dict
+    init_state: Callable[[jax.Array], Any]
+    train_step: TrainStep
+    evaluate: Callable[[Any, jax.Array], dict]
+    summarize: Callable[[Any, jax.Array], dict]
+    make_figures: Callable[[Any, jax.Array, str], list[tuple[str, str]]]
+    loss_name: str = "loss"
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or Inf; the message names the step and the checkpoint kept."""
+
+
+class WorkdirMismatchError(ValueError):
+    """The workdir holds a run of a different model; nothing in it was changed."""
+
+
+# Keys for the independent uses of randomness, each derived from the one seed.
+_INIT, _TRAIN, _DATA, _EVAL = range(4)
+
+
+def derive_keys(seed: int) -> dict[str, jax.Array]:
+    """Typed keys for init, per-step training noise, epoch permutations and evaluation, all from `seed`."""
+    base = jax.random.key(seed)
+    return {name: jax.random.fold_in(base, tag)
+            for name, tag in (("init", _INIT), ("train", _TRAIN), ("data", _DATA), ("eval", _EVAL))}
+
+
+def make_multi_step(train_step: TrainStep, batch_size: int) -> Callable:
+    """Builds run(state, images, labels, train_key, data_key, num_steps) -> (state, metrics stacked [num_steps]).
+
+    Runs `num_steps` steps inside one `lax.scan` over data that already lives on the device: the step's key is
+    fold_in(train_key, step) and its batch comes from the epoch permutation of (data_key, epoch), so any step
+    is reproducible from (seed, step) alone and the split into calls does not change the result.
+    """
+
+    def run(state, images, labels, train_key, data_key, num_steps):
+        def one_step(state, _):
+            step = state.step
+            x, y = data.get_batch(images, labels, data_key, step, batch_size)
+            return train_step(state, {"image": x, "label": y}, jax.random.fold_in(train_key, step))
+
+        return jax.lax.scan(one_step, state, None, length=num_steps)
+
+    return run
+
+
+def next_boundary(step: int, num_steps: int, cadences: tuple[int, ...]) -> int:
+    """The first step after `step` at which the loop must stop and log, evaluate or save."""
+    candidates = [num_steps] + [(step // every + 1) * every for every in cadences if every > 0]
+    return min(candidates)
+
+
+def _is_chief() -> bool:
+    return jax.process_index() == 0
+
+
+def _write_json(path: str, payload: dict) -> None:
+    # Write-then-rename, so a killed process never leaves half a file where a whole one was.
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, (np.generic, jax.Array)):
+        return np.asarray(value).tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def prepare_workdir(workdir: str, config_dict: dict, task: Task) -> None:
+    """Creates the workdir, or checks that the run already in it is of the same model, before any compute.
+
+    The model signature is kept in `<workdir>/model.json`; a different one is an error that names each field,
+    and nothing in the workdir is written.
+    """
+    signature_path = os.path.join(workdir, "model.json")
+    if os.path.exists(signature_path):
+        with open(signature_path) as f:
+            stored = json.load(f)
+        wanted = json.loads(json.dumps({"family": task.name, **task.signature}, default=_json_default))
+        differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        if differing:
+            lines = "\n".join(f"  {k}: workdir has {stored.get(k)!r}, config asks for {wanted.get(k)!r}"
+                              for k in differing)
+            raise WorkdirMismatchError(
+                f"{workdir} holds a run of a different model:\n{lines}\n"
+                "Nothing in it was changed. Resume with the config that run used, or choose a new --workdir.")
+    elif os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(os.path.join(workdir, "checkpoints")):
+        raise WorkdirMismatchError(
+            f"{workdir}/checkpoints holds checkpoints but no model.json says which model wrote them; "
+            "they are left untouched. Choose a new --workdir.")
+    if not _is_chief():
+        return
+    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    _write_json(signature_path, {"family": task.name, **task.signature})
+    _write_json(os.path.join(workdir, "config.json"), config_dict)
+
+
+class _Log:
+    """metrics.jsonl and TensorBoard, written by process 0 only."""
+
+    def __init__(self, workdir: str):
+        self.enabled = _is_chief()
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.tensorboard = None
+        if self.enabled:
+            from tensorboardX import SummaryWriter  # writes event files without TensorFlow
+            self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}, default=_json_default) + "\n")
+        for name, value in values.items():
+            self.tensorboard.add_scalar(name, value, step)
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _first_non_finite(values: np.ndarray) -> int | None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    return int(bad[0]) if bad.size else None
+
+
+def train(config, workdir: str, task: Task, images: jax.Array, labels: jax.Array,
+          multi_step: Callable | None = None, show_progress: bool = True) -> dict:
+    """Trains `task` to `config.num_steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
+
+    Args:
+      config: the validated run config (reads seed, batch_size, num_steps, log_every, eval_every,
+        checkpoint_every, keep_checkpoints).
+      workdir: prepared by `prepare_workdir`.
+      images, labels: f32[N, H, W, C] and i32[N], the preprocessed training split, already on the device(s).
+      multi_step: the jitted fused-steps function; `jax.jit(make_multi_step(...))` when not given
+        (`sharding.py` passes one with shardings declared at the jit boundary).
+
+    Returns:
+      The final summary (also written to `<workdir>/summary.json`).
+    """
+    keys = derive_keys(config.seed)
+    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+    state = task.init_state(keys["init"])
+    latest = manager.latest_step()
+    if latest is not None:
+        state = checkpoint.restore(manager, latest, state)
+        print(f"Resumed from the checkpoint at step {latest} in {workdir}/checkpoints.", flush=True)
+    if multi_step is None:
+        multi_step = jax.jit(make_multi_step(task.train_step, config.batch_size),
+                             static_argnums=5, donate_argnums=0)
+
+    log = _Log(workdir)
+    step = int(state.step)
+    cadences = (config.log_every, config.eval_every, config.checkpoint_every)
+    progress = None
+    if show_progress and _is_chief():
+        from tqdm import tqdm
+        progress = tqdm(total=config.num_steps, initial=step, desc=task.name, unit="step",
+                        dynamic_ncols=True, mininterval=1.0)
+    try:
+        while step < config.num_steps:
+            target = next_boundary(step, config.num_steps, cadences)
+            started = time.perf_counter()
+            new_state, metrics = multi_step(state, images, labels, keys["train"], keys["data"], target - step)
+            metrics = jax.device_get(metrics)
+            elapsed = time.perf_counter() - started
+            bad = _first_non_finite(np.asarray(metrics[task.loss_name]))
+            if bad is not None:
+                kept = manager.latest_step()
+                raise TrainingDivergedError(
+                    f"{task.name}: {task.loss_name} became {metrics[task.loss_name][bad]} at step {step + bad}. "
+                    f"Training stopped; the last good checkpoint (step {kept}) is kept in {workdir}/checkpoints. "
+                    "Lower the learning rate or check the data, then run again to resume from it.")
+            state, step = new_state, target
+            if progress is not None:
+                progress.update(target - progress.n)
+                progress.set_postfix({task.loss_name: f"{float(metrics[task.loss_name][-1]):.4g}"}, refresh=False)
+            if step % config.log_every == 0 or step == config.num_steps:
+                record = {f"train/{k}": float(np.mean(v)) for k, v in metrics.items()}
+                record["train/steps_per_sec"] = len(metrics[task.loss_name]) / elapsed
+                log.write(step, record)
+            if step % config.eval_every == 0 or step == config.num_steps:
+                log.write(step, {f"eval/{k}": v for k, v in task.evaluate(state, keys["eval"]).items()})
+            if step % config.checkpoint_every == 0 or step == config.num_steps:
+                checkpoint.save(manager, step, state)
+    finally:
+        if progress is not None:
+            progress.close()
+        manager.wait_until_finished()
+        log.close()
+
+    summary = {**task.summarize(state, keys["eval"]), "steps": step}
+    if _is_chief():
+        _write_json(os.path.join(workdir, "summary.json"), summary)
+        from gen_jax import figures
+        figure_list = task.make_figures(state, keys["eval"], workdir)
+        curves = figures.save_loss_curves(os.path.join(workdir, "figures", "loss_curves.png"),
+                                          figures.read_metrics(log.path))
+        figure_list.append((os.path.relpath(curves, workdir), "Training and evaluation curves"))
+        figures.write_report(workdir, f"{task.name} — {config.get('name', task.name)}", summary, figure_list)
+    return summary
