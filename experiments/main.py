@@ -18,6 +18,12 @@ from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None,
+    "Multi-host runs: host:port of process 0. Without it, JAX_COORDINATOR_ADDRESS (and JAX_NUM_PROCESSES, "
+    "JAX_PROCESS_ID) are read; with neither the run is single-process.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host runs: the number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host runs: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -27,19 +33,27 @@ def run(config, workdir: str) -> dict:
 
     from gen_jax import config as config_lib
     from gen_jax import data, train
-    from gen_jax.tasks import vae
+    from gen_jax.tasks import ae, classifier, gan, vae
 
-    families = {"vae": vae.make_task}
+    from experiments import ae_vs_pca
+
+    families = {"vae": vae.make_task, "ae": ae.make_task, "gan": gan.make_task, "classifier": classifier.make_task}
+    # Experiments that train several families and compare them: (config, dataset, workdir) -> summary.
+    comparisons = {"ae_vs_pca": ae_vs_pca.run}
     config_lib.validate_common(config)
     config_lib.require_fields(config, ("model",))
-    config_lib.require_choice(config, "model", families)
-    dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
-    config_lib.validate_against_data(config, len(dataset.train_images))
+    config_lib.require_choice(config, "model", [*families, *comparisons])
+    try:
+        dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
+    except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
+        raise config_lib.ConfigError(f"config.dataset: {error}") from None
+    if config.model in comparisons:
+        return comparisons[config.model](config, dataset, workdir)
+    config_lib.validate_against_data(config, len(dataset.train_images), jax.device_count())
     task = families[config.model](config, dataset)
     train.prepare_workdir(workdir, config.to_dict(), task)
-    images = jax.device_put(data.preprocess(dataset.train_images, config.get("binarization", "none")))
-    labels = jax.device_put(dataset.train_labels)
-    return train.train(config, workdir, task, images, labels)
+    images = data.preprocess(dataset.train_images, config.get("binarization", "none"))
+    return train.train(config, workdir, task, images, dataset.train_labels)
 
 
 
@@ -56,6 +70,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = os.path.abspath(_WORKDIR.value)
+    from gen_jax import sharding
+    if sharding.distributed_requested(_COORDINATOR.value):
+        sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
         summary = run(_CONFIG.value, workdir)
     except user_errors() as error:

@@ -19,10 +19,15 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model the config describes (another model, size or latent_dim)."""
 
 
-def make_manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
     """A manager that keeps the newest `max_to_keep` checkpoints; saving cadence is the loop's decision."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+    if read_only:
+        options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
+    else:
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+    # One item saved with the standard handler, so metadata can be read before a restore.
+    return ocp.CheckpointManager(os.path.abspath(directory), options=options,
+                                 item_handlers=ocp.StandardCheckpointHandler())
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
@@ -30,9 +35,19 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
     manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
+def _key_name(entry) -> str:
+    for attribute in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey
+        if hasattr(entry, attribute):
+            return str(getattr(entry, attribute))
+    return str(entry)
+
+
 def _describe_leaves(tree: Any) -> dict[str, tuple]:
+    """'params/encoder/Dense_0/kernel' -> shape, for a state or for its checkpoint metadata alike (the metadata
+    names dataclass fields and named tuples as dict keys and sequence indices)."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {jax.tree_util.keystr(path): tuple(np.shape(leaf)) for path, leaf in flat}
+    return {"/".join(_key_name(entry) for entry in path): tuple(getattr(leaf, "shape", np.shape(leaf)))
+            for path, leaf in flat}
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> None:
@@ -67,4 +82,22 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
     """Restores checkpoint `step` into the structure, dtypes and shardings of `target`."""
     check_compatible(manager, step, target)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
-    return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    try:
+        return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    except Exception as error:  # corrupt or truncated files: report, keep them for the user to inspect
+        raise CheckpointMismatchError(
+            f"checkpoint {step} in {manager.directory} could not be restored ({type(error).__name__}: "
+            f"{str(error)[:300]}). It is left untouched; move it aside to resume from an earlier one, "
+            "or choose a new --workdir."
+        ) from None
+
+
+def restore_latest(directory: str, target: Any) -> tuple[Any, int]:
+    """(state, step) from the newest checkpoint under `directory`, shaped like `target` (e.g. for evaluation
+    or editing after training).  Raises FileNotFoundError when there is none."""
+    manager = make_manager(directory, read_only=True)
+    step = manager.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {directory}; train first (python -m experiments.main …)")
+    return restore(manager, step, target), step
+

@@ -30,8 +30,12 @@ def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
     Returns:
         f32[B], nats per example: sum_i x_i log σ(l_i) + (1 - x_i) log σ(-l_i).
     """
-    # log_sigmoid(-l) = log(1 - σ(l)) without the cancellation of 1 - σ(l) for large l.
-    per_pixel = x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
+    # x log σ(l) + (1 − x) log σ(−l) = x l − softplus(l), and softplus(l) = max(l, 0) + log1p(exp(−|l|)) is
+    # stable for any l.  Written out because XLA:CPU runs it ~4× faster than two jax.nn.log_sigmoid calls; on
+    # 128×784 logits that was ~10% of the MLP VAE's train step.  −|l| is min(l, −l) so that at l = 0 the two
+    # ties' half-gradients add up to the true derivative σ(0) = ½.
+    softplus = jnp.maximum(logits, 0.0) + jnp.log1p(jnp.exp(jnp.minimum(logits, -logits)))
+    per_pixel = x * logits - softplus
     return _sum_per_example(per_pixel)
 
 
@@ -112,3 +116,111 @@ def squared_error(reconstruction: jax.Array, x: jax.Array) -> jax.Array:
     """Mean squared error per pixel for each example: f32[B]."""
     diff = (reconstruction - x).reshape(x.shape[0], -1)
     return jnp.mean(diff**2, axis=1)
+
+
+# The AutoEncoder's reconstruction losses: "mse" reads the decoder output as the image, "bernoulli" as logits.
+RECONSTRUCTION_LOSSES = ("mse", "bernoulli")
+
+
+def reconstruction_loss(kind: str, decoded: jax.Array, x: jax.Array) -> jax.Array:
+    """The AutoEncoder's loss for decoder output `decoded` f32[B, ...] and targets x f32[B, ...]: f32[B].
+
+    "mse": mean squared error per pixel (the loss PCA minimises); "bernoulli": −log p(x | logits = decoded),
+    nats per example summed over pixels (the continuous relaxation when x holds grey values).
+    """
+    if kind == "mse":
+        return squared_error(decoded, x)
+    if kind == "bernoulli":
+        return -bernoulli_log_likelihood(decoded, x)
+    raise ValueError(f"reconstruction loss must be one of {RECONSTRUCTION_LOSSES}, got {kind!r}")
+
+
+def reconstruction_mean(kind: str, decoded: jax.Array) -> jax.Array:
+    """The reconstructed image the decoder output stands for: itself under "mse", σ(logits) under "bernoulli"."""
+    if kind == "bernoulli":
+        return jax.nn.sigmoid(decoded)
+    return decoded
+
+
+# --- GAN losses --------------------------------------------------------------------------------------------------
+# Functions of discriminator logits (f32[B]; D(x) = σ(logit) for the logistic losses, a critic value for WGAN),
+# one value per example; real and fake examples are paired by index, so batch means are the usual expectations.
+
+GAN_LOSSES = ("non_saturating", "minimax", "hinge", "wgan_gp")
+
+
+def logistic_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """−log D(x) − log(1 − D(G(z))) = softplus(−real) + softplus(fake): f32[B], nats (Goodfellow et al. 2014).
+
+    The discriminator loss of both the minimax and the non-saturating GAN.
+    """
+    return jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
+
+
+def minimax_generator_loss(fake_logits: jax.Array) -> jax.Array:
+    """log(1 − D(G(z))) = −softplus(fake): f32[B], the original minimax objective for G (saturates when D wins)."""
+    return -jax.nn.softplus(fake_logits)
+
+
+def non_saturating_generator_loss(fake_logits: jax.Array) -> jax.Array:
+    """−log D(G(z)) = softplus(−fake): f32[B], the heuristic G loss with strong gradients early in training."""
+    return jax.nn.softplus(-fake_logits)
+
+
+def hinge_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """max(0, 1 − real) + max(0, 1 + fake): f32[B] (Lim & Ye 2017; Miyato et al. 2018)."""
+    return jax.nn.relu(1.0 - real_logits) + jax.nn.relu(1.0 + fake_logits)
+
+
+def wasserstein_critic_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """fake − real: f32[B], the critic's side of the Wasserstein-1 dual (Arjovsky et al. 2017)."""
+    return fake_logits - real_logits
+
+
+def negated_fake_logit(fake_logits: jax.Array) -> jax.Array:
+    """−fake: f32[B], the generator loss of the hinge GAN and of the WGAN."""
+    return -fake_logits
+
+
+def discriminator_loss(kind: str, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
+    """The named GAN's discriminator loss f32[B] (without WGAN-GP's penalty, which `gradient_penalty` adds)."""
+    if kind in ("non_saturating", "minimax"):
+        return logistic_discriminator_loss(real_logits, fake_logits)
+    if kind == "hinge":
+        return hinge_discriminator_loss(real_logits, fake_logits)
+    if kind == "wgan_gp":
+        return wasserstein_critic_loss(real_logits, fake_logits)
+    raise ValueError(f"GAN loss must be one of {GAN_LOSSES}, got {kind!r}")
+
+
+def generator_loss(kind: str, fake_logits: jax.Array) -> jax.Array:
+    """The named GAN's generator loss f32[B]."""
+    if kind == "non_saturating":
+        return non_saturating_generator_loss(fake_logits)
+    if kind == "minimax":
+        return minimax_generator_loss(fake_logits)
+    if kind in ("hinge", "wgan_gp"):
+        return negated_fake_logit(fake_logits)
+    raise ValueError(f"GAN loss must be one of {GAN_LOSSES}, got {kind!r}")
+
+
+def gradient_penalty(critic, real: jax.Array, fake: jax.Array, alpha: jax.Array, eps: float = 1e-12,
+                     critic_args: tuple = ()) -> jax.Array:
+    """WGAN-GP's penalty (‖∇ₓ critic(x̂)‖₂ − 1)² at x̂ = α·real + (1 − α)·fake (Gulrajani et al. 2017).
+
+    Args:
+      critic: (one example f32[H, W, C], *one row of each critic_args) -> scalar; differentiated in its first
+        argument, per example, with `vmap(grad(critic))`.
+      real, fake: f32[B, H, W, C].
+      alpha: f32[B], one α ~ U[0, 1] per example.
+      eps: added under the square root, so the norm's gradient stays finite where ∇critic = 0.
+      critic_args: per-example arrays [B, ...] passed alongside (e.g. the labels of a conditional critic).
+
+    Returns:
+      f32[B], the penalty per example (callers weight it, λ = 10 in the paper).
+    """
+    alpha = alpha.reshape(-1, *([1] * (real.ndim - 1)))
+    interpolated = alpha * real + (1.0 - alpha) * fake
+    grads = jax.vmap(jax.grad(critic))(interpolated, *critic_args)
+    norms = jnp.sqrt(_sum_per_example(grads**2) + eps)
+    return (norms - 1.0) ** 2

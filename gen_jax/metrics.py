@@ -1,8 +1,11 @@
-"""Evaluations over a whole split: VAE −ELBO and importance-weighted −log p(x).
+"""Evaluations over a whole split: VAE −ELBO, importance-weighted −log p(x), AutoEncoder reconstruction error.
 
 Every evaluation walks the split in fixed-size batches (the last one padded and its padding dropped), so a
 split of any size evaluates with one compiled function, and memory stays bounded: IWAE with k = 1000 samples
 runs `sample_chunk` samples at a time.  Numbers are nats per example, summed over pixels, averaged over the split.
+
+Sample quality (Fréchet distance, classifier score, precision/recall) is at the end: pure functions of feature
+arrays; `sample_quality.py` feeds them a classifier's features.
 """
 
 from __future__ import annotations
@@ -104,3 +107,106 @@ def make_vae_evaluator(model, likelihood: str, batch_size: int, iwae_k: int = 0)
         return results
 
     return evaluate
+
+
+def make_ae_evaluator(model, reconstruction_loss: str, batch_size: int) -> Callable:
+    """Returns evaluate(params, images: f32[N, ...]) -> {"loss", "mse"}: split means of the AutoEncoder's
+    configured loss (per example, as in `losses.reconstruction_loss`) and of its squared error per pixel."""
+
+    @jax.jit
+    def loss_and_mse(params, x, key):  # -> f32[B, 2]; the AutoEncoder is deterministic, `key` is unused
+        del key
+        decoded, _ = model.apply({"params": params}, x)
+        reconstruction = losses.reconstruction_mean(reconstruction_loss, decoded)
+        return jnp.stack([losses.reconstruction_loss(reconstruction_loss, decoded, x),
+                          losses.squared_error(reconstruction, x)], axis=1)
+
+    def evaluate(params, images: np.ndarray) -> dict[str, float]:
+        per_example = map_batches(functools.partial(loss_and_mse, params), images, batch_size,
+                                  jax.random.key(0))
+        loss, mse = per_example.mean(axis=0)
+        return {"loss": float(loss), "mse": float(mse)}
+
+    return evaluate
+
+
+# --- Sample quality on classifier features ----------------------------------------------------------------------
+# Pure functions of feature arrays f[N, D] (a classifier's penultimate layer, see `gen_jax/sample_quality.py`),
+# computed in float64 on the host: these are evaluations, not training, and the matrix square root needs the range.
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean f64[D] and covariance f64[D, D] (unbiased, N − 1) of features f[N, D]."""
+    x = np.asarray(features, np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"features must be f[N, D] with N >= 2, got shape {x.shape}")
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding clipped)."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def frechet_distance_from_statistics(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray,
+                                     cov_b: np.ndarray) -> float:
+    """Fréchet (2-Wasserstein) distance² between N(mean_a, cov_a) and N(mean_b, cov_b) (Heusel et al. 2017).
+
+    ‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½), with Tr (Σa Σb)^½ = Σᵢ √λᵢ(Σa^½ Σb Σa^½): the eigenvalues of a
+    symmetric PSD matrix, so no complex round-off as with a general `sqrtm`.  In squared feature units.
+    """
+    root_a = _psd_sqrt(cov_a)
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_sqrt = np.sum(np.sqrt(np.clip(cross, 0.0, None)))
+    distance = np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt
+    return float(max(distance, 0.0))
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to features f[Na, D] and f[Nb, D] ("FID" on any features)."""
+    return frechet_distance_from_statistics(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def classifier_score(logits: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) ‖ p(y))) from classifier logits f[N, K] (the Inception Score's formula, Salimans et al.
+    2016, on our own classifier): 1 when every image gets the same class distribution, K at most, high when
+    each image is confidently one class and all classes are used equally."""
+    log_p = np.asarray(logits, np.float64)
+    log_p = log_p - np.logaddexp.reduce(log_p, axis=1, keepdims=True)
+    p = np.exp(log_p)
+    log_marginal = np.log(np.mean(p, axis=0) + 1e-30)
+    return float(np.exp(np.mean(np.sum(p * (log_p - log_marginal), axis=1))))
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """‖aᵢ − bⱼ‖² for f64[n, D] and f64[m, D]: f64[n, m] (clipped at 0 against cancellation)."""
+    return np.maximum(np.sum(a**2, 1)[:, None] + np.sum(b**2, 1)[None, :] - 2.0 * a @ b.T, 0.0)
+
+
+def knn_radii(features: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """Squared distance from each row of f[N, D] to its k-th nearest other row: f64[N] (needs N > k)."""
+    x = np.asarray(features, np.float64)
+    if not 0 < k < len(x):
+        raise ValueError(f"k must be in [1, N - 1] = [1, {len(x) - 1}], got {k}")
+    # Column 0 of each sorted row is the point itself (distance 0), so the k-th neighbour sits at index k.
+    return np.concatenate([np.partition(_squared_distances(x[i:i + chunk], x), k, axis=1)[:, k]
+                           for i in range(0, len(x), chunk)])
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of features fake f[M, D] against real f[N, D].
+
+    Each set's manifold is the union of balls around its points reaching their k-th nearest neighbour.
+    precision = fraction of fake points inside the real manifold (are samples realistic?); recall = fraction of
+    real points inside the fake manifold (is the data's variety covered?).  Both in [0, 1].
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    real_radii, fake_radii = knn_radii(real, k, chunk), knn_radii(fake, k, chunk)
+    fake_inside = np.zeros(len(fake), bool)
+    real_inside = np.zeros(len(real), bool)
+    for i in range(0, len(fake), chunk):
+        distances = _squared_distances(fake[i:i + chunk], real)  # [c, N], used both ways
+        fake_inside[i:i + chunk] = np.any(distances <= real_radii[None, :], axis=1)
+        real_inside |= np.any(distances <= fake_radii[i:i + chunk, None], axis=0)
+    return float(fake_inside.mean()), float(real_inside.mean())

@@ -36,4 +36,54 @@ def vae_config() -> ml_collections.ConfigDict:
     config.beta = 1.0  # weight of the KL term; 1 is the ELBO
     config.eval_iwae_k = 0  # IWAE samples in the periodic evaluations (0 = off)
     config.iwae_k = 1000  # IWAE samples in the final evaluation (summary.json)
+    add_sample_quality_fields(config, enabled=False)
+    return config
+
+
+def ae_config() -> ml_collections.ConfigDict:
+    config = base_config()
+    config.model = "ae"
+    config.architecture = "mlp"  # "mlp" | "conv"
+    config.hidden = (512, 256)  # MLP widths, encoder order (the decoder mirrors them); () = the linear AE
+    config.conv_features = (32, 64)  # stride-2 conv widths, encoder order
+    config.conv_hidden = 256
+    config.reconstruction_loss = "mse"  # "mse" (pixels as values) | "bernoulli" (pixels as probabilities)
+    config.lr_schedule = "cosine"  # "constant" | "cosine" (Adam's rate decays to 0 at num_steps)
+    return config
+
+
+def add_sample_quality_fields(config: ml_collections.ConfigDict, enabled: bool) -> None:
+    """The fields of the sample-quality evaluation (gen_jax/sample_quality.py), shared by every generative family."""
+    config.sample_quality = enabled  # classifier FID, classifier score, precision/recall in summary.json
+    config.num_samples = 10_000  # n: samples scored, reference and floor images (capped at the test split size)
+    config.classifier_dir = ""  # "" = <repo>/runs/classifiers; the reference classifier is trained there once
+
+
+def gan_config() -> ml_collections.ConfigDict:
+    """The TensorFlow DCGAN tutorial's choices (Adam 1e-4, batch 256, non-saturating loss, latent 100)."""
+    config = base_config()
+    config.model = "gan"
+    config.architecture = "dcgan"  # "mlp" | "dcgan"
+    config.loss = "non_saturating"  # "non_saturating" | "minimax" | "hinge" | "wgan_gp"
+    config.conditional = False  # labels into G (one-hot with z) and D (projection)
+    config.latent_dim = 100
+    config.g_hidden = (256, 512)  # MLP generator widths
+    config.d_hidden = (512, 256)  # MLP discriminator widths
+    config.g_features = (256, 128, 64)  # DCGAN: coarse-map channels, then each hidden transposed conv
+    config.d_features = (64, 128)  # DCGAN: stride-2 conv channels
+    config.kernel_size = 5  # DCGAN kernel side
+    config.negative_slope = 0.3  # LeakyReLU slope in both networks
+    config.d_dropout = 0.3  # dropout in D while training (must be 0 for wgan_gp)
+    config.spectral_norm = False  # spectral normalisation of every D weight
+    config.d_steps = 1  # D updates per G update (each on the step's batch and fake batch)
+    config.gp_weight = 10.0  # λ of WGAN-GP's gradient penalty (loss="wgan_gp" only)
+    config.ema_decay = 0.999  # EMA of G's weights used for samples and metrics
+    config.batch_size = 256
+    config.learning_rate = 1e-4  # G's Adam learning rate
+    config.d_learning_rate = 1e-4  # D's Adam learning rate
+    config.adam_b1 = 0.9  # Keras' default, as in the tutorial
+    config.adam_b2 = 0.999
+    config.eval_num_samples = 1000  # samples for the periodic FID (the final one uses num_samples)
+    config.snapshot_samples = 64  # fixed-noise images saved at every evaluation (figures/progress)
+    add_sample_quality_fields(config, enabled=True)
     return config

@@ -79,6 +79,15 @@ def as_images(config, decoded: jax.Array) -> np.ndarray:
     return np.clip(np.asarray(decoded), 0.0, 1.0)
 
 
+def codec(config, model: VAE, params):
+    """Jitted encode (x: f32[B, H, W, C] -> posterior mean f32[B, D]) and decode (z -> pixel means f32[B, H, W, C]
+    in [0, 1]): the VAE seen as an AutoEncoder, for latent edits and embeddings (`tasks/trained.py`)."""
+    variables = {"params": params}
+    encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode)[0])
+    decoded = jax.jit(lambda z: model.apply(variables, z, method=model.decode))
+    return encode, lambda z: as_images(config, decoded(z))
+
+
 def make_task(config, dataset: data.Dataset) -> Task:
     validate(config)
     model = build_model(config, dataset.image_shape)

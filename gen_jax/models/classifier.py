@@ -1,0 +1,33 @@
+"""A small image classifier whose penultimate layer is the feature space of the sample-quality metrics.
+
+No Inception weights can be downloaded here, so each data set gets its own classifier, trained inside the project
+(`gen_jax/tasks/classifier.py`) and cached; `gen_jax/sample_quality.py` computes the classifier FID, classifier
+score and precision/recall on its features.  Pure Flax module: no randomness, no state beyond parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+
+
+class Classifier(nn.Module):
+    """x f32[B, H, W, C] in [0, 1] -> (logits f32[B, num_classes], features f32[B, feature_dim]).
+
+    Stride-2 3×3 convolutions with ReLU, then one hidden Dense layer with ReLU whose output is the feature vector,
+    then a linear layer to the class logits.
+    """
+
+    num_classes: int
+    conv_features: Sequence[int] = (32, 64)
+    feature_dim: int = 128
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h = x
+        for width in self.conv_features:
+            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(h))
+        features = nn.relu(nn.Dense(self.feature_dim)(h.reshape(h.shape[0], -1)))
+        return nn.Dense(self.num_classes)(features), features

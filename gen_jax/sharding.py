@@ -1,0 +1,108 @@
+"""Where arrays live: one mesh over every device, declared once, at the jit boundary.
+
+Data parallelism: the global batch is split along the mesh's `data` axis, parameters and optimizer state are
+replicated (or, with `fsdp`, each large array is split along its biggest divisible dimension over the same
+axis, FSDP-style, and XLA gathers it where a layer needs it).  The train steps and models never mention
+devices: `train.py` jits the fused steps with the shardings made here.
+
+Multi-host: `initialize_distributed` starts JAX's multi-controller runtime; every process then runs the same
+program on the global mesh.  Data sets small enough to live on the accelerators are replicated, and each
+process gathers only its own share of every global batch on its own devices.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None) -> None:
+    """Starts multi-process JAX.  With no arguments JAX reads its standard environment (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID, or what a TPU slice, SLURM or Open MPI provide)."""
+    kwargs = {name: value for name, value in (("coordinator_address", coordinator_address),
+                                              ("num_processes", num_processes),
+                                              ("process_id", process_id)) if value is not None}
+    jax.distributed.initialize(**kwargs)
+
+
+def distributed_requested(coordinator_address: str | None) -> bool:
+    """Whether the command line or the environment asks for a multi-process run."""
+    return bool(coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS"))
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh with axis `data` over the first `num_devices` devices (all of them by default)."""
+    devices = jax.devices()
+    if num_devices is not None:
+        if not 0 < num_devices <= len(devices):
+            raise ValueError(f"num_devices must be in [1, {len(devices)}] (the devices present), got {num_devices}")
+        devices = devices[:num_devices]
+    return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """The leading (batch) axis split over `data`."""
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+
+
+def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
+    if batch_size % mesh.size:
+        raise ValueError(f"the global batch ({batch_size}) does not divide over the {mesh.size} devices of the mesh; "
+                         f"choose a batch size that is a multiple of {mesh.size}")
+
+
+def _fsdp_spec(shape: tuple[int, ...], num_devices: int, min_size: int) -> PartitionSpec:
+    """Split the largest dimension that divides by the device count; small arrays stay replicated."""
+    if int(np.prod(shape, dtype=np.int64)) < min_size:
+        return PartitionSpec()
+    for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+        if shape[dim] % num_devices == 0:
+            spec = [None] * len(shape)
+            spec[dim] = DATA_AXIS
+            return PartitionSpec(*spec)
+    return PartitionSpec()
+
+
+def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_min_size: int = 2**14) -> Any:
+    """A sharding for every leaf of the state: replicated, or FSDP-split arrays of at least `fsdp_min_size`
+    elements when `fsdp` is set.  `abstract_state` may hold arrays or ShapeDtypeStructs."""
+    def leaf_sharding(leaf):
+        if not fsdp:
+            return replicated(mesh)
+        return NamedSharding(mesh, _fsdp_spec(tuple(np.shape(leaf)), mesh.size, fsdp_min_size))
+    return jax.tree_util.tree_map(leaf_sharding, abstract_state)
+
+
+def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array with `sharding` from a host array that every process holds in full."""
+    array = np.asarray(array)
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def to_local(tree: Any) -> Any:
+    """A copy of `tree` on this process's first device, for evaluation and figures: replicated arrays give their
+    local copy, split ones are gathered (across processes where they must be)."""
+    device = jax.local_devices()[0]
+
+    def local(leaf):
+        if not isinstance(leaf, jax.Array):
+            return leaf
+        if leaf.is_fully_replicated:
+            return jax.device_put(leaf.addressable_data(0), device)
+        if leaf.is_fully_addressable:
+            return jax.device_put(leaf, device)
+        return jax.device_put(multihost_utils.process_allgather(leaf, tiled=True), device)
+
+    return jax.tree_util.tree_map(local, tree)

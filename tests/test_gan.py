@@ -1,0 +1,185 @@
+"""The GAN family: the tutorial's network, a step whose D and G updates touch only their own parameters, a G
+gradient through the one generator pass equal to the direct one, conditioning, and training, monitoring and resume
+through experiments.main."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from experiments import main as experiments_main
+from experiments.configs import common, dcgan_fashion_mnist
+from gen_jax import checkpoint, config as config_lib, data, losses, steps
+from gen_jax.models import gan
+from gen_jax.tasks import gan as gan_task
+
+
+def count(tree):
+    return sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def tree_equal(a, b):
+    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    return len(leaves_a) == len(leaves_b) and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
+
+
+def tiny_gan_config(**overrides):
+    """An MLP GAN on digits small enough that a hundred steps take about a second; no sample quality (the
+    reference classifier is exercised in test_sample_quality.py)."""
+    config = common.gan_config()
+    config.name = "tiny_gan"
+    config.dataset = "digits"
+    config.architecture = "mlp"
+    config.g_hidden = (32,)
+    config.d_hidden = (32,)
+    config.latent_dim = 8
+    config.batch_size = 32
+    config.num_steps = 40
+    config.log_every = 10
+    config.eval_every = 20
+    config.checkpoint_every = 20
+    config.eval_num_samples = 50
+    config.snapshot_samples = 16
+    config.sample_quality = False
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def test_dcgan_defaults_are_the_tensorflow_tutorial_network():
+    """The tutorial's model.summary(): G 2,305,472 trainable + 25,472 BatchNorm statistics, D 212,865."""
+    generator, discriminator = gan.DCGANGenerator(), gan.DCGANDiscriminator()
+    g_vars = generator.init(jax.random.key(0), jnp.zeros((2, 100)))
+    d_vars = discriminator.init(jax.random.key(1), jnp.zeros((2, 28, 28, 1)))
+    assert count(g_vars["params"]) == 2_305_472
+    assert count(g_vars["batch_stats"]) == 25_472
+    assert count(d_vars["params"]) == 212_865
+    images = generator.apply(g_vars, 3.0 * jax.random.normal(jax.random.key(2), (4, 100)))
+    assert images.shape == (4, 28, 28, 1) and float(jnp.max(jnp.abs(images))) <= 1.0
+    assert discriminator.apply(d_vars, images).shape == (4,)
+    # The config of the same name builds exactly these modules.
+    config = dcgan_fashion_mnist.get_config()
+    dataset = data.Dataset("fake", np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32),
+                           np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32), 1, ("x",))
+    assert gan_task.build_models(config, dataset) == (generator, discriminator)
+
+
+def make_pieces(conditional=False, loss="non_saturating"):
+    """A small DCGAN on 8×8 images with BatchNorm in G and spectral norm in D, so both batch_stats are non-empty."""
+    generator = gan.DCGANGenerator(image_shape=(8, 8, 1), features=(16, 8, 4), num_classes=3 * conditional)
+    discriminator = gan.DCGANDiscriminator(features=(8, 16), num_classes=3 * conditional, spectral_norm=True,
+                                           dropout_rate=0.0 if loss == "wgan_gp" else 0.3)
+    labels = jnp.array([0, 1, 2, 1]) if conditional else None
+    first = None if labels is None else labels[:1]
+    g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
+    state = steps.create_gan_state(generator.init(jax.random.key(0), jnp.zeros((1, 6)), first),
+                                   discriminator.init(jax.random.key(1), jnp.zeros((1, 8, 8, 1)), first), g_tx, d_tx)
+    pieces = steps.make_gan_updates(generator, discriminator, g_tx, d_tx, loss)
+    real = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1), minval=-1, maxval=1)
+    z = jax.random.normal(jax.random.key(3), (4, 6))
+    return generator, discriminator, state, pieces, real, z, labels
+
+
+G_FIELDS = ("g_params", "g_opt_state", "g_batch_stats", "ema_params", "ema_batch_stats")
+D_FIELDS = ("d_params", "d_opt_state", "d_batch_stats")
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "wgan_gp"])
+def test_discriminator_and_generator_updates_touch_only_their_own_parameters(loss):
+    _, _, state, pieces, real, z, labels = make_pieces(loss=loss)
+    fake, pullback, g_stats = pieces.generate(state, z, labels)
+    state = state.replace(g_batch_stats=g_stats)
+
+    after_d, d_metrics = pieces.discriminator_update(state, real, fake, labels, jax.random.key(4))
+    for field in G_FIELDS:
+        assert tree_equal(getattr(after_d, field), getattr(state, field)), field
+    for field in D_FIELDS:  # the spectral-norm vectors advance with D
+        assert not tree_equal(getattr(after_d, field), getattr(state, field)), field
+    assert ("gp" in d_metrics) == (loss == "wgan_gp")
+
+    after_g, _ = pieces.generator_update(after_d, fake, pullback, labels, jax.random.key(5))
+    for field in D_FIELDS:
+        assert tree_equal(getattr(after_g, field), getattr(after_d, field)), field
+    for field in ("g_params", "g_opt_state", "ema_params"):
+        assert not tree_equal(getattr(after_g, field), getattr(after_d, field)), field
+
+
+def test_generator_gradient_through_the_one_pass_equals_the_direct_gradient():
+    """G's gradient reaches its parameters through the VJP of the pass that made the fake batch for D: it must
+    equal differentiating G-then-D directly."""
+    generator, discriminator, state, pieces, _, z, labels = make_pieces(conditional=True)
+    fake, pullback, _ = pieces.generate(state, z, labels)
+    d_variables = {"params": state.d_params, "batch_stats": state.d_batch_stats}
+    dropout = jax.random.key(6)
+
+    def loss_of_fake(x):
+        logits = discriminator.apply(d_variables, x, labels, train=True, rngs={"dropout": dropout})
+        return jnp.mean(losses.generator_loss("non_saturating", logits))
+
+    (through_pass,) = pullback(jax.grad(loss_of_fake)(fake))
+
+    def direct(g_params):
+        x, _ = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats}, z, labels, train=True,
+                               mutable=["batch_stats"])
+        return loss_of_fake(x)
+
+    expected = jax.grad(direct)(state.g_params)
+    for a, b in zip(jax.tree_util.tree_leaves(through_pass), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_labels_condition_both_networks():
+    generator, discriminator, state, _, real, z, _ = make_pieces(conditional=True)
+    g_vars = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+    d_vars = {"params": state.d_params, "batch_stats": state.d_batch_stats}
+    zeros, ones = jnp.zeros(4, jnp.int32), jnp.ones(4, jnp.int32)
+    assert not np.allclose(generator.apply(g_vars, z, zeros), generator.apply(g_vars, z, ones))
+    assert not np.allclose(discriminator.apply(d_vars, real, zeros), discriminator.apply(d_vars, real, ones))
+    with pytest.raises(ValueError, match="labels"):
+        generator.apply(g_vars, z)
+
+
+def test_ema_follows_tensorflow_num_updates_rule():
+    np.testing.assert_allclose(steps.ema_decay_at(jnp.array([0, 90, 100_000]), 0.999), [0.1, 0.91, 0.999],
+                               rtol=1e-6)
+
+
+def test_training_monitors_resumes_bit_identically_and_draws_figures(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    summary = experiments_main.run(tiny_gan_config(), str(straight))
+    experiments_main.run(tiny_gan_config(num_steps=20), str(split))
+    experiments_main.run(tiny_gan_config(), str(split))  # resumes at 20: both networks, optimizers, EMA, keys
+
+    task = gan_task.make_task(tiny_gan_config(), data.load_dataset("digits"))
+    (a, step_a), (b, step_b) = (checkpoint.restore_latest(str(d / "checkpoints"), task.init_state(jax.random.key(0)))
+                                for d in (straight, split))
+    assert step_a == step_b == 40
+    assert tree_equal(a, b)
+
+    records = [json.loads(line) for line in open(straight / "metrics.jsonl")]
+    train_keys = set().union(*(r for r in records if "train/d_loss" in r))
+    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/d_grad_norm",
+            "train/g_grad_norm"} <= train_keys
+    assert {"d_real_test", "d_fake_ema", "loss", "steps"} <= set(summary)
+    progress = sorted(os.listdir(straight / "figures" / "progress"))
+    assert progress == ["step_00000020.npy", "step_00000020.png", "step_00000040.npy", "step_00000040.png"]
+    assert {"samples.png", "samples_raw.png", "interpolations.png", "progress.png", "progress.gif"} <= set(
+        os.listdir(straight / "figures"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"loss": "lsgan"}, "config.loss"),
+    ({"loss": "wgan_gp", "d_dropout": 0.3}, "config.d_dropout"),
+    ({"architecture": "dcgan", "g_features": (8, 8, 8, 8, 8)}, "config.g_features"),
+    ({"ema_decay": 1.0}, "config.ema_decay"),
+    ({"conditional": "yes"}, "config.conditional"),
+    ({"d_steps": 0}, "config.d_steps"),
+])
+def test_bad_config_is_refused_before_compute(tmp_path, overrides, message):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        experiments_main.run(tiny_gan_config(**overrides), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,206 @@
+"""The training loop: resume is bit-identical (also after a kill), NaN stops with the step named, bad input is
+refused before compute and leaves the workdir as it was."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, tiny_vae_config
+from experiments import main as experiments_main
+from gen_jax import checkpoint, config as config_lib, data, train
+from gen_jax.tasks import vae
+
+
+def final_params(workdir, **overrides):
+    """The parameters in the newest checkpoint of `workdir`, as numpy arrays, and its step."""
+    task = vae.make_task(tiny_vae_config(**overrides), data.load_dataset("digits"))
+    state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
+    return jax.tree_util.tree_map(np.asarray, state.params), step
+
+
+def tree_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def snapshot(directory):
+    """Path -> sha256 of every file under `directory`."""
+    digests = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def test_training_writes_the_contract(tmp_path):
+    summary = experiments_main.run(tiny_vae_config(), str(tmp_path))
+    for name in ("config.json", "model.json", "metrics.jsonl", "summary.json", "report.md"):
+        assert (tmp_path / name).exists(), name
+    for key in ("test_neg_elbo", "test_iwae_nll", "iwae_k", "steps"):
+        assert key in summary
+    assert summary["steps"] == 60 and summary["iwae_k"] == 10
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"reconstructions.png", "samples.png", "latent_scatter.png", "manifold.png", "interpolations.png",
+            "loss_curves.png"} <= figures
+    assert any((tmp_path / "tensorboard").iterdir())
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in records if "train/loss" in r] == [10, 20, 30, 40, 50, 60]
+    # IWAE is a tighter bound than the ELBO: −log p̂(x) ≤ −ELBO (both estimated; the gap is nats-wide here).
+    assert summary["test_iwae_nll"] <= summary["test_neg_elbo"] + 0.05
+
+
+def test_training_reduces_the_loss(tmp_path):
+    experiments_main.run(tiny_vae_config(num_steps=400, eval_every=400, checkpoint_every=400), str(tmp_path))
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    losses = [r["train/loss"] for r in records if "train/loss" in r]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_resume_is_bit_identical(tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    experiments_main.run(tiny_vae_config(num_steps=60), str(straight))
+    experiments_main.run(tiny_vae_config(num_steps=20), str(split))
+    summary = experiments_main.run(tiny_vae_config(num_steps=60), str(split))  # resumes at 20
+    (a, step_a), (b, step_b) = final_params(straight), final_params(split)
+    assert step_a == step_b == 60
+    assert tree_equal(a, b)
+    assert summary["test_neg_elbo"] == json.load(open(straight / "summary.json"))["test_neg_elbo"]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_is_bit_identical(tmp_path):
+    """A process SIGKILLed mid-run, then the same command again, ends where an uninterrupted run ends."""
+    steps, every = 3000, 100
+    overrides = [f"--config.num_steps={steps}", f"--config.checkpoint_every={every}", "--config.eval_every=1000",
+                 "--config.log_every=100", "--config.hidden=(32,)", "--config.latent_dim=2",
+                 "--config.batch_size=32", "--config.iwae_k=10", "--config.keep_checkpoints=50"]
+    command = [sys.executable, "-m", "experiments.main", "--config",
+               os.path.join(REPO_ROOT, "experiments/configs/vae_digits.py")]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(command + [f"--workdir={killed}"] + overrides, cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and process.poll() is None:
+            saved = [d for d in os.listdir(killed / "checkpoints")] if (killed / "checkpoints").exists() else []
+            if any(d.isdigit() and int(d) >= 2 * every for d in saved):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run finished before it could be killed; raise num_steps"
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    stopped_at = max(int(d) for d in os.listdir(killed / "checkpoints") if d.isdigit())
+    assert stopped_at < steps
+
+    rerun = subprocess.run(command + [f"--workdir={killed}"] + overrides, cwd=REPO_ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "Resumed from the checkpoint" in rerun.stdout
+
+    straight = tmp_path / "straight"
+    done = subprocess.run(command + [f"--workdir={straight}"] + overrides, cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (a, step_a), (b, step_b) = final_params(straight, batch_size=32), final_params(killed, batch_size=32)
+    assert step_a == step_b == steps
+    assert tree_equal(a, b)
+
+
+def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = tiny_vae_config(num_steps=60)
+    dataset = data.load_dataset("digits")
+    task = vae.make_task(config, dataset)
+
+    def poisoned_step(state, batch, key):
+        new_state, metrics = task.train_step(state, batch, key)
+        metrics["loss"] = jnp.where(state.step == 25, jnp.nan, metrics["loss"])
+        return new_state, metrics
+
+    poisoned = train.Task(**{**task.__dict__, "train_step": poisoned_step})
+    train.prepare_workdir(str(tmp_path), config.to_dict(), poisoned)
+    with pytest.raises(train.TrainingDivergedError, match=r"at step 25.*step 20"):
+        train.train(config, str(tmp_path), poisoned, jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels),
+                    show_progress=False)
+    assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()) == [20]
+    assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("model", "diffusion", "config.model must be one of"),
+    ("dataset", "no_such_dataset_xyz", "config.dataset"),
+    ("batch_size", 0, "config.batch_size must be a positive integer"),
+    ("num_steps", -5, "config.num_steps must be a positive integer"),
+    ("latent_dim", 0, "config.latent_dim must be a positive integer"),
+    ("learning_rate", 0.0, "config.learning_rate must be a positive number"),
+    ("batch_size", 5000, "larger than the digits training split"),
+    ("likelihood", "poisson", "config.likelihood must be one of"),
+    ("architecture", "transformer", "config.architecture must be one of"),
+    ("binarization", "maybe", "config.binarization must be one of"),
+])
+def test_bad_config_is_refused_before_compute(tmp_path, field, value, message):
+    workdir = tmp_path / "run"
+    with pytest.raises(config_lib.ConfigError, match=message):
+        experiments_main.run(tiny_vae_config(**{field: value}), str(workdir))
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"latent_dim": 3}, "latent_dim: workdir has 2, config asks for 3"),
+    ({"architecture": "conv"}, "architecture"),
+    ({"hidden": (64,)}, "hidden"),
+])
+def test_resuming_another_model_is_refused_and_changes_nothing(tmp_path, change, message):
+    experiments_main.run(tiny_vae_config(num_steps=20), str(tmp_path))
+    before = snapshot(tmp_path)
+    with pytest.raises(train.WorkdirMismatchError, match=message):
+        experiments_main.run(tiny_vae_config(num_steps=40, **change), str(tmp_path))
+    assert snapshot(tmp_path) == before
+
+
+def test_checkpoint_shape_mismatch_is_named(tmp_path):
+    """Even without model.json (e.g. copied checkpoints), restore compares shapes before loading."""
+    experiments_main.run(tiny_vae_config(num_steps=20), str(tmp_path))
+    dataset = data.load_dataset("digits")
+    other = vae.make_task(tiny_vae_config(latent_dim=3), dataset)
+    manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 10)
+    with pytest.raises(checkpoint.CheckpointMismatchError, match=r"params/encoder/Dense_1/kernel: checkpoint \(32, 4\), model \(32, 6\)"):
+        checkpoint.restore(manager, 20, other.init_state(jax.random.key(0)))
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
+    experiments_main.run(tiny_vae_config(num_steps=20), str(tmp_path))
+    for root, _, files in os.walk(tmp_path / "checkpoints" / "20"):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"garbage")
+    before = snapshot(tmp_path)
+    with pytest.raises(checkpoint.CheckpointMismatchError, match="checkpoint 20"):
+        experiments_main.run(tiny_vae_config(num_steps=40), str(tmp_path))
+    assert snapshot(tmp_path) == before
+
+
+def test_command_line_reports_errors_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.main", "--config",
+         os.path.join(REPO_ROOT, "experiments/configs/vae_digits.py"), f"--workdir={tmp_path / 'run'}",
+         "--config.batch_size=0"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "error: config.batch_size must be a positive integer, got 0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_next_boundary_keeps_every_cadence():
+    assert train.next_boundary(0, 1000, (100, 250, 300)) == 100
+    assert train.next_boundary(200, 1000, (100, 250, 300)) == 250
+    assert train.next_boundary(990, 1000, (100, 250, 300)) == 1000
