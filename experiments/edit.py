@@ -24,13 +24,6 @@ from gen_jax import data, editing, figures
 from gen_jax.tasks import ae
 from gen_jax.tasks.trained import TrainedRun, load_run
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A run directory written by experiments.main (an 'ae' or 'vae').")
-_ATTRIBUTE = flags.DEFINE_string("attribute", None, "A class name or index, or a CelebA attribute name.")
-_ALPHAS = flags.DEFINE_list("alphas", ["-2", "-1", "-0.5", "0", "0.5", "1", "2"], "Edit strengths α.")
-_NUM_IMAGES = flags.DEFINE_integer("num_images", 8, "Test images (rows) to edit.")
-_MAX_TRAIN = flags.DEFINE_integer("max_train_images", 20_000,
-                                  "Training images encoded for the attribute vector (the first ones).")
-
 
 def resolve_attribute(dataset: data.Dataset, attribute: str) -> tuple[str, np.ndarray, np.ndarray]:
     """(name, bool[N_train], bool[N_test]): which images have `attribute`, a CelebA attribute name, a class
@@ -68,15 +61,16 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads at INFO
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    options = flags.FLAGS
     try:
-        alphas = [float(a) for a in _ALPHAS.value]
+        alphas = [float(a) for a in options.alphas]
     except ValueError:
-        raise app.UsageError(f"--alphas must be numbers separated by commas, got {','.join(_ALPHAS.value)}")
-    if _NUM_IMAGES.value < 1 or _MAX_TRAIN.value < 1:
+        raise app.UsageError(f"--alphas must be numbers separated by commas, got {','.join(options.alphas)}")
+    if options.num_images < 1 or options.max_train_images < 1:
         raise app.UsageError("--num_images and --max_train_images must be positive")
     try:
-        run = load_run(os.path.abspath(_WORKDIR.value))
-        path = edit_figure(run, _ATTRIBUTE.value, alphas, _NUM_IMAGES.value, _MAX_TRAIN.value)
+        run = load_run(os.path.abspath(options.workdir))
+        path = edit_figure(run, options.attribute, alphas, options.num_images, options.max_train_images)
     except (FileNotFoundError, ValueError, data.DatasetUnavailableError) as error:
         # ConfigError and CheckpointMismatchError are ValueErrors too.
         print(f"error: {error}", file=sys.stderr)
@@ -84,6 +78,18 @@ def main(argv):
     print(f"Wrote {path}")
 
 
-if __name__ == "__main__":
+def define_flags() -> None:
+    # Defined when run as a program, not at import: tests import this module, and so may experiments.main,
+    # which has a --workdir of its own.
+    flags.DEFINE_string("workdir", None, "A run directory written by experiments.main (an 'ae' or 'vae').")
+    flags.DEFINE_string("attribute", None, "A class name or index, or a CelebA attribute name.")
+    flags.DEFINE_list("alphas", ["-2", "-1", "-0.5", "0", "0.5", "1", "2"], "Edit strengths α.")
+    flags.DEFINE_integer("num_images", 8, "Test images (rows) to edit.")
+    flags.DEFINE_integer("max_train_images", 20_000,
+                         "Training images encoded for the attribute vector (the first ones).")
     flags.mark_flags_as_required(["workdir", "attribute"])
+
+
+if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -21,8 +21,9 @@ def get_config():
     config.num_steps = 3000
     config.learning_rate = 1e-3
     config.lr_schedule = "cosine"
-    # The linear AutoEncoder (hidden=(), MSE); the cosine decay lets it settle at PCA's optimum.
-    config.linear_num_steps = 3000
+    # The linear AutoEncoder (hidden=(), MSE): measured within 0.2% of PCA on digits and Fashion-MNIST with
+    # these; 4000 steps leave it 3–9% above PCA on Fashion-MNIST (k = 8, 32), a larger rate does worse.
+    config.linear_num_steps = 8000
     config.linear_learning_rate = 1e-2
     config.vae_workdir = ""  # a trained VAE run on the same data set, for the embedding figure ("" = none)
     config.log_every = 100

@@ -22,7 +22,7 @@ exact Flax layers).  `benchmarks/throughput.py` times both forms.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -124,7 +124,7 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax
     x: f32[B, H, W, C_in], kernel: f32[k, k, C_in, C_out] -> f32[B, s·H, s·W, C_out].
     """
     weights, (before, after) = subpixel_kernel(kernel, stride)
-    y = lax.conv_general_dilated(x, weights.astype(x.dtype), (1, 1), ((before, after), (before, after)),
+    y = lax.conv_general_dilated(x, weights, (1, 1), ((before, after), (before, after)),
                                  dimension_numbers=_DIMENSIONS)
     return depth_to_space(y, stride)
 
@@ -182,20 +182,32 @@ def space_to_depth_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Arr
     blocks_h, blocks_w = x.shape[1] // stride, x.shape[2] // stride
     padding = ((-d_min, out_h - 1 + d_max - (blocks_h - 1)), (-d_min, out_w - 1 + d_max - (blocks_w - 1)))
     weights = space_to_depth_kernel(kernel, stride, top)
-    return lax.conv_general_dilated(space_to_depth(x, stride), weights.astype(x.dtype), (1, 1), padding,
+    return lax.conv_general_dilated(space_to_depth(x, stride), weights, (1, 1), padding,
                                     dimension_numbers=_DIMENSIONS)
 
 
-class SubpixelConvTranspose(nn.Module):
-    """`nn.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")` computed in sub-pixel form.
+def _square(name: str, kernel_size, strides, padding) -> tuple[int, int]:
+    """(k, s) from a layer's Flax-style arguments; the stride-1 forms cover square 'SAME' layers only."""
+    kernel_size, strides = tuple(kernel_size), tuple(strides or (1,) * len(kernel_size))
+    if len(kernel_size) != 2 or kernel_size[0] != kernel_size[1] or len(strides) != 2 or strides[0] != strides[1]:
+        raise ValueError(f"{name} needs a square 2-D kernel and equal strides, got kernel_size={kernel_size}, "
+                         f"strides={strides}")
+    if padding != "SAME":
+        raise ValueError(f"{name} computes padding='SAME' layers only, got padding={padding!r}")
+    return kernel_size[0], strides[0]
 
-    Same parameters (`kernel` f32[k, k, C_in, features], `bias` f32[features] when `use_bias`) and the same
-    function; x f32[B, H, W, C_in] -> f32[B, s·H, s·W, features].
+
+class SubpixelConvTranspose(nn.Module):
+    """A drop-in for `nn.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")`, computed in sub-pixel form.
+
+    The same attributes (of those it supports), parameters (`kernel` f32[k, k, C_in, features], `bias`
+    f32[features] when `use_bias`) and function: x f32[B, H, W, C_in] -> f32[B, s·H, s·W, features].
     """
 
     features: int
-    kernel_size: int
-    stride: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    padding: str = "SAME"
     use_bias: bool = True
     kernel_init: Any = nn.initializers.lecun_normal()
     bias_init: Any = nn.initializers.zeros
@@ -204,25 +216,26 @@ class SubpixelConvTranspose(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", self.kernel_init,
-                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features), self.param_dtype)
-        dtype = self.dtype or jnp.result_type(x, kernel)
-        y = subpixel_conv_transpose(x.astype(dtype), kernel.astype(dtype), self.stride)
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(dtype)
-        return y
+        size, stride = _square(type(self).__name__, self.kernel_size, self.strides, self.padding)
+        kernel = self.param("kernel", self.kernel_init, (size, size, x.shape[-1], self.features), self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        y = subpixel_conv_transpose(x, kernel, stride)
+        return y if bias is None else y + bias
 
 
 class SpaceToDepthConv(nn.Module):
-    """`nn.Conv(features, (k, k), strides=(s, s), padding="SAME")` computed on the space-to-depth input.
+    """A drop-in for `nn.Conv(features, (k, k), strides=(s, s), padding="SAME")`, computed on the space-to-depth
+    input.
 
-    Same parameters (`kernel` f32[k, k, C_in, features], `bias` f32[features] when `use_bias`) and the same
-    function; x f32[B, H, W, C_in] -> f32[B, ⌈H / s⌉, ⌈W / s⌉, features].
+    The same attributes (of those it supports), parameters (`kernel` f32[k, k, C_in, features], `bias`
+    f32[features] when `use_bias`) and function: x f32[B, H, W, C_in] -> f32[B, ⌈H / s⌉, ⌈W / s⌉, features].
     """
 
     features: int
-    kernel_size: int
-    stride: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] | None = None
+    padding: str = "SAME"
     use_bias: bool = True
     kernel_init: Any = nn.initializers.lecun_normal()
     bias_init: Any = nn.initializers.zeros
@@ -231,10 +244,9 @@ class SpaceToDepthConv(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", self.kernel_init,
-                            (self.kernel_size, self.kernel_size, x.shape[-1], self.features), self.param_dtype)
-        dtype = self.dtype or jnp.result_type(x, kernel)
-        y = space_to_depth_conv(x.astype(dtype), kernel.astype(dtype), self.stride)
-        if self.use_bias:
-            y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(dtype)
-        return y
+        size, stride = _square(type(self).__name__, self.kernel_size, self.strides, self.padding)
+        kernel = self.param("kernel", self.kernel_init, (size, size, x.shape[-1], self.features), self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        y = space_to_depth_conv(x, kernel, stride)
+        return y if bias is None else y + bias
