@@ -30,6 +30,7 @@ import dataclasses
 import datetime
 import importlib
 import json
+import os
 import platform
 import statistics
 import sys
@@ -42,7 +43,8 @@ import numpy as np
 
 from gen_jax import data, train
 
-PRECISIONS = {"f32": jnp.float32, "bf16": jnp.bfloat16}
+# --precision -> config.compute_dtype (parameters and optimizer state stay float32).
+PRECISIONS = {"f32": "float32", "bf16": "bfloat16"}
 
 # Fashion-MNIST's training split: the real loop gathers batches from an on-device array of this size.
 DEFAULT_NUM_EXAMPLES = 60_000
@@ -55,36 +57,50 @@ class ModelSpec:
     Attributes:
       config_module: the experiment config under `experiments/configs/`, e.g. "vae_mlp_fashion_mnist".
       family: which `gen_jax/tasks/` module builds it ("vae", "ae", "gan").
-      batch_size: the experiment's batch size, used by `--all` and when `--batch-size` is not given.
+      batch_size: the experiment's batch size, used when `--batch-size` is not given.
+      steps_per_call: K for `--all` and when `--steps-per-call` is not given (small for the slow DCGAN steps).
       overrides: config fields set on top of the experiment's.
-      images: how the synthetic training images look: "binary" (statically binarised) or "uniform" in [0, 1].
+      images: the synthetic training images: "binary" (statically binarised) or "uniform" in [0, 1].
+      reference: another model whose fused step is timed in the same run, for `speedup_vs_reference` (a faster
+        formulation of the same network against the plain one).
       description: one line for the table.
     """
 
     config_module: str
     family: str
     batch_size: int
+    steps_per_call: int = 100
     overrides: tuple[tuple[str, Any], ...] = ()
     images: str = "uniform"
+    reference: str | None = None
     description: str = ""
 
+
+_MNIST_SHAPED = (("dataset", "fashion_mnist"),)
+_NO_SAMPLE_QUALITY = (("sample_quality", False),)  # the benchmark times training, not the FID evaluator
 
 MODELS: dict[str, ModelSpec] = {
     "vae_mlp": ModelSpec("vae_mlp_fashion_mnist", "vae", 128, images="binary",
                          description="MLP VAE 784-500-20, Bernoulli, Adam"),
     "vae_conv": ModelSpec("vae_conv_fashion_mnist", "vae", 128, images="binary",
-                          description="conv VAE 32-64 / 256, latent 20"),
-    "ae_mlp": ModelSpec("ae_digits", "ae", 128, (("dataset", "fashion_mnist"), ("hidden", (500,)),
-                                                 ("latent_dim", 20)),
+                          description="conv VAE 32-64 / 256 hidden, latent 20"),
+    "ae_mlp": ModelSpec("ae_digits", "ae", 128, overrides=_MNIST_SHAPED + (("hidden", (500,)), ("latent_dim", 20)),
                         description="MLP AE 784-500-20, MSE, Adam"),
-    "gan_mlp": ModelSpec("gan_digits", "gan", 64, (("dataset", "fashion_mnist"), ("sample_quality", False)),
-                         description="MLP GAN G 100-256-512-784, D 784-512-256-1"),
-    "dcgan": ModelSpec("dcgan_fashion_mnist", "gan", 256, (("sample_quality", False),),
-                       description="TF tutorial DCGAN, Flax ConvTranspose/Conv"),
+    "gan_mlp": ModelSpec("gan_digits", "gan", 64, overrides=_MNIST_SHAPED + _NO_SAMPLE_QUALITY,
+                         description="MLP GAN, G 64-256-512-784, D 784-512-256-1"),
+    "dcgan": ModelSpec("dcgan_fashion_mnist", "gan", 256, 2,
+                       overrides=_NO_SAMPLE_QUALITY + (("upsampling", "transpose"),),
+                       description="TF tutorial DCGAN, Flax nn.ConvTranspose (the tutorial's exact layers)"),
+    "dcgan_dual_grad": ModelSpec("dcgan_fashion_mnist", "gan", 256, 2,
+                                 overrides=_NO_SAMPLE_QUALITY + (("upsampling", "dual_grad"),), reference="dcgan",
+                                 description="the same network, transposed-conv kernel gradient by duality"),
+    "dcgan_subpixel": ModelSpec("dcgan_fashion_mnist", "gan", 256, 2,
+                                overrides=_NO_SAMPLE_QUALITY + (("upsampling", "subpixel"),), reference="dcgan",
+                                description="the same network, transposed convs in sub-pixel form"),
 }
 
-# The variants `--all` runs after the f32 rows: (model, precision).
-EXTRA_ROWS = (("vae_mlp", "bf16"),)
+# What `--all` runs: (model, precision), each at its experiment's batch size.
+ALL_ROWS = tuple((name, "f32") for name in MODELS) + (("vae_mlp", "bf16"), ("dcgan_dual_grad", "bf16"))
 
 
 def image_shape_of(config) -> tuple[int, int, int]:
@@ -119,8 +135,7 @@ def build_task(name: str, batch_size: int, precision: str, num_examples: int):
     for field, value in spec.overrides:
         config[field] = value
     config.batch_size = batch_size
-    if precision != "f32":
-        config.dtype = precision
+    config.compute_dtype = PRECISIONS[precision]
     dataset = synthetic_dataset(image_shape_of(config), num_examples, spec.images)
     family = importlib.import_module(f"gen_jax.tasks.{spec.family}")
     return family.make_task(config, dataset), dataset, config
@@ -176,11 +191,11 @@ def make_matmul_probe(dtype, size: int, count: int) -> Callable[[], float]:
     return measure
 
 
-def matmul_probe_for(backend: str, dtype) -> Callable[[], float]:
-    """The peak probe sized for the backend: 2048² (17 GFLOP each) on CPU, 8192² on accelerators."""
+def matmul_probe_for(backend: str, dtype, size: int | None = None) -> Callable[[], float]:
+    """The peak probe: `size`² products, by default 2048² (17 GFLOP each) on CPU and 8192² on accelerators."""
     if backend == "cpu":
-        return make_matmul_probe(dtype, 2048, 2)
-    return make_matmul_probe(dtype, 8192, 20)
+        return make_matmul_probe(dtype, size or 2048, 2)
+    return make_matmul_probe(dtype, size or 8192, 20)
 
 
 def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
@@ -195,44 +210,56 @@ def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
             yield {"image": images[idx], "label": labels[idx]}
 
 
-def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", steps_per_call: int = 100,
-              repeats: int = 5, num_examples: int = DEFAULT_NUM_EXAMPLES, seed: int = 0) -> dict:
-    """Times model `name` fused and per-step; returns one result record (see the module docstring).
+def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, keys):
+    """(run, compile seconds): run(state) -> state advances `steps_per_call` steps by one call of the training
+    loop's own jitted function, `train.jit_multi_step`, compiled ahead of time for these arguments."""
+    state = task.init_state(keys["init"])
+    started = time.perf_counter()
+    compiled = train.jit_multi_step(task.train_step, batch_size).lower(
+        state, images, labels, keys["train"], keys["data"], steps_per_call).compile()
+    compile_s = time.perf_counter() - started
 
-    Each repeat runs `steps_per_call` steps per-step, then one fused call of `steps_per_call` steps, then the
-    matmul probe.  Rates are medians over the repeats; compile times are those of the first (only) compilation.
+    def run(state):
+        state, metrics = compiled(state, images, labels, keys["train"], keys["data"])
+        _block((state, metrics))
+        return state
+
+    return run, compile_s
+
+
+def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", steps_per_call: int | None = None,
+              repeats: int = 5, num_examples: int = DEFAULT_NUM_EXAMPLES, peak_size: int | None = None,
+              seed: int = 0) -> dict:
+    """Times model `name` fused and per-step (and its reference, if it has one); returns one result record.
+
+    Each repeat runs `steps_per_call` steps per-step, one fused call of `steps_per_call` steps, the reference's
+    fused call, then the matmul probe.  Rates are medians over the repeats, after one warm-up of each.
     """
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)}")
-    for field, value in (("steps_per_call", steps_per_call), ("repeats", repeats)):
-        if value < 1:
-            raise ValueError(f"{field} must be >= 1, got {value}")
-    batch_size = batch_size or MODELS[name].batch_size
-    task, dataset, config = build_task(name, batch_size, precision, num_examples)
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    spec = MODELS[name]
+    batch_size = batch_size or spec.batch_size
+    steps_per_call = steps_per_call or spec.steps_per_call
+    for field, value in (("batch_size", batch_size), ("steps_per_call", steps_per_call), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{field} must be a positive integer, got {value!r}")
+    if not batch_size <= num_examples:
+        raise ValueError(f"batch_size ({batch_size}) must not exceed num_examples ({num_examples})")
+
+    task, dataset, _ = build_task(name, batch_size, precision, num_examples)
     device = jax.devices()[0]
     keys = train.derive_keys(seed)
-
     images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
     host = host_batches(dataset.train_images, dataset.train_labels, batch_size, seed)
 
-    # Baseline: the per-step jitted function, compiled ahead so its compile time and cost are known.
+    # Baseline: one jitted step per host batch (compiled ahead, which also gives XLA's cost of one step).
     baseline_state = task.init_state(keys["init"])
-    first = next(host)
     started = time.perf_counter()
-    baseline_step = jax.jit(task.train_step).lower(baseline_state, first, keys["train"]).compile()
+    baseline_step = jax.jit(task.train_step).lower(baseline_state, next(host), keys["train"]).compile()
     baseline_compile_s = time.perf_counter() - started
     cost = step_cost(baseline_step)
-
-    # Fused: the training loop's own jitted function (its first call compiles it).
-    fused = train.jit_multi_step(task.train_step, batch_size)
-    fused_state = task.init_state(keys["init"])
-    started = time.perf_counter()
-    lowered = fused.lower(fused_state, images, labels, keys["train"], keys["data"], steps_per_call)
-    fused_call = lowered.compile()
-    fused_compile_s = time.perf_counter() - started
-
     rng = keys["train"]
 
     def run_baseline(state, rng):
@@ -242,63 +269,73 @@ def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", 
         _block((state, metrics))
         return state, rng
 
-    def run_fused(state):
-        state, metrics = fused_call(state, images, labels, keys["train"], keys["data"])
-        _block((state, metrics))
-        return state
+    run_fused, compile_s = _fused_runner(task, batch_size, steps_per_call, images, labels, keys)
+    fused_state = task.init_state(keys["init"])
+    runners = {"fused": run_fused}
+    states = {"fused": fused_state}
+    if spec.reference is not None:
+        reference_task, _, _ = build_task(spec.reference, batch_size, precision, num_examples)
+        runners["reference"], _ = _fused_runner(reference_task, batch_size, steps_per_call, images, labels, keys)
+        states["reference"] = reference_task.init_state(keys["init"])
 
-    probe = matmul_probe_for(device.platform, PRECISIONS[precision])
-    baseline_state, rng = run_baseline(baseline_state, rng)  # warm-up
-    fused_state = run_fused(fused_state)
-    baseline_times, fused_times, peaks = [], [], []
-    for _ in range(repeats):
+    probe = matmul_probe_for(device.platform, PRECISIONS[precision], peak_size)
+    times = {"baseline": [], **{kind: [] for kind in runners}}
+    peaks = []
+    for repeat in range(repeats + 1):  # repeat 0 is the warm-up
         started = time.perf_counter()
         baseline_state, rng = run_baseline(baseline_state, rng)
-        baseline_times.append((time.perf_counter() - started) / steps_per_call)
-        started = time.perf_counter()
-        fused_state = run_fused(fused_state)
-        fused_times.append((time.perf_counter() - started) / steps_per_call)
-        peaks.append(probe())
+        elapsed = {"baseline": time.perf_counter() - started}
+        for kind, run in runners.items():
+            started = time.perf_counter()
+            states[kind] = run(states[kind])
+            elapsed[kind] = time.perf_counter() - started
+        if repeat:
+            for kind, seconds in elapsed.items():
+                times[kind].append(seconds / steps_per_call)
+            peaks.append(probe())
 
-    seconds = statistics.median(fused_times)
-    baseline_seconds = statistics.median(baseline_times)
+    seconds = {kind: statistics.median(values) for kind, values in times.items()}
     peak = statistics.median(peaks)
     flops = cost.get("flops")
-    return {
+    result = {
         "model": name,
-        "description": MODELS[name].description,
+        "description": spec.description,
         "precision": precision,
         "batch_size": batch_size,
         "steps_per_call": steps_per_call,
         "repeats": repeats,
         "num_examples": num_examples,
-        "steps_per_s": 1.0 / seconds,
-        "examples_per_s": batch_size / seconds,
-        "ms_per_step": 1e3 * seconds,
-        "compile_s": fused_compile_s,
-        "baseline_steps_per_s": 1.0 / baseline_seconds,
-        "baseline_examples_per_s": batch_size / baseline_seconds,
-        "baseline_ms_per_step": 1e3 * baseline_seconds,
+        "steps_per_s": 1.0 / seconds["fused"],
+        "examples_per_s": batch_size / seconds["fused"],
+        "ms_per_step": 1e3 * seconds["fused"],
+        "compile_s": compile_s,
+        "baseline_steps_per_s": 1.0 / seconds["baseline"],
+        "baseline_examples_per_s": batch_size / seconds["baseline"],
+        "baseline_ms_per_step": 1e3 * seconds["baseline"],
         "baseline_compile_s": baseline_compile_s,
-        "speedup_vs_baseline": baseline_seconds / seconds,
+        "speedup_vs_baseline": seconds["baseline"] / seconds["fused"],
+        "reference": spec.reference,
+        "reference_ms_per_step": 1e3 * seconds["reference"] if spec.reference else None,
+        "speedup_vs_reference": seconds["reference"] / seconds["fused"] if spec.reference else None,
         "flops_per_step": flops,
         "bytes_accessed_per_step": cost.get("bytes_accessed"),
-        "achieved_flops_per_s": flops / seconds if flops else None,
+        "achieved_flops_per_s": flops / seconds["fused"] if flops else None,
         "peak_flops_per_s": peak,
-        "fraction_of_peak": flops / seconds / peak if flops else None,
+        "fraction_of_peak": flops / seconds["fused"] / peak if flops else None,
         "peak_memory_bytes": peak_memory_bytes(device),
         **environment(device),
     }
+    return result
 
 
 def environment(device) -> dict[str, str]:
-    """Where and when: device kind, backend, JAX version, host CPU count, UTC time."""
+    """Where and when: device, backend, JAX and Python versions, host CPU count, UTC time."""
     return {
         "device": f"{device.platform}:{device.device_kind}",
         "backend": jax.default_backend(),
         "jax_version": jax.__version__,
-        "host_cpus": str(__import__("os").cpu_count()),
         "python": platform.python_version(),
+        "host_cpus": os.cpu_count(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -306,26 +343,107 @@ def environment(device) -> dict[str, str]:
 # --- output ------------------------------------------------------------------------------------------------------
 
 
-def _fmt(value, spec: str) -> str:
-    return "—" if value is None else format(value, spec)
+def _fmt(value, spec: str, scale: float = 1.0, unit: str = "") -> str:
+    """A table cell: "—" for a missing value, text as it is, a number scaled and formatted."""
+    if value is None:
+        return "—"
+    return format(value if scale == 1.0 else value * scale, spec) + unit
+
+
+_COLUMNS = (  # (header, field, format, scale, unit)
+    ("model", "model", "", 1.0, ""),
+    ("precision", "precision", "", 1.0, ""),
+    ("batch", "batch_size", "d", 1.0, ""),
+    ("steps/s", "steps_per_s", ".1f", 1.0, ""),
+    ("examples/s", "examples_per_s", ".0f", 1.0, ""),
+    ("ms/step", "ms_per_step", ".2f", 1.0, ""),
+    ("× per-step baseline", "speedup_vs_baseline", ".2f", 1.0, "×"),
+    ("× plain Flax layers", "speedup_vs_reference", ".2f", 1.0, "×"),
+    ("GFLOP/step", "flops_per_step", ".3f", 1e-9, ""),
+    ("% of matmul peak", "fraction_of_peak", ".0f", 100.0, "%"),
+    ("compile s", "compile_s", ".1f", 1.0, ""),
+    ("peak memory", "peak_memory_bytes", ".0f", 2.0**-20, " MiB"),
+)
 
 
 def markdown_table(results: list[dict]) -> str:
-    """The results as a Markdown table (one row per result), with the device and date above it."""
-    header = ("| model | precision | batch | steps/s | examples/s | ms/step | × baseline | baseline ms/step "
-              "| GFLOP/step | % of peak | compile s | peak memory |")
-    lines = [header, "|" + "---|" * header.count("|")[:-1] if False else "|" + "|".join(["---"] * 12) + "|"]
+    """The results as a Markdown table, one row per result, under a line naming the device, date and peak."""
+    lines = ["| " + " | ".join(header for header, *_ in _COLUMNS) + " |",
+             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in results:
-        memory = None if r["peak_memory_bytes"] is None else r["peak_memory_bytes"] / 2**20
-        lines.append(
-            f"| {r['model']} | {r['precision']} | {r['batch_size']} | {r['steps_per_s']:.1f} | "
-            f"{r['examples_per_s']:.0f} | {r['ms_per_step']:.2f} | {r['speedup_vs_baseline']:.2f} | "
-            f"{r['baseline_ms_per_step']:.2f} | {_fmt(r['flops_per_step'] and r['flops_per_step'] / 1e9, '.3f')} | "
-            f"{_fmt(r['fraction_of_peak'] and 100 * r['fraction_of_peak'], '.0f')} | {r['compile_s']:.1f} | "
-            f"{_fmt(memory, '.0f') + (' MiB' if memory is not None else '')} |")
+        lines.append("| " + " | ".join(_fmt(r[field], spec, scale, unit) for _, field, spec, scale, unit in _COLUMNS)
+                     + " |")
     first = results[0]
-    peaks = ", ".join(sorted({f"{r['precision']} {r['peak_flops_per_s'] / 1e9:.0f} GFLOP/s" for r in results}))
-    preamble = (f"Device: {first['device']} ({first['host_cpus']} host CPUs), JAX {first['jax_version']}, "
-                f"{first['date']}; measured matmul peak: {peaks}; {first['steps_per_call']} steps per fused "
-                f"call, median of {first['repeats']} repeats.")
+    peaks = "; ".join(f"{precision} {statistics.median(r['peak_flops_per_s'] for r in results if r['precision'] == precision) / 1e9:.0f} GFLOP/s"
+                      for precision in dict.fromkeys(r["precision"] for r in results))
+    preamble = (f"{first['device']} ({first['host_cpus']} host CPUs), JAX {first['jax_version']}, {first['date']}. "
+                f"Measured matmul peak: {peaks}. Medians of {first['repeats']} repeats; the fused step runs K steps "
+                "per call (K = 100, or 2 for the DCGAN rows).")
     return preamble + "\n\n" + "\n".join(lines) + "\n"
+
+
+def print_result(result: dict) -> None:
+    """One result as readable lines on stdout."""
+    print(f"{result['model']} ({result['description']}), {result['precision']}, batch {result['batch_size']}, "
+          f"{result['steps_per_call']} steps per fused call, {result['device']}")
+    print(f"  fused:    {result['steps_per_s']:9.1f} steps/s {result['examples_per_s']:10.0f} examples/s "
+          f"{result['ms_per_step']:9.2f} ms/step   compile {result['compile_s']:.1f} s")
+    print(f"  baseline: {result['baseline_steps_per_s']:9.1f} steps/s {result['baseline_examples_per_s']:10.0f} "
+          f"examples/s {result['baseline_ms_per_step']:9.2f} ms/step   compile {result['baseline_compile_s']:.1f} s"
+          f"   -> fused is {result['speedup_vs_baseline']:.2f}× the baseline")
+    if result["reference"]:
+        print(f"  reference {result['reference']}: {result['reference_ms_per_step']:.2f} ms/step "
+              f"-> {result['speedup_vs_reference']:.2f}× faster")
+    print(f"  {_fmt(result['flops_per_step'], '.3f', 1e-9)} GFLOP/step (XLA cost analysis), "
+          f"{_fmt(result['achieved_flops_per_s'], '.1f', 1e-9)} GFLOP/s = "
+          f"{_fmt(result['fraction_of_peak'], '.0f', 100.0)}% of the measured matmul peak "
+          f"{result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s; peak memory "
+          f"{_fmt(result['peak_memory_bytes'], '.0f', 2.0**-20, ' MiB')}", flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", choices=tuple(MODELS), help="one model to time")
+    which.add_argument("--all", action="store_true", help="every model (and the bf16 rows) at its experiment's batch")
+    parser.add_argument("--batch-size", type=int, help="default: the experiment's batch size")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="f32",
+                        help="compute dtype of matmuls and convolutions; parameters stay f32")
+    parser.add_argument("--steps-per-call", type=int, help="K, the steps fused per call (default 100; 2 for DCGANs)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up (default 5)")
+    parser.add_argument("--num-examples", type=int, default=DEFAULT_NUM_EXAMPLES,
+                        help="size of the synthetic on-device training split (default 60000, as Fashion-MNIST)")
+    parser.add_argument("--peak-size", type=int, help="side of the matrices of the peak probe (default 2048 on CPU, "
+                        "8192 on accelerators; smaller only for quick checks)")
+    parser.add_argument("--only", nargs="+", choices=tuple(MODELS), help="with --all: just these models")
+    parser.add_argument("--json", help="write the result(s) here as JSON")
+    parser.add_argument("--markdown", help="write the table here as Markdown")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.all:
+        rows = [row for row in ALL_ROWS if not args.only or row[0] in args.only]
+    else:
+        rows = [(args.model, args.precision)]
+    results = []
+    for name, precision in rows:
+        result = benchmark(name, args.batch_size, precision, args.steps_per_call, args.repeats, args.num_examples,
+                           args.peak_size)
+        print_result(result)
+        results.append(result)
+        if args.json:  # rewritten after each row, so a long --all run leaves what it has measured
+            with open(args.json, "w") as f:
+                json.dump(results if args.all else result, f, indent=2)
+                f.write("\n")
+    table = markdown_table(results)
+    print("\n" + table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table)
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -53,9 +53,9 @@ def validate(config) -> None:
                                      f"compared on the grey values), got {config.binarization!r}")
 
 
-def capped_ks(ks, num_features: int) -> list[int]:
-    """The code sizes to run: each k capped at the data's dimension P, without repeats, ascending."""
-    return sorted({min(int(k), num_features) for k in ks})
+def capped_ks(ks, dimension: int) -> list[int]:
+    """The code sizes to run: each k capped at the data's dimension, without repeats, ascending."""
+    return sorted({min(int(k), dimension) for k in ks})
 
 
 def member_config(config, k: int, linear: bool) -> ml_collections.ConfigDict:
@@ -77,19 +77,25 @@ def member_config(config, k: int, linear: bool) -> ml_collections.ConfigDict:
 
 
 def pca_results(train_images: np.ndarray, test_images: np.ndarray, ks: list[int]) -> dict:
-    """PCA fitted once on the training split with max(ks) components, then truncated to each k.
+    """PCA fitted once on the training split, then truncated to each k.
 
-    Returns {"fits": [PCA per k], "test_mse": [f32 per k], "train_mse": [per k]}; MSEs per pixel.
+    Returns {"fits": [PCA per k], "test_mse": [per k], "train_mse": [per k], "eigenvalue_ratio": [per k]}: MSEs
+    per pixel; eigenvalue_ratio = λ_k / λ_{k+1} (None when k is the data's dimension).  A ratio near 1 leaves the
+    k-th direction nearly arbitrary, so the last principal angle may be large while the errors agree.
     """
-    full = pca.fit(jnp.asarray(train_images), max(ks))
+    flat_shape = train_images.reshape(len(train_images), -1).shape
+    full = pca.fit(jnp.asarray(train_images), min(max(ks) + 1, *flat_shape))
     fits = [pca.truncate(full, k) for k in ks]
+    variances = np.asarray(full.explained_variance)
 
     def mse(fit, images):
         x = jnp.asarray(images)
         return float(jnp.mean(losses.squared_error(pca.reconstruct(fit, x), x)))
 
     return {"fits": fits, "test_mse": [mse(f, test_images) for f in fits],
-            "train_mse": [mse(f, train_images) for f in fits]}
+            "train_mse": [mse(f, train_images) for f in fits],
+            "eigenvalue_ratio": [float(variances[k - 1] / variances[k]) if k < len(variances) else None
+                                 for k in ks]}
 
 
 def principal_angles_deg(fit: pca.PCA, params) -> list[float]:
@@ -98,26 +104,38 @@ def principal_angles_deg(fit: pca.PCA, params) -> list[float]:
     return [float(a) for a in np.degrees(np.asarray(angles))]
 
 
+def load_vae_run(workdir: str, dataset: data.Dataset) -> trained.TrainedRun:
+    """The trained VAE run named by config.vae_workdir, checked to be a VAE of this data set."""
+    try:
+        run = trained.load_run(workdir, dataset)
+    except (FileNotFoundError, config_lib.ConfigError) as error:
+        raise config_lib.ConfigError(f"config.vae_workdir: {error}") from None
+    if run.config.model != "vae":
+        raise config_lib.ConfigError(f"config.vae_workdir: {workdir} holds a {run.config.model!r} run, not a 'vae'")
+    return run
+
+
 def run(config, dataset: data.Dataset, workdir: str) -> dict:
     """Fits PCA, trains the linear and the non-linear AutoEncoder for each k, compares them; returns the summary."""
     ae.validate(config)
     validate(config)
-    num_features = int(np.prod(dataset.image_shape))
-    ks = capped_ks(config.ks, num_features)
+    # PCA has at most min(N, P) components.
+    dimension = min(int(np.prod(dataset.image_shape)), len(dataset.train_images))
+    ks = capped_ks(config.ks, dimension)
     if ks != sorted(set(config.ks)):
-        print(f"note: config.ks {tuple(config.ks)} capped at the data's dimension {num_features}: {ks}")
+        print(f"note: config.ks {tuple(config.ks)} capped at the data's dimension {dimension}: {ks}")
     members = {(kind, k): member_config(config, k, kind == "linear_ae") for k in ks for kind in ("linear_ae", "ae")}
     # Every member's config and workdir are checked before anything trains.
     tasks = {}
     for (kind, k), member in members.items():
         config_lib.validate_against_data(member, len(dataset.train_images))
         tasks[kind, k] = ae.make_task(member, dataset)
+    vae_run = load_vae_run(config.vae_workdir, dataset) if config.vae_workdir else None
     # prepare_workdir reads only a task's name and signature: this one guards the experiment's own files.
     train.prepare_workdir(workdir, config.to_dict(),
                           types.SimpleNamespace(name="ae_vs_pca", signature={"dataset": config.dataset}))
     for (kind, k), task in tasks.items():
         train.prepare_workdir(os.path.join(workdir, f"{kind}_k{k}"), members[kind, k].to_dict(), task)
-    vae_run = trained.load_run(config.vae_workdir, dataset) if config.vae_workdir else None
 
     train_images, test_images = dataset.train_images, dataset.test_images
     reference = pca_results(train_images, test_images, ks)
@@ -137,8 +155,11 @@ def run(config, dataset: data.Dataset, workdir: str) -> dict:
         "principal_angles_deg": [principal_angles_deg(fit, runs["linear_ae", k].params)
                                  for fit, k in zip(reference["fits"], ks)],
         "pca_train_mse": reference["train_mse"],
+        "pca_eigenvalue_ratio": reference["eigenvalue_ratio"],
         "units": "squared error per pixel on the test split (pixels in [0, 1]); PCA fitted on the training split, "
-                 "the AutoEncoders trained on it; principal angles in degrees, ascending",
+                 "the AutoEncoders trained on it; principal angles in degrees, ascending; pca_eigenvalue_ratio: "
+                 "λ_k / λ_(k+1) of the training covariance (near 1: the k-th direction is nearly arbitrary, so "
+                 "its angle may be large)",
     }
     summary["linear_ae_over_pca"] = [a / p for a, p in zip(summary["linear_ae_mse"], summary["pca_mse"])]
     with open(os.path.join(workdir, "summary.json"), "w") as f:
@@ -157,21 +178,23 @@ def report_rows(summary: dict) -> dict:
     for i, k in enumerate(summary["k"]):
         rows[f"k={k}: PCA test MSE"] = summary["pca_mse"][i]
         rows[f"k={k}: linear AE test MSE"] = summary["linear_ae_mse"][i]
-        rows[f"k={k}: linear AE / PCA"] = summary["linear_ae_over_pca"][i]
+        rows[f"k={k}: linear AE above PCA (%)"] = 100 * (summary["linear_ae_over_pca"][i] - 1)
         rows[f"k={k}: AE test MSE"] = summary["ae_mse"][i]
-        rows[f"k={k}: largest principal angle (deg)"] = max(summary["principal_angles_deg"][i])
+        rows[f"k={k}: median, largest principal angle (deg)"] = (
+            f"{np.median(summary['principal_angles_deg'][i]):.3g}, {max(summary['principal_angles_deg'][i]):.3g}")
+        rows[f"k={k}: PCA λ_k / λ_(k+1)"] = summary["pca_eigenvalue_ratio"][i]
     return rows
 
 
 def format_table(summary: dict) -> str:
     """The summary as a Markdown table: one row per k."""
-    lines = ["| k | PCA | linear AE | linear AE / PCA | AE | principal angles (deg): median, max |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| k | PCA | linear AE | linear AE / PCA | AE | principal angles (deg): median, max | λ_k / λ_(k+1) |",
+             "|---|---|---|---|---|---|---|"]
     for i, k in enumerate(summary["k"]):
-        angles = summary["principal_angles_deg"][i]
+        angles, gap = summary["principal_angles_deg"][i], summary["pca_eigenvalue_ratio"][i]
         lines.append(f"| {k} | {summary['pca_mse'][i]:.5f} | {summary['linear_ae_mse'][i]:.5f} | "
                      f"{summary['linear_ae_over_pca'][i]:.4f} | {summary['ae_mse'][i]:.5f} | "
-                     f"{np.median(angles):.2f}, {max(angles):.2f} |")
+                     f"{np.median(angles):.2f}, {max(angles):.2f} | {'—' if gap is None else f'{gap:.4f}'} |")
     return "\n".join(lines)
 
 
@@ -197,17 +220,15 @@ def comparison_figures(ks, summary, fits, runs, vae_run, dataset, workdir) -> li
     for kind, title in (("linear_ae", "linear AE"), ("ae", "AE")):
         codes[f"{title}, k={k0}"] = ae.encode_in_batches(runs[kind, k0].encode, test_images[:count])
     if vae_run is not None:
-        codes[f"VAE, k={vae_run.config.latent_dim} (posterior means)"] = ae.encode_in_batches(
+        codes[f"VAE means, k={vae_run.config.latent_dim}"] = ae.encode_in_batches(
             vae_run.encode, vae_run.test_images[:count])
-    embeddings = {}
-    for name, values in codes.items():
-        points, how = ae.plane_points(values)
-        embeddings[name if values.shape[1] <= 2 else f"{name}: {how}"] = points
+    # Codes of more than two dimensions are shown on their own first two principal components.
+    embeddings = {name if values.shape[1] <= 2 else f"{name} (2 PCs)": ae.plane_points(values)[0]
+                  for name, values in codes.items()}
     add(figures.save_embeddings_side_by_side(os.path.join(figure_dir, "embeddings_2d.png"), embeddings,
-                                             dataset.test_labels[:count], class_names=dataset.class_names,
-                                             title=f"{count} test images in two dimensions"),
-        f"2-D embeddings of {count} test images, coloured by class: PCA, the AEs with the smallest k"
-        + (" and the VAE run" if vae_run is not None else ""))
+                                             dataset.test_labels[:count], class_names=dataset.class_names),
+        f"{count} test images in two dimensions, coloured by class: PCA, the AEs with the smallest k"
+        + (" and the VAE run" if vae_run is not None else "") + "; codes of more dimensions on their first 2 PCs")
 
     shown = test_images[:_NUM_SHOWN]
     rows, labels = [shown], ["input"]

@@ -66,6 +66,19 @@ def validate_against_data(config, num_train: int, num_devices: int = 1) -> None:
                           f"choose a multiple of {num_devices}")
 
 
+# config.compute_dtype -> the `dtype` given to the Flax layers (None = float32).  Parameters, optimizer state and
+# losses stay float32 whatever it is: bfloat16 is compute precision only.
+COMPUTE_DTYPES = {"float32": None, "bfloat16": "bfloat16"}
+
+
+def compute_dtype(config) -> str | None:
+    """The layers' computation dtype named by config.compute_dtype ("float32" when the field is absent)."""
+    name = config.get("compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise ConfigError(f"config.compute_dtype must be one of {', '.join(map(repr, COMPUTE_DTYPES))}; got {name!r}")
+    return COMPUTE_DTYPES[name]
+
+
 def signature(config, fields: Iterable[str], image_shape: tuple[int, ...]) -> dict:
     """The JSON-able values of `fields` plus the image shape: what a checkpoint must match to be resumed."""
     def plain(value):

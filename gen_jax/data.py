@@ -479,9 +479,53 @@ def dynamic_binarize(key: jax.Array, x: jax.Array) -> jax.Array:
 # --- batching from a key, on the device --------------------------------------------------------
 
 
+# Rounds of the Feistel network behind `permute`: four make it a strong pseudo-random permutation (Luby & Rackoff
+# 1988) when each round function is pseudo-random.
+_FEISTEL_ROUNDS = 4
+
+
+def _mix32(x: jax.Array) -> jax.Array:
+    """A bijective avalanche mix of u32 values (the "lowbias32" integer hash): the Feistel round function."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def permute(key: jax.Array, positions: jax.Array, num_examples: int) -> jax.Array:
+    """The images of `positions` (ints in [0, num_examples)) under the pseudo-random permutation of `key`.
+
+    A bijection of [0, num_examples) computed pointwise: a balanced Feistel network on the smallest even number of
+    bits that holds num_examples, cycle-walked (re-applied until the value falls below num_examples) so it maps
+    [0, num_examples) onto itself.  Computing a batch's indices costs O(batch) instead of the sort of the whole
+    split that `jax.random.permutation` needs (~45 ms per call for 60,000 examples on a 2-core CPU: several
+    times an MLP train step, when it ran once per step).
+
+    Returns i32 of the shape of `positions`.
+    """
+    bits = max(2, (num_examples - 1).bit_length())
+    half = (bits + 1) // 2
+    mask = jnp.uint32((1 << half) - 1)
+    round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
+
+    def encrypt(v):
+        left, right = v >> half, v & mask
+        for r in range(_FEISTEL_ROUNDS):
+            left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
+        return (left << half) | right
+
+    values = encrypt(jnp.asarray(positions).astype(jnp.uint32))
+    # Walking the cycle of a bijection from a value below num_examples returns below it: the loop ends, after
+    # fewer than 4 rounds on average (the domain is under 4·num_examples).
+    values = lax.while_loop(lambda v: jnp.any(v >= num_examples),
+                            lambda v: jnp.where(v >= num_examples, encrypt(v), v), values)
+    return values.astype(jnp.int32)
+
+
 def epoch_permutation(key: jax.Array, epoch, num_examples: int) -> jax.Array:
     """The order in which epoch `epoch` (an int, possibly traced) visits the examples: i32[num_examples]."""
-    return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+    return permute(jax.random.fold_in(key, epoch), jnp.arange(num_examples), num_examples)
 
 
 def batch_indices(key: jax.Array, step, batch_size: int, num_examples: int) -> jax.Array:
@@ -489,7 +533,8 @@ def batch_indices(key: jax.Array, step, batch_size: int, num_examples: int) -> j
 
     Each epoch is steps_per_epoch = num_examples // batch_size batches of that epoch's permutation;
     the remaining num_examples % batch_size examples of each epoch are skipped (a different few
-    each epoch). Depends only on (key, step), so a resumed run draws the same batches.
+    each epoch). Depends only on (key, step), so a resumed run draws the same batches.  Only the batch's own
+    positions of the permutation are computed.
     """
     if not 1 <= batch_size <= num_examples:
         raise ValueError(
@@ -498,8 +543,8 @@ def batch_indices(key: jax.Array, step, batch_size: int, num_examples: int) -> j
     steps_per_epoch = num_examples // batch_size
     step = jnp.asarray(step)
     epoch, position = step // steps_per_epoch, step % steps_per_epoch
-    order = epoch_permutation(key, epoch, num_examples)
-    return lax.dynamic_slice_in_dim(order, position * batch_size, batch_size)
+    positions = position * batch_size + jnp.arange(batch_size)
+    return permute(jax.random.fold_in(key, epoch), positions, num_examples)
 
 
 def get_batch(images: jax.Array, labels: jax.Array, key: jax.Array, step,

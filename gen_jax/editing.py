@@ -33,7 +33,10 @@ def attribute_vector(codes: jax.Array, has_attribute: jax.Array) -> jax.Array:
     if count in (0, len(has_attribute)):
         raise ValueError(f"the attribute vector needs codes both with and without the attribute; "
                          f"{count} of {len(has_attribute)} have it")
-    return codes[has_attribute].mean(axis=0) - codes[~has_attribute].mean(axis=0)
+    # Weighted means rather than boolean indexing: one matrix product, no shapes that depend on the data.
+    with_weights = has_attribute / count
+    without_weights = ~has_attribute / (len(has_attribute) - count)
+    return (with_weights - without_weights) @ codes
 
 
 def edit(codes: jax.Array, vector: jax.Array, alphas: jax.Array) -> jax.Array:

@@ -38,6 +38,9 @@ from gen_jax.tasks import classifier as classifier_task
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CACHE_DIR = os.path.join(REPO_ROOT, "runs", "classifiers")
 NEAREST_NEIGHBOURS = 3  # k of the k-NN manifolds, as recommended by Kynkäänniemi et al. 2019
+# The reference and floor images are drawn with this fixed seed, not the run's: every model of a data set is then
+# scored against the same images.
+_REFERENCE_KEY_SEED = 20_000
 
 Sampler = Callable[[jax.Array, int], np.ndarray]
 
@@ -75,7 +78,8 @@ def _check_cached_config(workdir: str, config) -> None:
     with open(path) as f:
         stored = json.load(f)
     wanted = json.loads(json.dumps(config.to_dict()))
-    differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    # data_dir says where the data was read from, not what was trained.
+    differing = sorted(k for k in set(stored) | set(wanted) if k != "data_dir" and stored.get(k) != wanted.get(k))
     if differing:
         lines = "\n".join(f"  {k}: cached {stored.get(k)!r}, reference {wanted.get(k)!r}" for k in differing)
         raise ClassifierCacheError(
@@ -181,13 +185,16 @@ def draw_samples(sampler: Sampler, key: jax.Array, count: int, batch_size: int) 
     return np.concatenate(batches)[:count]
 
 
-def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | None, key: jax.Array,
-                   batch_size: int = 500) -> Evaluator:
-    """Gets (or trains) the reference classifier, fixes the n reference training images and n floor test images
-    (n = min(num_samples, test split size)) from `key`, and scores the floor."""
+def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | None = None,
+                   key: jax.Array | None = None, batch_size: int = 500) -> Evaluator:
+    """Gets (or trains) the reference classifier, draws the n reference training images and n floor test images
+    (n = min(num_samples, test split size)) with `key`, and scores the floor.
+
+    The default key is the same for every run, so every model of a data set is scored against the same images.
+    """
     classifier = get_or_train_classifier(dataset, cache_dir)
     n = min(num_samples, len(dataset.test_images), len(dataset.train_images))
-    train_key, test_key = jax.random.split(key)
+    train_key, test_key = jax.random.split(jax.random.key(_REFERENCE_KEY_SEED) if key is None else key)
     train_idx = np.asarray(jax.random.choice(train_key, len(dataset.train_images), (n,), replace=False))
     test_idx = np.asarray(jax.random.choice(test_key, len(dataset.test_images), (n,), replace=False))
     _, reference = embed(classifier, dataset.train_images[np.sort(train_idx)], batch_size)
@@ -201,9 +208,6 @@ def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | Non
 # Fields a family's config carries to be scored (experiments/configs/common.py): sample_quality (bool),
 # num_samples (n), classifier_dir ("" = the default cache).
 
-# The reference and floor images are drawn with this fixed key, not the run's seed: every model of a data set is
-# then scored against the same images.
-_REFERENCE_KEY_SEED = 20_000
 
 
 def validate_config(config) -> None:
@@ -227,5 +231,4 @@ def evaluator_from_config(config, dataset: data.Dataset) -> Evaluator | None:
     validate_config(config)
     if not config.get("sample_quality", False):
         return None
-    return make_evaluator(dataset, config.num_samples, config.classifier_dir or None,
-                          jax.random.key(_REFERENCE_KEY_SEED))
+    return make_evaluator(dataset, config.num_samples, config.classifier_dir or None)

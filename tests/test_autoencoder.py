@@ -39,7 +39,7 @@ def tiny_ae_config(**overrides):
     return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def digits():
     return data.load_dataset("digits")
 
@@ -56,17 +56,19 @@ def _train_in_scan(config, dataset):
     task = ae.make_task(config, dataset)
     keys = train.derive_keys(config.seed)
     run = jax.jit(train.make_multi_step(task.train_step, config.batch_size), static_argnums=5)
-    state, metrics = run(task.init_state(keys["init"]), jnp.asarray(dataset.train_images),
+    state, metrics = run(jax.jit(task.init_state)(keys["init"]), jnp.asarray(dataset.train_images),
                          jnp.asarray(dataset.train_labels), keys["train"], keys["data"], config.num_steps)
     return task, state, metrics
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def straight_run(digits, tmp_path_factory):
-    """A tiny AutoEncoder trained through the loop without interruption: (config, workdir, summary, initial mse)."""
+    """A tiny AutoEncoder trained through the loop without interruption: (config, workdir, summary, initial mse).
+
+    Session-wide: tests/test_editing.py edits with it too."""
     config = tiny_ae_config()
     task = ae.make_task(config, digits)
-    initial = task.evaluate(task.init_state(train.derive_keys(config.seed)["init"]), None)["mse"]
+    initial = task.evaluate(jax.jit(task.init_state)(train.derive_keys(config.seed)["init"]), None)["mse"]
     workdir = tmp_path_factory.mktemp("straight")
     return config, workdir, _train(config, digits, workdir, task), initial
 
@@ -81,11 +83,19 @@ def test_training_lowers_the_test_error(straight_run):
         assert (workdir / "figures" / name).exists()
 
 
-def test_conv_bernoulli_autoencoder_learns(digits):
-    config = tiny_ae_config(architecture="conv", reconstruction_loss="bernoulli", learning_rate=3e-3)
-    task, state, metrics = _train_in_scan(config, digits)
+def test_bernoulli_autoencoder_learns(digits):
+    config = tiny_ae_config(reconstruction_loss="bernoulli", learning_rate=3e-3)
+    _, _, metrics = _train_in_scan(config, digits)
     assert float(metrics["loss"][-10:].mean()) < 0.9 * float(metrics["loss"][:10].mean())
     assert float(metrics["mse"][-10:].mean()) < 0.7 * float(metrics["mse"][:10].mean())
+
+
+def test_conv_autoencoder_maps_images_to_codes_and_back(digits):
+    config = tiny_ae_config(architecture="conv")
+    model = ae.build_model(config, digits.image_shape)
+    x = jnp.asarray(digits.test_images[:3])
+    decoded, code = jax.jit(lambda x: model.init_with_output(jax.random.key(0), x)[0])(x)
+    assert code.shape == (3, config.latent_dim) and decoded.shape == x.shape
 
 
 def test_resume_is_bit_identical(digits, tmp_path, straight_run):
@@ -134,7 +144,7 @@ def test_ks_are_capped_at_the_data_dimension():
 def test_decoder_basis_needs_a_linear_decoder(digits):
     task = ae.make_task(tiny_ae_config(), digits)
     with pytest.raises(ValueError, match="linear MLP decoder"):
-        ae.decoder_basis(task.init_state(jax.random.key(0)).params)
+        ae.decoder_basis(jax.eval_shape(task.init_state, jax.random.key(0)).params)
 
 
 def test_ae_vs_pca_writes_the_comparison(digits, tmp_path):
@@ -147,10 +157,14 @@ def test_ae_vs_pca_writes_the_comparison(digits, tmp_path):
         assert saved[key] == summary[key]
     assert saved["k"] == [2] and len(saved["principal_angles_deg"][0]) == 2
     fit = pca.fit(jnp.asarray(digits.train_images), 2)
-    expected_pca = np.mean((np.asarray(pca.reconstruct(fit, jnp.asarray(digits.test_images))) - digits.test_images) ** 2)
+    reconstruction = np.asarray(pca.reconstruct(fit, jnp.asarray(digits.test_images)))
+    expected_pca = np.mean((reconstruction - digits.test_images) ** 2)
     assert saved["pca_mse"][0] == pytest.approx(expected_pca, rel=1e-4)
     for name in ("error_vs_k.png", "embeddings_2d.png", "reconstructions.png"):
         assert (tmp_path / "figures" / name).exists()
     assert (tmp_path / "linear_ae_k2" / "checkpoints" / "60").exists()
+    member_summary = (tmp_path / "linear_ae_k2" / "summary.json").read_text()
     with pytest.raises(train.WorkdirMismatchError):  # a workdir holding another run is left alone
         ae_vs_pca.run(config, digits, str(tmp_path / "linear_ae_k2"))
+    assert (tmp_path / "linear_ae_k2" / "summary.json").read_text() == member_summary
+    assert not (tmp_path / "linear_ae_k2" / "linear_ae_k2").exists()

@@ -53,38 +53,42 @@ def tiny_gan_config(**overrides):
 def test_dcgan_defaults_are_the_tensorflow_tutorial_network():
     """The tutorial's model.summary(): G 2,305,472 trainable + 25,472 BatchNorm statistics, D 212,865."""
     generator, discriminator = gan.DCGANGenerator(), gan.DCGANDiscriminator()
-    g_vars = generator.init(jax.random.key(0), jnp.zeros((2, 100)))
-    d_vars = discriminator.init(jax.random.key(1), jnp.zeros((2, 28, 28, 1)))
+    z, x = jnp.zeros((2, 100)), jnp.zeros((2, 28, 28, 1))
+    g_vars = jax.eval_shape(generator.init, jax.random.key(0), z)  # shapes only: nothing is compiled
+    d_vars = jax.eval_shape(discriminator.init, jax.random.key(1), x)
     assert count(g_vars["params"]) == 2_305_472
     assert count(g_vars["batch_stats"]) == 25_472
     assert count(d_vars["params"]) == 212_865
-    images = generator.apply(g_vars, 3.0 * jax.random.normal(jax.random.key(2), (4, 100)))
-    assert images.shape == (4, 28, 28, 1) and float(jnp.max(jnp.abs(images))) <= 1.0
-    assert discriminator.apply(d_vars, images).shape == (4,)
-    # The config of the same name builds exactly these modules.
+    assert jax.eval_shape(generator.apply, g_vars, z).shape == (2, 28, 28, 1)
+    assert jax.eval_shape(discriminator.apply, d_vars, x).shape == (2,)
+    # The config of the same name builds these modules (its `upsampling` computes the same function faster).
     config = dcgan_fashion_mnist.get_config()
     dataset = data.Dataset("fake", np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32),
                            np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32), 1, ("x",))
-    assert gan_task.build_models(config, dataset) == (generator, discriminator)
+    built_generator, built_discriminator = gan_task.build_models(config, dataset)
+    assert (built_generator.clone(upsampling="transpose"), built_discriminator) == (generator, discriminator)
 
 
 def make_pieces(conditional=False, loss="non_saturating"):
-    """A small DCGAN on 8×8 images with BatchNorm in G and spectral norm in D, so both batch_stats are non-empty."""
-    generator = gan.DCGANGenerator(image_shape=(8, 8, 1), features=(16, 8, 4), num_classes=3 * conditional)
-    discriminator = gan.DCGANDiscriminator(features=(8, 16), num_classes=3 * conditional, spectral_norm=True,
-                                           dropout_rate=0.0 if loss == "wgan_gp" else 0.3)
+    """A small MLP GAN on 8×8 images with spectral norm in D (so D has batch_stats), its pieces jitted."""
+    num_classes = 3 if conditional else 0
+    generator = gan.MLPGenerator(image_shape=(8, 8, 1), hidden=(16,), num_classes=num_classes)
+    discriminator = gan.MLPDiscriminator(hidden=(16,), num_classes=num_classes, spectral_norm=True,
+                                         dropout_rate=0.0 if loss == "wgan_gp" else 0.3)
     labels = jnp.array([0, 1, 2, 1]) if conditional else None
     first = None if labels is None else labels[:1]
     g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
-    state = steps.create_gan_state(generator.init(jax.random.key(0), jnp.zeros((1, 6)), first),
-                                   discriminator.init(jax.random.key(1), jnp.zeros((1, 8, 8, 1)), first), g_tx, d_tx)
-    pieces = steps.make_gan_updates(generator, discriminator, g_tx, d_tx, loss)
+    g_vars = jax.jit(generator.init)(jax.random.key(0), jnp.zeros((1, 6)), first)
+    d_vars = jax.jit(discriminator.init)(jax.random.key(1), jnp.zeros((1, 8, 8, 1)), first)
+    state = steps.create_gan_state(g_vars, d_vars, g_tx, d_tx)
+    pieces = steps.GANUpdates(*(jax.jit(piece) for piece in
+                                steps.make_gan_updates(generator, discriminator, g_tx, d_tx, loss)))
     real = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1), minval=-1, maxval=1)
     z = jax.random.normal(jax.random.key(3), (4, 6))
     return generator, discriminator, state, pieces, real, z, labels
 
 
-G_FIELDS = ("g_params", "g_opt_state", "g_batch_stats", "ema_params", "ema_batch_stats")
+G_FIELDS = ("g_params", "g_opt_state", "g_batch_stats", "ema_params", "ema_batch_stats")  # no BatchNorm: {}
 D_FIELDS = ("d_params", "d_opt_state", "d_batch_stats")
 
 
@@ -120,14 +124,14 @@ def test_generator_gradient_through_the_one_pass_equals_the_direct_gradient():
         logits = discriminator.apply(d_variables, x, labels, train=True, rngs={"dropout": dropout})
         return jnp.mean(losses.generator_loss("non_saturating", logits))
 
-    (through_pass,) = pullback(jax.grad(loss_of_fake)(fake))
+    (through_pass,) = pullback(jax.jit(jax.grad(loss_of_fake))(fake))
 
     def direct(g_params):
         x, _ = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats}, z, labels, train=True,
                                mutable=["batch_stats"])
         return loss_of_fake(x)
 
-    expected = jax.grad(direct)(state.g_params)
+    expected = jax.jit(jax.grad(direct))(state.g_params)
     for a, b in zip(jax.tree_util.tree_leaves(through_pass), jax.tree_util.tree_leaves(expected)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
@@ -176,7 +180,7 @@ def test_training_monitors_resumes_bit_identically_and_draws_figures(tmp_path):
     ({"loss": "wgan_gp", "d_dropout": 0.3}, "config.d_dropout"),
     ({"architecture": "dcgan", "g_features": (8, 8, 8, 8, 8)}, "config.g_features"),
     ({"ema_decay": 1.0}, "config.ema_decay"),
-    ({"conditional": "yes"}, "config.conditional"),
+    ({"negative_slope": -0.1}, "config.negative_slope"),
     ({"d_steps": 0}, "config.d_steps"),
 ])
 def test_bad_config_is_refused_before_compute(tmp_path, overrides, message):

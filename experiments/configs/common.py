@@ -19,6 +19,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.checkpoint_every = 500
     config.keep_checkpoints = 3
     config.latent_dim = 2
+    config.compute_dtype = "float32"  # "float32" | "bfloat16": matmuls/convolutions only; parameters stay float32
     config.eval_batch_size = 500
     return config
 
@@ -72,6 +73,10 @@ def gan_config() -> ml_collections.ConfigDict:
     config.g_features = (256, 128, 64)  # DCGAN: coarse-map channels, then each hidden transposed conv
     config.d_features = (64, 128)  # DCGAN: stride-2 conv channels
     config.kernel_size = 5  # DCGAN kernel side
+    # DCGAN: how G's transposed convolutions are computed; each is the same function of the same parameters (so a
+    # checkpoint resumes under any).  "transpose" = Flax's nn.ConvTranspose; "dual_grad" = the same with a kernel
+    # gradient XLA:CPU computes ~50x faster (a 4x faster step on 2 CPU cores); "subpixel" = sub-pixel convolution.
+    config.upsampling = "dual_grad"
     config.negative_slope = 0.3  # LeakyReLU slope in both networks
     config.d_dropout = 0.3  # dropout in D while training (must be 0 for wgan_gp)
     config.spectral_norm = False  # spectral normalisation of every D weight

@@ -1,7 +1,8 @@
 """Encoders and decoders shared by the AutoEncoder and the VAE, and the AutoEncoder itself.
 
 Pure Flax Linen modules: no randomness, no state beyond parameters.  Images are f32[B, H, W, C]; latent codes
-f32[B, D].  The VAE (`vae.py`) reuses these encoders with a doubled output (mean and log-variance).
+f32[B, D].  The VAE (`vae.py`) reuses these encoders with a doubled output (mean and log-variance).  `dtype` is
+the layers' computation dtype (parameters stay f32); outputs are always f32, so losses are computed in f32.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class MLPEncoder(nn.Module):
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
             h = self.activation(nn.Dense(width, dtype=self.dtype)(h))
-        return nn.Dense(self.outputs, dtype=self.dtype)(h)
+        return nn.Dense(self.outputs, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 class MLPDecoder(nn.Module):
@@ -53,7 +54,7 @@ class MLPDecoder(nn.Module):
         for width in self.hidden:
             h = self.activation(nn.Dense(width, dtype=self.dtype)(h))
         h = nn.Dense(math.prod(self.image_shape), dtype=self.dtype)(h)
-        return h.reshape(z.shape[0], *self.image_shape)
+        return h.reshape(z.shape[0], *self.image_shape).astype(jnp.float32)
 
 
 class ConvEncoder(nn.Module):
@@ -71,7 +72,7 @@ class ConvEncoder(nn.Module):
             h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h))
         h = h.reshape(h.shape[0], -1)
         h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
-        return nn.Dense(self.outputs, dtype=self.dtype)(h)
+        return nn.Dense(self.outputs, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 class ConvDecoder(nn.Module):
@@ -97,7 +98,7 @@ class ConvDecoder(nn.Module):
         for out_features in self.features[1:]:
             h = nn.relu(nn.ConvTranspose(out_features, (3, 3), strides=(2, 2), dtype=self.dtype)(h))
         h = nn.ConvTranspose(channels, (3, 3), strides=(2, 2), dtype=self.dtype)(h)
-        return h[:, :height, :width, :]
+        return h[:, :height, :width, :].astype(jnp.float32)
 
 
 class AutoEncoder(nn.Module):

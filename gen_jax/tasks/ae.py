@@ -59,8 +59,9 @@ def signature(config, image_shape) -> dict:
 def make_optimizer(config) -> optax.GradientTransformation:
     """Adam at config.learning_rate, constant or cosine-decayed to 0 at config.num_steps.
 
-    The decay matters for the linear AutoEncoder: the minibatch noise of a constant rate keeps it a few percent
-    above PCA's optimum, and annealing the rate lets it settle there.
+    The decay lets a fast rate settle: the linear AutoEncoder on Fashion-MNIST (k = 8, 32; 8000 steps of 128)
+    ends 4–9% above PCA's error at a constant 1e-2, 0.4–0.7% above at a constant 1e-3, 0.01–0.2% above with
+    1e-2 decayed.
     """
     if config.lr_schedule == "cosine":
         return optax.adam(optax.cosine_decay_schedule(config.learning_rate, config.num_steps))

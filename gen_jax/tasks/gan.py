@@ -23,7 +23,7 @@ import optax
 
 from gen_jax import config as config_lib
 from gen_jax import data, figures, losses, sample_quality, steps
-from gen_jax.models.gan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gen_jax.models.gan import UPSAMPLINGS, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gen_jax.train import Task
 
 ARCHITECTURES = ("mlp", "dcgan")
@@ -76,7 +76,8 @@ def validate(config, dataset: data.Dataset) -> None:
         _require_widths(config, "g_hidden")
         _require_widths(config, "d_hidden")
     else:
-        config_lib.require_fields(config, ("g_features", "d_features", "kernel_size"))
+        config_lib.require_fields(config, ("g_features", "d_features", "kernel_size", "upsampling"))
+        config_lib.require_choice(config, "upsampling", UPSAMPLINGS)
         _require_widths(config, "g_features", min_length=2)
         _require_widths(config, "d_features")
         config_lib.require_positive_int(config, "kernel_size")
@@ -110,18 +111,19 @@ def _largest_power_of_two_dividing(height: int, width: int) -> int:
 def build_models(config, dataset: data.Dataset):
     """(generator, discriminator) the config names, for `dataset`'s image shape and classes."""
     num_classes = dataset.num_classes if config.conditional else 0
+    dtype = config_lib.compute_dtype(config)
     if config.architecture == "mlp":
         return (MLPGenerator(image_shape=dataset.image_shape, hidden=tuple(config.g_hidden), num_classes=num_classes,
-                             negative_slope=config.negative_slope),
+                             negative_slope=config.negative_slope, dtype=dtype),
                 MLPDiscriminator(hidden=tuple(config.d_hidden), num_classes=num_classes,
                                  negative_slope=config.negative_slope, dropout_rate=config.d_dropout,
-                                 spectral_norm=config.spectral_norm))
+                                 spectral_norm=config.spectral_norm, dtype=dtype))
     return (DCGANGenerator(image_shape=dataset.image_shape, features=tuple(config.g_features),
                            kernel_size=config.kernel_size, num_classes=num_classes,
-                           negative_slope=config.negative_slope),
+                           negative_slope=config.negative_slope, upsampling=config.upsampling, dtype=dtype),
             DCGANDiscriminator(features=tuple(config.d_features), kernel_size=config.kernel_size,
                                num_classes=num_classes, negative_slope=config.negative_slope,
-                               dropout_rate=config.d_dropout, spectral_norm=config.spectral_norm))
+                               dropout_rate=config.d_dropout, spectral_norm=config.spectral_norm, dtype=dtype))
 
 
 def signature(config, image_shape) -> dict:

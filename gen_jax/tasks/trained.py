@@ -70,7 +70,8 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         raise config_lib.ConfigError(f"{workdir} was trained on {config.dataset!r}, not on {dataset.name!r}")
     family = FAMILIES[config.model]
     task = family.make_task(config, dataset)
-    template = task.init_state(train.derive_keys(config.seed)["init"])
+    # Jitted: one compilation instead of one per initialiser op; only the structure matters, the values are replaced.
+    template = jax.jit(task.init_state)(train.derive_keys(config.seed)["init"])
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), template)
     encode, decode = family.codec(config, family.build_model(config, dataset.image_shape), state.params)
     # The same fixed key as the task's own test set, so a dynamically binarised run sees the same test images.

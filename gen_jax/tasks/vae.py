@@ -2,7 +2,8 @@
 
 Config fields read here (beyond the common ones): architecture ("mlp" | "conv"), hidden (MLP widths),
 conv_features, conv_hidden, likelihood ("bernoulli" | "gaussian"), learn_scale, gaussian_log_scale, beta,
-binarization ("none" | "static" | "dynamic"), eval_batch_size, eval_iwae_k (periodic), iwae_k (final).
+binarization ("none" | "static" | "dynamic"), eval_batch_size, eval_iwae_k (periodic), iwae_k (final), and
+sample_quality / num_samples / classifier_dir (samples scored as GAN samples are, see `sample_quality.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import optax
 
 from gen_jax import config as config_lib
-from gen_jax import data, figures, losses, metrics, pca, steps
+from gen_jax import data, figures, losses, metrics, pca, sample_quality, steps
 from gen_jax.models.autoencoder import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from gen_jax.models.vae import VAE
 from gen_jax.train import Task
@@ -42,13 +43,14 @@ def validate(config) -> None:
 
 def encoder_decoder(config, image_shape: tuple[int, int, int], code_size: int):
     """The encoder (x -> f32[B, code_size]) and decoder (z -> f32[B, H, W, C]) the config names."""
+    dtype = config_lib.compute_dtype(config)
     if config.architecture == "mlp":
         hidden = tuple(config.hidden)
-        return (MLPEncoder(hidden=hidden, outputs=code_size),
-                MLPDecoder(hidden=hidden[::-1], image_shape=image_shape))
+        return (MLPEncoder(hidden=hidden, outputs=code_size, dtype=dtype),
+                MLPDecoder(hidden=hidden[::-1], image_shape=image_shape, dtype=dtype))
     features = tuple(config.conv_features)
-    return (ConvEncoder(features=features, hidden=config.conv_hidden, outputs=code_size),
-            ConvDecoder(image_shape=image_shape, features=features[::-1], hidden=config.conv_hidden))
+    return (ConvEncoder(features=features, hidden=config.conv_hidden, outputs=code_size, dtype=dtype),
+            ConvDecoder(image_shape=image_shape, features=features[::-1], hidden=config.conv_hidden, dtype=dtype))
 
 
 def build_model(config, image_shape: tuple[int, int, int]) -> VAE:
@@ -97,6 +99,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     periodic_eval = metrics.make_vae_evaluator(model, config.likelihood, config.eval_batch_size,
                                                config.eval_iwae_k)
     final_eval = metrics.make_vae_evaluator(model, config.likelihood, config.eval_batch_size, config.iwae_k)
+    quality = sample_quality.evaluator_from_config(config, dataset)  # None unless config.sample_quality
 
     def init_state(key):
         params_key, z_key = jax.random.split(key)
@@ -114,6 +117,10 @@ def make_task(config, dataset: data.Dataset) -> Task:
                    "num_test_examples": len(test_images)}
         if config.iwae_k:
             summary.update(test_iwae_nll=results["iwae_nll"], iwae_k=config.iwae_k)
+        if quality is not None:  # pixel means of z ~ N(0, I) decoded, as in figures/samples.png
+            _, decode = codec(config, model, state.params)
+            summary.update(quality.summary(lambda k, n: decode(jax.random.normal(k, (n, config.latent_dim))),
+                                           jax.random.fold_in(key, 1)))
         return summary
 
     def make_figures(state, key, workdir):

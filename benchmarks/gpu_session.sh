@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One prepared pass over everything that needs an accelerator, for a short lease of a GPU machine
+# (the `device` tool: 15 minutes, start-up included).  Writes its results under $OUT (default ./gpu_out).
+#   - the whole throughput table (benchmarks.throughput --all), JSON + markdown;
+#   - the Fashion-MNIST VAEs and the DCGAN trained through experiments.main on the GPU (the mesh's sharded jit
+#     path on one device), with their summaries and steps/s.
+# The GPU image lacks ml_collections and tensorboardX: carry them as wheels in .whl/, and Fashion-MNIST's IDX
+# files in data/fashion-mnist/ (both ignored by git).
+set -u
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT" /tmp/site
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  python3 -c "import jax, flax, optax, orbax.checkpoint as o; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+  date -u
+} 2>&1 | tee "$OUT/env.txt"
+
+timeout "${BENCH_TIMEOUT:-200}" python3 -m benchmarks.throughput --all --json "$OUT/gpu_throughput.json" \
+  --markdown "$OUT/gpu_throughput.md" 2>&1 | tail -40 | tee "$OUT/gpu_throughput.log"
+
+DATA=${DATA_DIR:-data/fashion-mnist}
+run() {  # name config timeout [overrides…]
+  local name=$1 config=$2 limit=$3; shift 3
+  timeout "$limit" python3 -m experiments.main --config "experiments/configs/$config.py" --workdir "/tmp/runs/$name" \
+    --config.data_dir="$DATA" "$@" > "/tmp/runs_$name.log" 2>&1
+  echo "$name exit=$?" | tee -a "$OUT/runs.txt"
+  tail -3 "/tmp/runs_$name.log" | tr '\r' '\n' | tail -3 >> "$OUT/runs.txt"
+}
+mkdir -p /tmp/runs
+cat > /tmp/summarize_runs.py <<'PY'
+import glob, json, os, sys
+out = {}
+for run in sorted(glob.glob("/tmp/runs/*")):
+    name = os.path.basename(run)
+    record = {}
+    if os.path.exists(f"{run}/summary.json"):
+        record["summary"] = json.load(open(f"{run}/summary.json"))
+    if os.path.exists(f"{run}/metrics.jsonl"):
+        rates = [json.loads(l).get("train/steps_per_sec") for l in open(f"{run}/metrics.jsonl")]
+        rates = [r for r in rates if r]
+        record["steps_per_sec_records"] = rates
+        record["steps_per_sec_median_after_first"] = sorted(rates[1:])[len(rates[1:]) // 2] if len(rates) > 1 else None
+    out[name] = record
+json.dump(out, open(f"{sys.argv[1]}/gpu_runs.json", "w"), indent=1)
+print(json.dumps({k: {"steps/s": v.get("steps_per_sec_median_after_first"),
+                      **{m: v.get("summary", {}).get(m) for m in ("test_neg_elbo", "test_iwae_nll", "fid", "fid_floor")}}
+                  for k, v in out.items()}, indent=1))
+PY
+run vae_mlp_s0 vae_mlp_fashion_mnist 100; python3 /tmp/summarize_runs.py "$OUT" > /dev/null
+run vae_conv vae_conv_fashion_mnist 110; python3 /tmp/summarize_runs.py "$OUT" > /dev/null
+run dcgan dcgan_fashion_mnist 150 --config.num_steps=5000 --config.eval_every=1000 --config.checkpoint_every=1000 --config.log_every=250; python3 /tmp/summarize_runs.py "$OUT" > /dev/null
+run vae_mlp_s1 vae_mlp_fashion_mnist 50 --config.seed=1 --config.iwae_k=0
+run vae_mlp_s2 vae_mlp_fashion_mnist 50 --config.seed=2 --config.iwae_k=0
+python3 /tmp/summarize_runs.py "$OUT"
+# At most 8 files come back from a lease: one sample grid.
+f=$(ls /tmp/runs/dcgan/figures/*sample*.png 2>/dev/null | head -1)
+[ -n "$f" ] && cp "$f" "$OUT/dcgan_gpu_samples.png"
+true

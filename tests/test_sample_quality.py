@@ -1,0 +1,129 @@
+"""Sample quality (gen_jax/metrics.py, gen_jax/sample_quality.py): the Fréchet distance, classifier score and
+k-NN precision/recall as pure functions of features, and the cached reference classifier that scores any sampler,
+VAE included, with its floor."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_vae_config
+from experiments import main as experiments_main
+from gen_jax import data, metrics, sample_quality
+from gen_jax.tasks import classifier
+
+
+def gaussian(n, d, seed, shift=0.0, scale=1.0):
+    return np.random.default_rng(seed).normal(size=(n, d)) * scale + shift
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
+    a = gaussian(2000, 8, 0)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-8)
+    distances = [metrics.frechet_distance(a, a + shift) for shift in (0.5, 1.0, 2.0)]
+    # A shift by s in every one of 8 dimensions moves the means by 8 s² and leaves the covariances alone.
+    np.testing.assert_allclose(distances, [8 * 0.25, 8 * 1.0, 8 * 4.0], rtol=1e-6)
+    assert metrics.frechet_distance(a, gaussian(2000, 8, 1, shift=1.0)) > metrics.frechet_distance(
+        a, gaussian(2000, 8, 1, shift=0.5)) > metrics.frechet_distance(a, gaussian(2000, 8, 1))
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    """For diagonal covariances the distance is ‖μa − μb‖² + Σ (√σa² − √σb²)²."""
+    var_a, var_b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    mean_a, mean_b = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    expected = 1.0 + 4.0 + (1 - 3) ** 2 + (2 - 1) ** 2 + 0.0
+    got = metrics.frechet_distance_from_statistics(mean_a, np.diag(var_a), mean_b, np.diag(var_b))
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_classifier_score_ranges_from_one_to_the_number_of_classes():
+    confident_and_varied = 50.0 * np.eye(10)[np.arange(100) % 10]
+    assert metrics.classifier_score(confident_and_varied) == pytest.approx(10.0, rel=1e-6)
+    assert metrics.classifier_score(np.tile(confident_and_varied[:1], (100, 1))) == pytest.approx(1.0)
+    assert metrics.classifier_score(np.zeros((100, 10))) == pytest.approx(1.0)
+
+
+def test_knn_radii_by_hand():
+    points = np.array([[0.0], [1.0], [3.0], [7.0]])
+    # Squared distance to the 1st / 2nd nearest other point.
+    np.testing.assert_allclose(metrics.knn_radii(points, 1), [1.0, 1.0, 4.0, 16.0])
+    np.testing.assert_allclose(metrics.knn_radii(points, 2), [9.0, 4.0, 9.0, 36.0])
+
+
+def test_precision_and_recall_separate_fidelity_from_coverage():
+    real = gaussian(600, 4, 0)
+    assert metrics.precision_recall(real, real.copy()) == (1.0, 1.0)
+    assert metrics.precision_recall(real, gaussian(600, 4, 1, shift=20.0)) == (0.0, 0.0)
+    # Mode collapse: samples only near one real point are realistic but cover little of the data.
+    collapsed = real[:1] + gaussian(600, 4, 2, scale=0.05)
+    precision, recall = metrics.precision_recall(real, collapsed)
+    assert precision > 0.9 and recall < 0.1
+    # Chunking does not change the answer.
+    assert metrics.precision_recall(real, collapsed, chunk=7) == (precision, recall)
+
+
+@pytest.fixture(scope="module")
+def tiny_reference(tmp_path_factory):
+    """A reference classifier of digits trained for a few steps into a fresh cache (the real one trains 1000)."""
+    cache = str(tmp_path_factory.mktemp("classifiers"))
+    steps_before = classifier._REFERENCE_STEPS["digits"]
+    classifier._REFERENCE_STEPS["digits"] = 60
+    try:
+        dataset = data.load_dataset("digits")
+        evaluator = sample_quality.make_evaluator(dataset, 10_000, cache)
+        yield cache, dataset, evaluator
+    finally:
+        classifier._REFERENCE_STEPS["digits"] = steps_before
+
+
+def test_evaluator_scores_real_images_near_the_floor_and_noise_far_from_it(tiny_reference):
+    cache, dataset, evaluator = tiny_reference
+    assert evaluator.num_samples == len(dataset.test_images) == 360  # capped at the test split
+    assert os.path.exists(os.path.join(cache, "digits", "summary.json"))
+
+    def real_sampler(key, count):  # held-out images, drawn at random: as good as a generator can be
+        return dataset.test_images[np.asarray(jax.random.choice(key, len(dataset.test_images), (count,)))]
+
+    def noise_sampler(key, count):
+        return np.asarray(jax.random.uniform(key, (count, *dataset.image_shape)))
+
+    real = evaluator.summary(real_sampler, jax.random.key(1))
+    noise = evaluator.summary(noise_sampler, jax.random.key(1))
+    assert {"fid", "fid_floor", "classifier_score", "precision", "recall", "num_samples"} <= set(real)
+    assert real["num_samples"] == noise["num_samples"] == 360
+    assert real["fid_floor"] == noise["fid_floor"] == evaluator.floor["fid"]
+    assert real["fid"] < 2 * real["fid_floor"] + 1.0
+    assert noise["fid"] > 10 * real["fid"]
+    assert noise["recall"] < 0.2 < 0.5 < real["recall"]
+    assert noise["precision"] < real["precision"]
+    assert noise["classifier_score"] < real["classifier_score"]
+
+
+def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference):
+    cache, dataset, evaluator = tiny_reference
+    checkpoints = os.path.join(cache, "digits", "checkpoints")
+    before = sorted(os.listdir(checkpoints))
+    again = sample_quality.get_or_train_classifier(dataset, cache)
+    assert sorted(os.listdir(checkpoints)) == before
+    assert again.test_accuracy == evaluator.classifier.test_accuracy
+
+    config_path = os.path.join(cache, "digits", "config.json")
+    stored = json.load(open(config_path))
+    stored["latent_dim"] = 7
+    json.dump(stored, open(config_path, "w"))
+    with pytest.raises(sample_quality.ClassifierCacheError, match="latent_dim"):
+        sample_quality.get_or_train_classifier(dataset, cache)
+    assert sorted(os.listdir(checkpoints)) == before
+
+
+def test_vae_summary_carries_the_same_sample_quality_fields(tiny_reference, tmp_path):
+    cache, _, evaluator = tiny_reference
+    config = tiny_vae_config(num_steps=20, checkpoint_every=20, eval_every=20, iwae_k=0)
+    config.sample_quality = True
+    config.classifier_dir = cache
+    summary = experiments_main.run(config, str(tmp_path))
+    assert summary["fid_floor"] == evaluator.floor["fid"]
+    assert summary["num_samples"] == 360
+    assert summary["fid"] > summary["fid_floor"]
