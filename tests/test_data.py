@@ -312,6 +312,19 @@ def test_epochs_have_different_orders():
     assert not np.array_equal(first, second)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 64, 1437, 4097])
+def test_permute_is_a_bijection_that_depends_on_the_key(n):
+    """`permute` maps [0, n) onto itself for any n (not only powers of two: the Feistel domain is cycle-walked),
+    computed pointwise, so a batch's indices come from its own positions alone."""
+    positions = jnp.arange(n)
+    image = np.asarray(data.permute(jax.random.key(0), positions, n))
+    assert sorted(image.tolist()) == list(range(n))
+    np.testing.assert_array_equal(data.permute(jax.random.key(0), positions[n // 2:], n), image[n // 2:])
+    if n >= 64:
+        assert not np.array_equal(image, data.permute(jax.random.key(1), positions, n))
+        assert (image == np.arange(n)).mean() < 0.1  # not close to the identity
+
+
 def test_get_batch_keeps_images_and_labels_together():
     images = jnp.arange(N, dtype=jnp.float32).reshape(N, 1, 1, 1) * jnp.ones((N, 2, 2, 1))
     labels = jnp.arange(N, dtype=jnp.int32)

@@ -97,3 +97,15 @@ def test_unsupported_layers_are_refused_by_name(layer, message):
 def test_unknown_generator_upsampling_is_refused():
     with pytest.raises(ValueError, match="upsampling must be one of"):
         DCGANGenerator(upsampling="nearest").init(jax.random.key(0), jnp.zeros((1, 100)))
+
+
+def test_conv_decoder_keeps_flax_parameter_names():
+    """The conv VAE/AE decoder computes its transposed convolutions with the dual gradient, under the names Flax
+    gives nn.ConvTranspose, so checkpoints written before the change still load."""
+    from gen_jax.models.autoencoder import ConvDecoder
+
+    params = ConvDecoder((28, 28, 1), (64, 32)).init(jax.random.key(0), jnp.zeros((1, 20)))["params"]
+    shapes = {name: {k: v.shape for k, v in layer.items()} for name, layer in params.items()}
+    assert shapes["ConvTranspose_0"] == {"kernel": (3, 3, 64, 32), "bias": (32,)}
+    assert shapes["ConvTranspose_1"] == {"kernel": (3, 3, 32, 1), "bias": (1,)}
+    assert set(shapes) == {"Dense_0", "Dense_1", "ConvTranspose_0", "ConvTranspose_1"}

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax.models.upsampling import FastConvTranspose
+
 Activation = Callable[[jax.Array], jax.Array]
 
 
@@ -79,7 +81,9 @@ class ConvDecoder(nn.Module):
     """z: f32[B, D] -> f32[B, H, W, C]: Dense to a coarse map, stride-2 transposed convolutions up, crop.
 
     The coarse map is ceil(H / 2^n) on a side for n = len(features), so any image size works (8×8 digits,
-    28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.
+    28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.  The transposed convolutions are
+    Flax's `nn.ConvTranspose` (same parameters and function) with the kernel gradient of
+    `upsampling.dual_grad_conv_transpose`, which XLA:CPU computes ~10× faster at 7×7×64 -> 14×14×32.
     """
 
     image_shape: tuple[int, int, int]
@@ -95,9 +99,12 @@ class ConvDecoder(nn.Module):
         h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(z))
         h = nn.relu(nn.Dense(coarse_h * coarse_w * self.features[0], dtype=self.dtype)(h))
         h = h.reshape(z.shape[0], coarse_h, coarse_w, self.features[0])
-        for out_features in self.features[1:]:
-            h = nn.relu(nn.ConvTranspose(out_features, (3, 3), strides=(2, 2), dtype=self.dtype)(h))
-        h = nn.ConvTranspose(channels, (3, 3), strides=(2, 2), dtype=self.dtype)(h)
+        for i, out_features in enumerate((*self.features[1:], channels)):
+            # Named as Flax names nn.ConvTranspose, so the parameter tree (and old checkpoints) stay the same.
+            h = FastConvTranspose(out_features, (3, 3), strides=(2, 2), dtype=self.dtype, method="dual_grad",
+                                  name=f"ConvTranspose_{i}")(h)
+            if i < len(self.features) - 1:
+                h = nn.relu(h)
         return h[:, :height, :width, :].astype(jnp.float32)
 
 
