@@ -61,8 +61,8 @@ class ModelSpec:
       config_module: the experiment config under `experiments/configs/`, e.g. "vae_mlp_fashion_mnist".
       family: which `gen_jax/tasks/` module builds it ("vae", "ae", "gan").
       batch_size: the experiment's batch size, used when `--batch-size` is not given.
-      steps_per_call: K when `--steps-per-call` is not given, on CPU (small for the seconds-long DCGAN steps);
-        100 on accelerators.
+      steps_per_call: K when `--steps-per-call` is not given, on CPU (smaller for the slow conv steps, so the
+        table takes minutes); 100 on accelerators.
       overrides: config fields set on top of the experiment's.
       images: the synthetic training images: "binary" (statically binarised) or "uniform" in [0, 1].
       reference: another model whose f32 fused step is timed in the same run, for `speedup_vs_reference` (a
@@ -86,7 +86,7 @@ _NO_SAMPLE_QUALITY = (("sample_quality", False),)  # the benchmark times trainin
 MODELS: dict[str, ModelSpec] = {
     "vae_mlp": ModelSpec("vae_mlp_fashion_mnist", "vae", 128, images="binary",
                          description="MLP VAE 784-500-20, Bernoulli, Adam"),
-    "vae_conv": ModelSpec("vae_conv_fashion_mnist", "vae", 128, images="binary",
+    "vae_conv": ModelSpec("vae_conv_fashion_mnist", "vae", 128, 20, images="binary",
                           description="conv VAE 32-64 / 256 hidden, latent 20"),
     "ae_mlp": ModelSpec("ae_digits", "ae", 128, overrides=_MNIST_SHAPED + (("hidden", (500,)), ("latent_dim", 20)),
                         description="MLP AE 784-500-20, MSE, Adam"),
@@ -389,8 +389,9 @@ def markdown_table(results: list[dict]) -> str:
         lines.append("| " + " | ".join(_fmt(r[field], spec, scale, unit) for _, field, spec, scale, unit in _COLUMNS)
                      + " |")
     first = results[0]
-    peaks = "; ".join(f"{precision} {statistics.median(r['peak_flops_per_s'] for r in results if r['precision'] == precision) / 1e9:.0f} GFLOP/s"
-                      for precision in dict.fromkeys(r["precision"] for r in results))
+    peak_of = {precision: statistics.median(r["peak_flops_per_s"] for r in results if r["precision"] == precision)
+               for precision in dict.fromkeys(r["precision"] for r in results)}
+    peaks = "; ".join(f"{precision} {peak / 1e9:.0f} GFLOP/s" for precision, peak in peak_of.items())
     preamble = (f"{first['device']} ({first['host_cpus']} host CPUs), JAX {first['jax_version']}, {first['date']}. "
                 f"Measured matmul peak: {peaks}. Medians of {first['repeats']} repeats; the fused step runs "
                 f"K = {', '.join(sorted({str(r['steps_per_call']) for r in results}))} steps per call.")

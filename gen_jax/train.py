@@ -286,6 +286,7 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
     summary = {**task.summarize(local_state, keys["eval"]), "steps": step}
     if _is_chief():
         _write_json(os.path.join(workdir, "summary.json"), summary)
+    if _is_chief() and config.get("write_figures", True):
         from gen_jax import figures
         figure_list = task.make_figures(local_state, keys["eval"], workdir)
         curves = figures.save_loss_curves(os.path.join(workdir, "figures", "loss_curves.png"),

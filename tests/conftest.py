@@ -30,6 +30,7 @@ def tiny_vae_config(**overrides):
     config.iwae_k = 10
     config.conv_features = (8, 16)
     config.conv_hidden = 32
+    config.write_figures = False  # test_train checks the figures once, explicitly
     for key, value in overrides.items():
         setattr(config, key, value)
     return config

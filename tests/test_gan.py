@@ -50,23 +50,34 @@ def tiny_gan_config(**overrides):
     return config
 
 
+def shapes(module, *inputs):
+    """The variables' shapes of `module` initialised on `inputs`, computed abstractly (nothing is compiled)."""
+    variables = jax.eval_shape(module.init, jax.random.key(0), *inputs)
+    return jax.tree_util.tree_map(lambda leaf: leaf.shape, variables)
+
+
 def test_dcgan_defaults_are_the_tensorflow_tutorial_network():
     """The tutorial's model.summary(): G 2,305,472 trainable + 25,472 BatchNorm statistics, D 212,865."""
     generator, discriminator = gan.DCGANGenerator(), gan.DCGANDiscriminator()
     z, x = jnp.zeros((2, 100)), jnp.zeros((2, 28, 28, 1))
-    g_vars = jax.eval_shape(generator.init, jax.random.key(0), z)  # shapes only: nothing is compiled
+    g_vars = jax.eval_shape(generator.init, jax.random.key(0), z)
     d_vars = jax.eval_shape(discriminator.init, jax.random.key(1), x)
     assert count(g_vars["params"]) == 2_305_472
     assert count(g_vars["batch_stats"]) == 25_472
     assert count(d_vars["params"]) == 212_865
     assert jax.eval_shape(generator.apply, g_vars, z).shape == (2, 28, 28, 1)
     assert jax.eval_shape(discriminator.apply, d_vars, x).shape == (2,)
-    # The config of the same name builds these modules (its `upsampling` computes the same function faster).
+    # The config of the same name builds the same networks (fields choosing a faster computation of the same
+    # function aside): the same variables, slopes and dropout.
     config = dcgan_fashion_mnist.get_config()
     dataset = data.Dataset("fake", np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32),
                            np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32), 1, ("x",))
     built_generator, built_discriminator = gan_task.build_models(config, dataset)
-    assert (built_generator.clone(upsampling="transpose"), built_discriminator) == (generator, discriminator)
+    assert shapes(built_generator, z) == shapes(generator, z)
+    assert shapes(built_discriminator, x) == shapes(discriminator, x)
+    assert built_generator.negative_slope == built_discriminator.negative_slope == 0.3
+    assert built_discriminator.dropout_rate == 0.3 and config.latent_dim == 100 and config.batch_size == 256
+    assert config.learning_rate == config.d_learning_rate == 1e-4 and config.loss == "non_saturating"
 
 
 def make_pieces(conditional=False, loss="non_saturating"):

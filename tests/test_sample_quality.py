@@ -4,6 +4,7 @@ VAE included, with its floor."""
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -101,7 +102,7 @@ def test_evaluator_scores_real_images_near_the_floor_and_noise_far_from_it(tiny_
     assert noise["classifier_score"] < real["classifier_score"]
 
 
-def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference):
+def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference, tmp_path):
     cache, dataset, evaluator = tiny_reference
     checkpoints = os.path.join(cache, "digits", "checkpoints")
     before = sorted(os.listdir(checkpoints))
@@ -109,13 +110,15 @@ def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference
     assert sorted(os.listdir(checkpoints)) == before
     assert again.test_accuracy == evaluator.classifier.test_accuracy
 
-    config_path = os.path.join(cache, "digits", "config.json")
+    foreign = str(tmp_path / "classifiers")
+    shutil.copytree(cache, foreign)
+    config_path = os.path.join(foreign, "digits", "config.json")
     stored = json.load(open(config_path))
     stored["latent_dim"] = 7
     json.dump(stored, open(config_path, "w"))
     with pytest.raises(sample_quality.ClassifierCacheError, match="latent_dim"):
-        sample_quality.get_or_train_classifier(dataset, cache)
-    assert sorted(os.listdir(checkpoints)) == before
+        sample_quality.get_or_train_classifier(dataset, foreign)
+    assert sorted(os.listdir(os.path.join(foreign, "digits", "checkpoints"))) == before
 
 
 def test_vae_summary_carries_the_same_sample_quality_fields(tiny_reference, tmp_path):

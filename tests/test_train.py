@@ -43,7 +43,7 @@ def snapshot(directory):
 
 
 def test_training_writes_the_contract(tmp_path):
-    summary = experiments_main.run(tiny_vae_config(), str(tmp_path))
+    summary = experiments_main.run(tiny_vae_config(write_figures=True), str(tmp_path))
     for name in ("config.json", "model.json", "metrics.jsonl", "summary.json", "report.md"):
         assert (tmp_path / name).exists(), name
     for key in ("test_neg_elbo", "test_iwae_nll", "iwae_k", "steps"):
@@ -83,7 +83,8 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     steps, every = 3000, 100
     overrides = [f"--config.num_steps={steps}", f"--config.checkpoint_every={every}", "--config.eval_every=1000",
                  "--config.log_every=100", "--config.hidden=(32,)", "--config.latent_dim=2",
-                 "--config.batch_size=32", "--config.iwae_k=10", "--config.keep_checkpoints=50"]
+                 "--config.batch_size=32", "--config.iwae_k=10", "--config.keep_checkpoints=50",
+                 "--config.write_figures=False"]
     command = [sys.executable, "-m", "experiments.main", "--config",
                os.path.join(REPO_ROOT, "experiments/configs/vae_digits.py")]
     killed = tmp_path / "killed"

@@ -1,4 +1,5 @@
-"""The fast transposed convolutions compute Flax's nn.ConvTranspose exactly: same parameters, values, gradients."""
+"""The fast convolution layers compute Flax's nn.ConvTranspose and nn.Conv exactly: same parameters, values and
+gradients."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from gen_jax.models import upsampling
-from gen_jax.models.gan import UPSAMPLINGS, DCGANGenerator
+from gen_jax.models.gan import UPSAMPLINGS, DCGANDiscriminator, DCGANGenerator
 
 FAST_METHODS = tuple(upsampling.METHODS)
 
@@ -17,7 +18,7 @@ def random(shape, seed):
 
 
 @pytest.mark.parametrize("method", FAST_METHODS)
-@pytest.mark.parametrize("kernel,stride,size", [(5, 2, 7), (5, 1, 4), (4, 2, 5), (3, 3, 4), (1, 2, 3)])
+@pytest.mark.parametrize("kernel,stride,size", [(5, 2, 7), (5, 1, 4), (4, 2, 5), (1, 3, 3)])
 def test_fast_layer_is_flax_conv_transpose(method, kernel, stride, size):
     """With the weights of an nn.ConvTranspose, the fast layer gives its outputs and both of its gradients."""
     x = random((2, size, size, 3), 0)
@@ -109,3 +110,29 @@ def test_conv_decoder_keeps_flax_parameter_names():
     assert shapes["ConvTranspose_0"] == {"kernel": (3, 3, 64, 32), "bias": (32,)}
     assert shapes["ConvTranspose_1"] == {"kernel": (3, 3, 32, 1), "bias": (1,)}
     assert set(shapes) == {"Dense_0", "Dense_1", "ConvTranspose_0", "ConvTranspose_1"}
+
+
+@pytest.mark.parametrize("kernel,stride,size", [(5, 2, 14), (4, 3, 8)])
+def test_fast_conv_is_flax_conv(kernel, stride, size):
+    """FastConv, with nn.Conv's weights, gives nn.Conv's outputs and both of its gradients."""
+    x = random((2, size, size, 3), 5)
+    flax_layer = nn.Conv(4, (kernel, kernel), strides=(stride, stride), padding="SAME")
+    fast_layer = upsampling.FastConv(4, (kernel, kernel), strides=(stride, stride))
+    params = jax.tree.map(lambda p: random(p.shape, 6), flax_layer.init(jax.random.key(0), x)["params"])
+
+    def grads(layer):
+        return jax.jit(jax.grad(lambda p, x: jnp.sum(jnp.sin(layer.apply({"params": p}, x))), argnums=(0, 1)))
+
+    np.testing.assert_allclose(jax.jit(fast_layer.apply)({"params": params}, x),
+                               jax.jit(flax_layer.apply)({"params": params}, x), rtol=1e-5, atol=1e-5)
+    for e, g in zip(jax.tree.leaves(grads(flax_layer)(params, x)), jax.tree.leaves(grads(fast_layer)(params, x))):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4)
+
+
+def test_dcgan_discriminator_forms_are_one_network():
+    x = random((4, 28, 28, 1), 7)
+    plain = DCGANDiscriminator(features=(8, 16))
+    fast = DCGANDiscriminator(features=(8, 16), convolution="canonical_grad")
+    variables = plain.init(jax.random.key(1), x)
+    assert jax.tree.structure(variables) == jax.tree.structure(fast.init(jax.random.key(1), x))
+    np.testing.assert_allclose(jax.jit(fast.apply)(variables, x), jax.jit(plain.apply)(variables, x), atol=1e-5)

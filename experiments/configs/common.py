@@ -18,6 +18,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.eval_every = 500
     config.checkpoint_every = 500
     config.keep_checkpoints = 3
+    config.write_figures = True  # figures/ and report.md at the end (sweeps and tests may skip them)
+    config.fsdp = False  # split large parameter/optimizer arrays over the devices instead of replicating them
     config.latent_dim = 2
     config.compute_dtype = "float32"  # "float32" | "bfloat16": matmuls/convolutions only; parameters stay float32
     config.eval_batch_size = 500
@@ -74,8 +76,9 @@ def gan_config() -> ml_collections.ConfigDict:
     config.d_features = (64, 128)  # DCGAN: stride-2 conv channels
     config.kernel_size = 5  # DCGAN kernel side
     # DCGAN: how G's transposed convolutions are computed; each is the same function of the same parameters (so a
-    # checkpoint resumes under any).  "transpose" = Flax's nn.ConvTranspose; "dual_grad" = the same with a kernel
-    # gradient XLA:CPU computes ~50x faster (a 4x faster step on 2 CPU cores); "subpixel" = sub-pixel convolution.
+    # checkpoint resumes under any).  "transpose" = Flax's nn.ConvTranspose (and nn.Conv in D: the tutorial's exact
+    # computation); "dual_grad" = the same with a kernel gradient XLA:CPU computes ~50x faster (and D's gradients
+    # in the layout XLA:CPU keeps fast inside lax.scan); "subpixel" = sub-pixel convolution.
     config.upsampling = "dual_grad"
     config.negative_slope = 0.3  # LeakyReLU slope in both networks
     config.d_dropout = 0.3  # dropout in D while training (must be 0 for wgan_gp)

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.upsampling import FastConvTranspose
+from gen_jax.models.upsampling import FastConv, FastConvTranspose
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -70,8 +70,9 @@ class ConvEncoder(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x
-        for width in self.features:
-            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h))
+        for i, width in enumerate(self.features):
+            # nn.Conv's function and parameter names, with gradients that stay fast inside the loop's lax.scan.
+            h = nn.relu(FastConv(width, (3, 3), strides=(2, 2), dtype=self.dtype, name=f"Conv_{i}")(h))
         h = h.reshape(h.shape[0], -1)
         h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
         return nn.Dense(self.outputs, dtype=self.dtype)(h).astype(jnp.float32)

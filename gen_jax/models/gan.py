@@ -37,6 +37,8 @@ _GLOROT = nn.initializers.glorot_uniform()
 # How DCGANGenerator computes its transposed convolutions: Flax's layer (the tutorial's, the default) or a faster
 # computation of the same function from the same parameters (`upsampling.py`).
 UPSAMPLINGS = ("transpose", "dual_grad", "subpixel")
+# How DCGANDiscriminator computes its gradients (the same function and parameters either way).
+CONVOLUTIONS = ("flax", "canonical_grad")
 
 
 def _with_labels(z: jax.Array, labels: jax.Array | None, num_classes: int) -> jax.Array:
@@ -201,6 +203,9 @@ class DCGANDiscriminator(nn.Module):
       dropout_rate: dropout after each convolution when `train=True`.
       spectral_norm: normalise every weight by its largest singular value.
       dtype: computation dtype (parameters stay f32); None = f32.
+      convolution: "flax" = Flax's `nn.Conv` (the tutorial's layer); "canonical_grad" = the same function and
+        parameters with gradients that XLA:CPU keeps on its fast path inside the training loop's `lax.scan`
+        (`upsampling.FastConv`).
     """
 
     features: Sequence[int] = (64, 128)
@@ -210,14 +215,22 @@ class DCGANDiscriminator(nn.Module):
     dropout_rate: float = 0.3
     spectral_norm: bool = False
     dtype: Any = None
+    convolution: str = "flax"
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = False,
                  update_stats: bool = False) -> jax.Array:
+        if self.convolution not in CONVOLUTIONS:
+            raise ValueError(f"DCGANDiscriminator.convolution must be one of {CONVOLUTIONS}, got {self.convolution!r}")
         h = x
-        for features in self.features:
-            conv = nn.Conv(features, (self.kernel_size, self.kernel_size), strides=(2, 2), padding="SAME",
-                           kernel_init=_GLOROT, dtype=self.dtype)
+        for i, features in enumerate(self.features):
+            kernel_size = (self.kernel_size, self.kernel_size)
+            if self.convolution == "flax":
+                conv = nn.Conv(features, kernel_size, strides=(2, 2), padding="SAME", kernel_init=_GLOROT,
+                               dtype=self.dtype)
+            else:
+                conv = upsampling.FastConv(features, kernel_size, strides=(2, 2), kernel_init=_GLOROT,
+                                           dtype=self.dtype, name=f"Conv_{i}")
             h = nn.leaky_relu(_apply(conv, h, self.spectral_norm, update_stats), self.negative_slope)
             h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
         h = h.reshape(h.shape[0], -1)

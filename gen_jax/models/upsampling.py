@@ -8,18 +8,19 @@ Two formulations avoid that path.  Both compute exactly the function of `nn.Conv
 strides=(s, s), padding="SAME")` from the same `kernel` parameter f32[k, k, C_in, C_out] (so initialisations and
 checkpoints carry over and the network can represent exactly what it could):
 
-* `dual_grad_conv_transpose` — the same forward pass and input gradient, with a custom
-  VJP whose kernel gradient uses the duality y = Cᵀ(x) of the transposed convolution with the strided
-  convolution C: ⟨Cᵀ(x), g⟩ = ⟨x, C(g)⟩, so ∂/∂w is the kernel gradient of the strided convolution C applied to
-  g with cotangent x, which XLA runs on its fast path (0.2 s in the case above).
-* `subpixel_conv_transpose` — the sub-pixel form (Shi et al. 2016): output pixel
-  s·q + r reads the input through the kernel taps of phase r only, so one stride-1 convolution with ⌈k / s⌉-wide
-  kernels and s²·C_out outputs, then depth-to-space, gives every phase; its kernel is gathered from the k×k one
-  (`subpixel_kernel`), so gradients reach the original parameter.  It computes the zero taps of the
-  smaller phases too (36 for 25 at k = 5, s = 2), and was 2× slower than the dual gradient on XLA:CPU.
+* `dual_grad_conv_transpose` — the same forward pass and input gradient, with a custom VJP whose kernel gradient
+  uses the duality of the transposed convolution y = Cᵀ(x) with the strided convolution C: ⟨Cᵀ(x), g⟩ = ⟨x, C(g)⟩,
+  so ∂/∂w is the kernel gradient of C applied to g with cotangent x, which XLA runs on its fast path (0.2 s in
+  the case above).
+* `subpixel_conv_transpose` — the sub-pixel form (Shi et al. 2016): output pixel s·q + r reads the input through
+  the kernel taps of phase r only, so one stride-1 convolution with ⌈k / s⌉-wide kernels and s²·C_out outputs,
+  then depth-to-space, gives every phase; its kernel is gathered from the k×k one (`subpixel_kernel`), so
+  gradients reach the original parameter.  It also computes the zero taps of the smaller phases (36 for 25 at
+  k = 5, s = 2), and was 2× slower than the dual gradient on XLA:CPU.
 
-`FastConvTranspose(method=...)` is the Linen layer; `gan.DCGANGenerator(upsampling=...)` selects one ("transpose",
-the default, is Flax's layer: the tutorial's exact network); `benchmarks/throughput.py` times them.
+`FastConvTranspose(method=...)` is the Linen layer.  `gan.DCGANGenerator(upsampling=...)` selects a form
+("transpose", the default, is Flax's layer: the tutorial's exact network); `autoencoder.ConvDecoder` always uses
+the dual gradient; `benchmarks/throughput.py` times the DCGAN's forms.
 """
 
 from __future__ import annotations
@@ -121,6 +122,59 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     return lax.conv_transpose(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
 
 
+def kernel_grad(inputs: jax.Array, cotangent: jax.Array, size: int, stride: int, padding) -> jax.Array:
+    """∂⟨conv(inputs, w), cotangent⟩/∂w for a stride-s convolution with `padding` ((before, after) per spatial axis).
+
+    inputs: f32[B, H, W, I], cotangent: f32[B, h, w, O] -> f32[k, k, I, O].  Written as one convolution in XLA's
+    canonical layout (NHWC × HWIO, with batch and channels swapped by transposes) rather than the layout autodiff
+    emits: XLA:CPU rewrites the latter into the former only outside loops, so inside the training loop's
+    `lax.scan` autodiff's kernel gradients ran through a generic loop, 60× slower.
+    """
+    pads = tuple((before, size + stride * (n - 1) - length - before)
+                 for (before, _), length, n in zip(padding, inputs.shape[1:3], cotangent.shape[1:3]))
+    out = lax.conv_general_dilated(inputs.transpose(3, 1, 2, 0), cotangent.transpose(1, 2, 0, 3), (1, 1), pads,
+                                   rhs_dilation=(stride, stride), dimension_numbers=_DIMENSIONS)
+    return out.transpose(1, 2, 0, 3)
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(before, after) padding of a stride-s 'SAME' convolution of a size-long axis (⌈size / s⌉ outputs; the odd
+    pixel goes after, as in XLA and TensorFlow)."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def canonical_grad_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Flax's `nn.Conv` with padding "SAME" and no bias, its gradients written in XLA's canonical layout.
+
+    x: f32[B, H, W, C_in], kernel: f32[k, k, C_in, C_out] -> f32[B, ⌈H / s⌉, ⌈W / s⌉, C_out]; values and gradients
+    are those of `lax.conv_general_dilated` (up to float rounding), but both gradients stay on XLA:CPU's fast path
+    inside `lax.scan` (see `kernel_grad`).
+    """
+    return lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
+
+
+def _canonical_forward(x, kernel, stride):
+    return canonical_grad_conv(x, kernel, stride), (x, kernel)
+
+
+def _canonical_backward(stride, residuals, g):
+    x, kernel = residuals
+    size = kernel.shape[0]
+    padding = tuple(same_padding(length, size, stride) for length in x.shape[1:3])
+    # The input gradient is the transposed convolution: g dilated by s, the kernel flipped with its channels swapped.
+    dx_padding = tuple((size - 1 - before, length - stride * (n - 1) - 1 - (size - 1 - before) + size - 1)
+                       for (before, _), length, n in zip(padding, x.shape[1:3], g.shape[1:3]))
+    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+    dx = lax.conv_general_dilated(g, flipped, (1, 1), dx_padding, lhs_dilation=(stride, stride),
+                                  dimension_numbers=_DIMENSIONS)
+    return dx, kernel_grad(x, g, size, stride, padding)
+
+
+canonical_grad_conv.defvjp(_canonical_forward, _canonical_backward)
+
+
 def _dual_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """The padding of the stride-s convolution C (of an s·size-long axis, to size outputs) whose input-gradient
     is the 'SAME' transposed convolution of a size-long axis."""
@@ -144,14 +198,13 @@ def _dual_grad_forward(x, kernel, stride):
 
 def _dual_grad_backward(stride, residuals, g):
     x, kernel = residuals
-    (dx,) = jax.vjp(lambda x: conv_transpose(x, kernel, stride), x)[1](g)
-    size = kernel.shape[0]
-    padding = (_dual_padding(x.shape[1], size, stride), _dual_padding(x.shape[2], size, stride))
+    padding = (_dual_padding(x.shape[1], kernel.shape[0], stride), _dual_padding(x.shape[2], kernel.shape[0], stride))
     # conv_transpose(·, kernel) = Cᵀ for the stride-s convolution C with kernel w = kernel flipped in space and with
-    # its channel axes swapped: so ∂⟨Cᵀ(x), g⟩/∂w = ∂⟨x, C(g)⟩/∂w, a fast-path kernel gradient.
+    # its channel axes swapped, so ⟨Cᵀ(x), g⟩ = ⟨x, C(g)⟩: the input gradient is C(g) and the kernel gradient that
+    # of C applied to g with cotangent x.
     dual = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    strided = lambda w: lax.conv_general_dilated(g, w, (stride, stride), padding, dimension_numbers=_DIMENSIONS)
-    (d_dual,) = jax.vjp(strided, dual)[1](x)
+    dx = lax.conv_general_dilated(g, dual, (stride, stride), padding, dimension_numbers=_DIMENSIONS)
+    d_dual = kernel_grad(g, x, kernel.shape[0], stride, padding)
     return dx, jnp.flip(d_dual.transpose(0, 1, 3, 2), (0, 1))
 
 
@@ -159,13 +212,13 @@ dual_grad_conv_transpose.defvjp(_dual_grad_forward, _dual_grad_backward)
 
 
 def _square(kernel_size, strides, padding) -> tuple[int, int]:
-    """(k, s) from `nn.ConvTranspose`-style arguments; the fast forms cover square 'SAME' layers only."""
+    """(k, s) from Flax-style layer arguments; the fast layers cover square 'SAME' layers only."""
     kernel_size, strides = tuple(kernel_size), tuple(strides or (1,) * len(kernel_size))
     if len(kernel_size) != 2 or kernel_size[0] != kernel_size[1] or len(strides) != 2 or strides[0] != strides[1]:
-        raise ValueError(f"FastConvTranspose needs a square 2-D kernel and equal strides, got "
+        raise ValueError(f"the fast convolutions need a square 2-D kernel and equal strides, got "
                          f"kernel_size={kernel_size}, strides={strides}")
     if padding != "SAME":
-        raise ValueError(f"FastConvTranspose computes padding='SAME' layers only, got padding={padding!r}")
+        raise ValueError(f"the fast convolutions compute padding='SAME' layers only, got padding={padding!r}")
     return kernel_size[0], strides[0]
 
 
@@ -173,10 +226,9 @@ def _square(kernel_size, strides, padding) -> tuple[int, int]:
 METHODS = {"dual_grad": dual_grad_conv_transpose, "subpixel": subpixel_conv_transpose}
 
 
-class FastConvTranspose(nn.Module):
-    """A drop-in for `nn.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")`: the same attributes (of
-    those it supports), parameters (`kernel` f32[k, k, C_in, features], `bias` f32[features] when `use_bias`)
-    and function, x f32[B, H, W, C_in] -> f32[B, s·H, s·W, features], computed by `METHODS[method]`."""
+class _SameConvLayer(nn.Module):
+    """The attributes and parameters shared with Flax's `nn.Conv` / `nn.ConvTranspose` (those the fast layers
+    support: square kernels, equal strides, 'SAME' padding); each subclass says how it `convolve`s."""
 
     features: int
     kernel_size: Sequence[int]
@@ -187,15 +239,34 @@ class FastConvTranspose(nn.Module):
     bias_init: Any = nn.initializers.zeros
     dtype: Any = None
     param_dtype: Any = jnp.float32
-    method: str = "dual_grad"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if self.method not in METHODS:
-            raise ValueError(f"FastConvTranspose.method must be one of {tuple(METHODS)}, got {self.method!r}")
         size, stride = _square(self.kernel_size, self.strides, self.padding)
         kernel = self.param("kernel", self.kernel_init, (size, size, x.shape[-1], self.features), self.param_dtype)
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        y = METHODS[self.method](x, kernel, stride)
+        y = self.convolve(x, kernel, stride)
         return y if bias is None else y + bias
+
+
+class FastConvTranspose(_SameConvLayer):
+    """A drop-in for `nn.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")`: the same attributes (of
+    those it supports), parameters (`kernel` f32[k, k, C_in, features], `bias` f32[features] when `use_bias`)
+    and function, x f32[B, H, W, C_in] -> f32[B, s·H, s·W, features], computed by `METHODS[method]`."""
+
+    method: str = "dual_grad"
+
+    def convolve(self, x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+        if self.method not in METHODS:
+            raise ValueError(f"FastConvTranspose.method must be one of {tuple(METHODS)}, got {self.method!r}")
+        return METHODS[self.method](x, kernel, stride)
+
+
+class FastConv(_SameConvLayer):
+    """A drop-in for `nn.Conv(features, (k, k), strides=(s, s), padding="SAME")`: the same attributes (of those it
+    supports), parameters and function, x f32[B, H, W, C_in] -> f32[B, ⌈H / s⌉, ⌈W / s⌉, features], with the
+    gradients of `canonical_grad_conv` (fast inside the training loop's scan on XLA:CPU)."""
+
+    def convolve(self, x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+        return canonical_grad_conv(x, kernel, stride)

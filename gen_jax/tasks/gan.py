@@ -84,11 +84,13 @@ def validate(config, dataset: data.Dataset) -> None:
         factor = 2 ** (len(config.g_features) - 1)
         height, width, _ = dataset.image_shape
         if height % factor or width % factor:
+            most = 1 + _largest_power_of_two_dividing(height, width)
+            remedy = (f"give g_features at most {most} entries" if most >= 2 else
+                      "the DCGAN needs even image sides: use architecture='mlp'")
             raise config_lib.ConfigError(
                 f"config.g_features has {len(config.g_features)} entries, so the DCGAN generator upsamples "
                 f"{factor}× and needs image sides that are multiples of {factor}; {dataset.name} images are "
-                f"{height}×{width}: give g_features at most {1 + _largest_power_of_two_dividing(height, width)} "
-                "entries")
+                f"{height}×{width}: {remedy}")
     if config.loss == "wgan_gp":
         config_lib.require_positive(config, "gp_weight")
         if config.d_dropout:
@@ -123,7 +125,9 @@ def build_models(config, dataset: data.Dataset):
                            negative_slope=config.negative_slope, upsampling=config.upsampling, dtype=dtype),
             DCGANDiscriminator(features=tuple(config.d_features), kernel_size=config.kernel_size,
                                num_classes=num_classes, negative_slope=config.negative_slope,
-                               dropout_rate=config.d_dropout, spectral_norm=config.spectral_norm, dtype=dtype))
+                               dropout_rate=config.d_dropout, spectral_norm=config.spectral_norm, dtype=dtype,
+                               # "transpose" keeps Flax's own layers throughout: the tutorial's exact computation.
+                               convolution="flax" if config.upsampling == "transpose" else "canonical_grad"))
 
 
 def signature(config, image_shape) -> dict:
@@ -180,6 +184,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     def ema_sampler(state):
         return lambda key, count: sample(state.ema_params, state.ema_batch_stats, key, count)
 
+    @jax.jit  # one compiled call instead of one per operation: initialising a DCGAN eagerly takes many seconds
     def init_state(key):
         g_key, d_key = jax.random.split(key)
         z = jnp.zeros((1, config.latent_dim), jnp.float32)
