@@ -79,6 +79,7 @@ def tiny_reference(tmp_path_factory):
         classifier._REFERENCE_STEPS["digits"] = steps_before
 
 
+@pytest.mark.slow
 def test_evaluator_scores_real_images_near_the_floor_and_noise_far_from_it(tiny_reference):
     cache, dataset, evaluator = tiny_reference
     assert evaluator.num_samples == len(dataset.test_images) == 360  # capped at the test split
@@ -102,6 +103,7 @@ def test_evaluator_scores_real_images_near_the_floor_and_noise_far_from_it(tiny_
     assert noise["classifier_score"] < real["classifier_score"]
 
 
+@pytest.mark.slow
 def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference, tmp_path):
     cache, dataset, evaluator = tiny_reference
     checkpoints = os.path.join(cache, "digits", "checkpoints")
@@ -121,6 +123,7 @@ def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference
     assert sorted(os.listdir(os.path.join(foreign, "digits", "checkpoints"))) == before
 
 
+@pytest.mark.slow
 def test_vae_summary_carries_the_same_sample_quality_fields(tiny_reference, tmp_path):
     cache, _, evaluator = tiny_reference
     config = tiny_vae_config(num_steps=20, checkpoint_every=20, eval_every=20, iwae_k=0)

@@ -12,12 +12,16 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
+from gen_jax.models import upsampling
+
 
 class Classifier(nn.Module):
     """x f32[B, H, W, C] in [0, 1] -> (logits f32[B, num_classes], features f32[B, feature_dim]).
 
-    Stride-2 3×3 convolutions with ReLU, then one hidden Dense layer with ReLU whose output is the feature vector,
-    then a linear layer to the class logits.
+    Stride-2 3×3 'SAME' convolutions with ReLU, then one hidden Dense layer with ReLU whose output is the feature
+    vector, then a linear layer to the class logits.  The convolutions are `nn.Conv`'s function and parameters with
+    gradients that stay fast on XLA:CPU inside the training loop's `lax.scan` (`upsampling.FastConv`; ~20× faster
+    per step there than `nn.Conv`).
     """
 
     num_classes: int
@@ -27,7 +31,7 @@ class Classifier(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = x
-        for width in self.conv_features:
-            h = nn.relu(nn.Conv(width, (3, 3), strides=(2, 2), padding="SAME")(h))
+        for i, width in enumerate(self.conv_features):
+            h = nn.relu(upsampling.FastConv(width, (3, 3), strides=(2, 2), name=f"Conv_{i}")(h))
         features = nn.relu(nn.Dense(self.feature_dim)(h.reshape(h.shape[0], -1)))
         return nn.Dense(self.num_classes)(features), features
