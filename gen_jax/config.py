@@ -38,6 +38,15 @@ def require_positive(config, *names: str) -> None:
             raise ConfigError(f"config.{name} must be a positive number, got {value!r}")
 
 
+def require_fraction(config, name: str, upper_inclusive: bool = False) -> None:
+    """config[name] must be a number in [0, 1) (or [0, 1] with `upper_inclusive`)."""
+    value = config[name]
+    inside = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0)
+    if not inside:
+        raise ConfigError(f"config.{name} must be a number in [0, 1{']' if upper_inclusive else ')'}, got {value!r}")
+
+
 def require_choice(config, name: str, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
     if config[name] not in allowed:

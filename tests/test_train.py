@@ -21,10 +21,11 @@ from gen_jax.tasks import vae
 
 
 def final_params(workdir, **overrides):
-    """The parameters in the newest checkpoint of `workdir`, as numpy arrays, and its step."""
+    """The newest checkpoint of `workdir` as numpy arrays (parameters, their EMA, optimizer state), and its step."""
     task = vae.make_task(tiny_vae_config(**overrides), data.load_dataset("digits"))
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
-    return jax.tree_util.tree_map(np.asarray, state.params), step
+    assert state.ema_params is not None  # the VAE configs keep an EMA, so resume must carry it too
+    return jax.tree_util.tree_map(np.asarray, (state.params, state.ema_params, state.opt_state)), step
 
 
 def tree_equal(a, b):
@@ -118,6 +119,26 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     assert tree_equal(a, b)
 
 
+def test_parameter_ema_averages_the_iterates_and_evaluation_uses_it():
+    """ema_{t+1} = d_t·ema_t + (1 − d_t)·params_{t+1}, d_t = min(decay, (1 + t) / (10 + t)); off, there is none."""
+    dataset = data.load_dataset("digits")
+    task = vae.make_task(tiny_vae_config(ema_decay=0.9), dataset)
+    step = jax.jit(task.train_step)
+    batch = {"image": jnp.asarray(dataset.train_images[:32]), "label": jnp.asarray(dataset.train_labels[:32])}
+    state = task.init_state(jax.random.key(0))
+    expected = state.params
+    for t in range(3):
+        state, _ = step(state, batch, jax.random.key(t))
+        decay = min(0.9, (1 + t) / (10 + t))
+        expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, expected, state.params)
+    assert not tree_equal(state.ema_params, state.params)
+    for got, want in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert state.inference_params() is state.ema_params
+    plain = vae.make_task(tiny_vae_config(ema_decay=0.0), dataset).init_state(jax.random.key(0))
+    assert plain.ema_params is None and plain.inference_params() is plain.params
+
+
 def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     config = tiny_vae_config(num_steps=60)
     dataset = data.load_dataset("digits")
@@ -148,6 +169,7 @@ def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     ("likelihood", "poisson", "config.likelihood must be one of"),
     ("architecture", "transformer", "config.architecture must be one of"),
     ("binarization", "maybe", "config.binarization must be one of"),
+    ("ema_decay", 1.0, r"config.ema_decay must be a number in \[0, 1\)"),
 ])
 def test_bad_config_is_refused_before_compute(tmp_path, field, value, message):
     workdir = tmp_path / "run"
@@ -160,6 +182,7 @@ def test_bad_config_is_refused_before_compute(tmp_path, field, value, message):
     ({"latent_dim": 3}, "latent_dim: workdir has 2, config asks for 3"),
     ({"architecture": "conv"}, "architecture"),
     ({"hidden": (64,)}, "hidden"),
+    ({"ema_decay": 0.0}, "parameter_ema: workdir has True, config asks for False"),
 ])
 def test_resuming_another_model_is_refused_and_changes_nothing(tmp_path, change, message):
     experiments_main.run(tiny_vae_config(num_steps=20), str(tmp_path))

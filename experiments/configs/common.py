@@ -39,6 +39,9 @@ def vae_config() -> ml_collections.ConfigDict:
     config.beta = 1.0  # weight of the KL term; 1 is the ELBO
     config.eval_iwae_k = 0  # IWAE samples in the periodic evaluations (0 = off)
     config.iwae_k = 1000  # IWAE samples in the final evaluation (summary.json)
+    # EMA of the parameters (steps.TrainState), used for every evaluation, sample and figure; 0 = the last iterate.
+    # 0.99 (a ~100-step window) beat 0.998 and 0.999 on the 784-500-20 Fashion-MNIST VAE (10 epochs, 3 seeds).
+    config.ema_decay = 0.99
     add_sample_quality_fields(config, enabled=False)
     return config
 

@@ -46,15 +46,6 @@ def _require_widths(config, name: str, min_length: int = 1) -> None:
                                      f"got {value!r}")
 
 
-def _require_fraction(config, name: str, upper_inclusive: bool = False) -> None:
-    value = config[name]
-    inside = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0)
-    if not inside:
-        raise config_lib.ConfigError(f"config.{name} must be a number in [0, 1{']' if upper_inclusive else ')'}, "
-                                     f"got {value!r}")
-
-
 def validate(config, dataset: data.Dataset) -> None:
     """Checks every GAN field against its allowed values (and the data), naming the field, before any compute."""
     config_lib.require_fields(config, (
@@ -67,7 +58,7 @@ def validate(config, dataset: data.Dataset) -> None:
     config_lib.require_positive_int(config, "d_steps", "eval_num_samples", "snapshot_samples")
     config_lib.require_positive(config, "d_learning_rate")
     for name in ("d_dropout", "ema_decay", "adam_b1", "adam_b2"):
-        _require_fraction(config, name)
+        config_lib.require_fraction(config, name)
     if isinstance(config.negative_slope, bool) or not isinstance(config.negative_slope, (int, float)) \
             or config.negative_slope < 0:
         raise config_lib.ConfigError(f"config.negative_slope must be a number >= 0, got {config.negative_slope!r}")

@@ -29,7 +29,8 @@ class TrainedRun:
 
     encode: f32[B, H, W, C] -> codes f32[B, D] (the AutoEncoder's code, the VAE's posterior mean).
     decode: f32[B, D] -> images f32[B, H, W, C] in [0, 1] (the decoder's mean).
-    params: the restored parameters (e.g. for reading a linear decoder's weights).
+    params: the restored parameters the run evaluates with (its EMA when it kept one), e.g. for reading a
+      linear decoder's weights.
     train_images, test_images: preprocessed as in training (binarised when the run binarised).
     """
 
@@ -73,12 +74,13 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
     # Jitted: one compilation instead of one per initialiser op; only the structure matters, the values are replaced.
     template = jax.jit(task.init_state)(train.derive_keys(config.seed)["init"])
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), template)
-    encode, decode = family.codec(config, family.build_model(config, dataset.image_shape), state.params)
+    encode, decode = family.codec(config, family.build_model(config, dataset.image_shape),
+                                   state.inference_params())
     # The same fixed key as the task's own test set, so a dynamically binarised run sees the same test images.
     test_images = vae.prepare_test_images(config, dataset.test_images,
                                           jax.random.fold_in(jax.random.key(config.seed), 10_000))
     # Dynamic binarisation samples around the grey values, whose mean image is the grey image itself.
     binarization = "static" if config.binarization == "static" else "none"
     return TrainedRun(workdir=workdir, config=config, dataset=dataset, step=step, encode=encode, decode=decode,
-                      params=state.params,
+                      params=state.inference_params(),
                       train_images=data.preprocess(dataset.train_images, binarization), test_images=test_images)

@@ -2,7 +2,8 @@
 
 Config fields read here (beyond the common ones): architecture ("mlp" | "conv"), hidden (MLP widths),
 conv_features, conv_hidden, likelihood ("bernoulli" | "gaussian"), learn_scale, gaussian_log_scale, beta,
-binarization ("none" | "static" | "dynamic"), eval_batch_size, eval_iwae_k (periodic), iwae_k (final), and
+binarization ("none" | "static" | "dynamic"), eval_batch_size, eval_iwae_k (periodic), iwae_k (final), ema_decay
+(an EMA of the parameters, used for every evaluation, sample and figure; 0 = the last iterate), and
 sample_quality / num_samples / classifier_dir (samples scored as GAN samples are, see `sample_quality.py`).
 """
 
@@ -26,7 +27,8 @@ ARCHITECTURES = ("mlp", "conv")
 
 def validate(config) -> None:
     config_lib.require_fields(config, ("architecture", "likelihood", "beta", "binarization", "iwae_k",
-                                       "eval_iwae_k", "eval_batch_size"))
+                                       "eval_iwae_k", "eval_batch_size", "ema_decay"))
+    config_lib.require_fraction(config, "ema_decay")
     config_lib.require_choice(config, "architecture", ARCHITECTURES)
     config_lib.require_choice(config, "likelihood", losses.LIKELIHOODS)
     config_lib.require_choice(config, "binarization", data.BINARIZATIONS)
@@ -70,8 +72,9 @@ def prepare_test_images(config, images: np.ndarray, key: jax.Array) -> np.ndarra
 def signature(config, image_shape) -> dict:
     """The fields a checkpoint must agree with to be resumed by this config."""
     arch = ("hidden",) if config.architecture == "mlp" else ("conv_features", "conv_hidden")
-    return config_lib.signature(config, ("architecture", "latent_dim", "likelihood", "learn_scale") + arch,
-                                image_shape)
+    # Whether the state holds an EMA of the parameters is part of its structure; the decay itself is not.
+    return {**config_lib.signature(config, ("architecture", "latent_dim", "likelihood", "learn_scale") + arch,
+                                   image_shape), "parameter_ema": config.ema_decay > 0}
 
 
 def as_images(config, decoded: jax.Array) -> np.ndarray:
@@ -105,26 +108,26 @@ def make_task(config, dataset: data.Dataset) -> Task:
         params_key, z_key = jax.random.split(key)
         dummy = jnp.zeros((1, *dataset.image_shape), jnp.float32)
         params = model.init(params_key, dummy, z_key)["params"]
-        return steps.create_train_state(model, params, tx)
+        return steps.create_train_state(model, params, tx, config.ema_decay)
 
     def evaluate(state, key):
-        return periodic_eval(state.params, test_images, key)
+        return periodic_eval(state.inference_params(), test_images, key)
 
     def summarize(state, key):
-        results = final_eval(state.params, test_images, key)
+        results = final_eval(state.inference_params(), test_images, key)
         summary = {"test_neg_elbo": results["neg_elbo"], "likelihood": config.likelihood,
                    "binarization": config.binarization, "units": "nats per example, summed over pixels",
                    "num_test_examples": len(test_images)}
         if config.iwae_k:
             summary.update(test_iwae_nll=results["iwae_nll"], iwae_k=config.iwae_k)
         if quality is not None:  # pixel means of z ~ N(0, I) decoded, as in figures/samples.png
-            _, decode = codec(config, model, state.params)
+            _, decode = codec(config, model, state.inference_params())
             summary.update(quality.summary(lambda k, n: decode(jax.random.normal(k, (n, config.latent_dim))),
                                            jax.random.fold_in(key, 1)))
         return summary
 
     def make_figures(state, key, workdir):
-        return vae_figures(config, model, state.params, dataset, test_images, key, workdir)
+        return vae_figures(config, model, state.inference_params(), dataset, test_images, key, workdir)
 
     return Task(name="vae", signature=signature(config, dataset.image_shape), init_state=init_state,
                 train_step=steps.make_vae_train_step(model, config.likelihood, config.beta, config.binarization),
