@@ -21,38 +21,46 @@ from gen_jax import data, losses
 
 
 class TrainState(train_state.TrainState):
-    """params, opt_state, an int32 step and, when `ema_decay` > 0, `ema_params`: an exponential moving average of
-    the parameters after each update (Polyak averaging), which `inference_params` hands to evaluation and
-    sampling.  `apply_fn`, `tx` and `ema_decay` are static (not saved); without an EMA `ema_params` is None.
+    """params, opt_state and an int32 step; `apply_fn` and `tx` are static (not saved)."""
+
+    def inference_params(self):
+        """The parameters to evaluate and sample with: here the last iterate."""
+        return self.params
+
+
+class EMATrainState(TrainState):
+    """A TrainState that also keeps `ema_params`, an exponential moving average of the parameters after each
+    update (Polyak averaging), and evaluates and samples with it; `ema_decay` is static (not saved).
 
     Why average: at a fixed learning rate the last iterate jitters around the optimum; its running average sits
-    closer to it.  On the 784-500-20 VAE (Adam 1e-3, 4,680 steps) the average is ~2 nats better on the test set
-    than the last iterate, with the training trajectory itself unchanged.
+    closer to it.  On the 784-500-20 Fashion-MNIST VAE (Adam 1e-3, 4,680 steps) the average (decay 0.99) is
+    ~2 nats better on the test set than the last iterate, the training trajectory itself unchanged.  A separate
+    class, so states without an EMA keep the checkpoint layout they always had.
     """
 
     ema_params: Any = None
-    ema_decay: float = struct.field(pytree_node=False, default=0.0)
+    ema_decay: float = struct.field(pytree_node=False, default=0.99)
 
-    def apply_gradients(self, *, grads, **kwargs) -> "TrainState":
+    def apply_gradients(self, *, grads, **kwargs) -> "EMATrainState":
         updated = super().apply_gradients(grads=grads, **kwargs)
-        if not self.ema_decay:
-            return updated
         step_size = 1.0 - ema_decay_at(self.step, self.ema_decay)
         return updated.replace(ema_params=optax.incremental_update(updated.params, self.ema_params, step_size))
 
     def inference_params(self):
-        """The parameters to evaluate and sample with: the EMA when there is one, else the last iterate."""
-        return self.params if self.ema_params is None else self.ema_params
+        """The parameters to evaluate and sample with: the EMA."""
+        return self.ema_params
 
 
 def create_train_state(model, params, tx: optax.GradientTransformation, ema_decay: float = 0.0) -> TrainState:
-    """The state at step 0; with `ema_decay` in (0, 1) it also keeps an EMA of the parameters (see TrainState)."""
+    """The state at step 0: a TrainState, or with `ema_decay` in (0, 1) an EMATrainState."""
     if not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {ema_decay}")
-    # A copy, not an alias: the loop donates the state's buffers, and one buffer must not appear twice.
-    ema_params = jax.tree.map(jnp.copy, params) if ema_decay else None
-    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, ema_params=ema_params,
-                              ema_decay=float(ema_decay))
+    if ema_decay:
+        # A copy, not an alias: the loop donates the state's buffers, and one buffer must not appear twice.
+        state = EMATrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                                     ema_params=jax.tree.map(jnp.copy, params), ema_decay=float(ema_decay))
+    else:
+        state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
     # An int32 array (not a Python int), so the first and later calls share one compiled function.
     return state.replace(step=jnp.asarray(0, jnp.int32))
 
