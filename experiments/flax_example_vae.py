@@ -35,14 +35,18 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
+    pixels: int = 784
+
     @nn.compact
     def __call__(self, z):
-        return nn.Dense(784)(nn.relu(nn.Dense(500)(z)))
+        return nn.Dense(self.pixels)(nn.relu(nn.Dense(500)(z)))
 
 
 class ExampleVAE(nn.Module):
+    pixels: int = 784
+
     def setup(self):
-        self.encoder, self.decoder = Encoder(), Decoder()
+        self.encoder, self.decoder = Encoder(), Decoder(self.pixels)
 
     def __call__(self, x, key):
         mean, log_var = self.encoder(x)
@@ -60,11 +64,11 @@ def negative_elbo(model, params, x, key):
 
 def train_one_seed(seed: int, train_x: np.ndarray, test_x: np.ndarray, num_steps: int, batch_size: int,
                    ema_decays: list[float]) -> dict[str, float]:
-    model = ExampleVAE()
+    model = ExampleVAE(pixels=train_x.shape[1])
     tx = optax.adam(1e-3)
     rng = jax.random.key(seed)
     rng, init_key, z_key = jax.random.split(rng, 3)
-    params = model.init(init_key, jnp.ones((batch_size, 784)), z_key)["params"]
+    params = model.init(init_key, jnp.ones((batch_size, train_x.shape[1])), z_key)["params"]
     opt_state = tx.init(params)
     averages = {decay: params for decay in ema_decays}
 
@@ -99,8 +103,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data_dir", default="", help="directory of the Fashion-MNIST IDX files (see gen_jax/data.py)")
     args = parser.parse_args(argv)
     dataset = data.load_dataset("fashion_mnist", args.data_dir or None)
-    train_x = data.preprocess(dataset.train_images, "static").reshape(-1, 784)
-    test_x = data.preprocess(dataset.test_images, "static").reshape(-1, 784)
+    train_x = data.preprocess(dataset.train_images, "static").reshape(len(dataset.train_images), -1)
+    test_x = data.preprocess(dataset.test_images, "static").reshape(len(dataset.test_images), -1)
     per_seed = []
     for seed in args.seeds:
         results = train_one_seed(seed, train_x, test_x, args.num_steps, 128, args.ema_decay)
