@@ -83,6 +83,22 @@ def test_edit_figure_from_a_vae_checkpoint(digits, tmp_path):
     _edit_3(run)
 
 
+def test_load_run_reads_a_vae_run_written_before_the_parameter_ema(digits, tmp_path):
+    """Runs from before `ema_decay` existed have no such field and no EMA in their checkpoints."""
+    config = tiny_vae_config(ema_decay=0.0)
+    task = vae.make_task(config, digits)
+    old_config = config.to_dict()
+    del old_config["ema_decay"]
+    train.prepare_workdir(str(tmp_path), old_config, task)
+    manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 1)
+    state = jax.jit(task.init_state)(train.derive_keys(config.seed)["init"])
+    checkpoint.save(manager, 0, state)
+    manager.wait_until_finished()
+    run = trained.load_run(str(tmp_path), digits)
+    assert run.config.ema_decay == 0.0
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(state.params)))
+
+
 def test_load_run_explains_a_directory_without_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json does not exist"):
         trained.load_run(str(tmp_path))

@@ -62,6 +62,8 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
                                 "python -m experiments.main")
     with open(config_path) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    if config.get("model") == "vae" and "ema_decay" not in config:
+        config.ema_decay = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none
     if config.get("model") not in FAMILIES:
         raise config_lib.ConfigError(f"{config_path}: model {config.get('model')!r} has no latent code; "
                                      f"use a run of {', '.join(map(repr, FAMILIES))}")
