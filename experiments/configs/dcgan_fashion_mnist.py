@@ -3,8 +3,8 @@ ConvTranspose 128 s1 -> 64 s2 -> 1 s2 (BatchNorm + LeakyReLU(0.3), tanh), D = Co
 Dropout 0.3) -> Dense 1; non-saturating loss, Adam 1e-4 for both, batch 256, z ~ N(0, I) of 100 dimensions.
 
 The default budget, 200 steps (under one epoch), takes 6 to 15 minutes on 2 shared CPU cores (0.2-0.6 steps/s,
-depending on the machine's load: 94 GFLOP per step by XLA's count).  The tutorial trains 50 epochs: --config.num_steps=11700 --config.eval_every=1170, about a
-minute of training on one H100 (~440 steps/s).
+depending on the machine's load: 94 GFLOP per step by XLA's count).  The tutorial trains 50 epochs:
+--config.num_steps=11700 --config.eval_every=1170, about a minute of training on one H100 (~440 steps/s).
 """
 
 from experiments.configs import common
