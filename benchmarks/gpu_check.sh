@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The throughput table on a lent GPU machine, in one call (about 5 minutes on an H100):
+# The throughput table on a lent GPU machine, in one call (how long it took on an H100: benchmarks/README.md):
 #
 #   bash benchmarks/gpu_check.sh [extra benchmark flags]   # from the repository root; results in $OUT
 #
 # The GPU image has JAX, flax, optax, orbax, matplotlib and pillow but not ml_collections, which the experiment
 # configs need: it is installed from the wheels in .whl/ (carry `.whl` with the call) when it is missing.  Writes
-# $OUT/gpu_all.json (one record per row), $OUT/gpu_table.md (the README table), $OUT/gpu_log.txt and
+# $OUT/gpu_all.json (one record per row), $OUT/gpu_table.md (the table in benchmarks/README.md), $OUT/gpu_log.txt and
 # $OUT/environment.txt.
 set -euo pipefail
 OUT="${OUT:-gpu_out}"

@@ -5,7 +5,7 @@
     python -m benchmarks.throughput --all [--json all.json] [--markdown table.md]
 
 Each model is built by its experiment's own code: the experiment config (`experiments/configs/*.py`) and the
-family's `make_task` (`gen_jax/tasks/`), on synthetic data of the experiment's shape that lives on the device.
+family's `make_task` (`gen_jax/tasks/<config.family>.py`), on synthetic data of the experiment's shape that lives on the device.
 Two ways of running the same `task.train_step` are timed, interleaved repeat by repeat so that load from other
 processes hits both alike:
 
@@ -44,7 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import data, train
+from gen_jax import config as config_lib
+from gen_jax import data, tasks, train
+from gen_jax import keys as loop_keys
 
 # --precision -> config.compute_dtype (parameters and optimizer state stay float32).
 PRECISIONS = {"f32": "float32", "bf16": "bfloat16"}
@@ -59,11 +61,10 @@ class ModelSpec:
 
     Attributes:
       config_module: the experiment config under `experiments/configs/`, e.g. "vae_mlp_fashion_mnist".
-      family: which `gen_jax/tasks/` module builds it ("vae", "ae", "gan").
       batch_size: the experiment's batch size, used when `--batch-size` is not given.
       steps_per_call: K when `--steps-per-call` is not given, on CPU (smaller for the slow conv steps, so the
         table takes minutes); 100 on accelerators.
-      overrides: config fields set on top of the experiment's.
+      overrides: config fields set on top of the experiment's, by dotted path ("model.hidden").
       images: the synthetic training images: "binary" (statically binarised) or "uniform" in [0, 1].
       reference: another model whose f32 fused step is timed in the same run, for `speedup_vs_reference` (a
         faster formulation of the same network against the plain f32 one).
@@ -71,7 +72,6 @@ class ModelSpec:
     """
 
     config_module: str
-    family: str
     batch_size: int
     steps_per_call: int = 100
     overrides: tuple[tuple[str, Any], ...] = ()
@@ -81,25 +81,25 @@ class ModelSpec:
 
 
 _MNIST_SHAPED = (("dataset", "fashion_mnist"),)
-_NO_SAMPLE_QUALITY = (("sample_quality", False),)  # the benchmark times training, not the FID evaluator
+_NO_SAMPLE_QUALITY = (("sample_quality.enabled", False),)  # the benchmark times training, not the FID evaluator
 
 MODELS: dict[str, ModelSpec] = {
-    "vae_mlp": ModelSpec("vae_mlp_fashion_mnist", "vae", 128, images="binary",
+    "vae_mlp": ModelSpec("vae_mlp_fashion_mnist", 128, images="binary",
                          description="MLP VAE 784-500-20, Bernoulli, Adam"),
-    "vae_conv": ModelSpec("vae_conv_fashion_mnist", "vae", 128, 20, images="binary",
+    "vae_conv": ModelSpec("vae_conv_fashion_mnist", 128, 20, images="binary",
                           description="conv VAE 32-64 / 256 hidden, latent 20"),
-    "ae_mlp": ModelSpec("ae_digits", "ae", 128, overrides=_MNIST_SHAPED + (("hidden", (500,)), ("latent_dim", 20)),
+    "ae_mlp": ModelSpec("ae_digits", 128, overrides=_MNIST_SHAPED + (("model.hidden", (500,)), ("model.latent_dim", 20)),
                         description="MLP AE 784-500-20, MSE, Adam"),
-    "gan_mlp": ModelSpec("gan_digits", "gan", 64, overrides=_MNIST_SHAPED + _NO_SAMPLE_QUALITY,
+    "gan_mlp": ModelSpec("gan_digits", 64, overrides=_MNIST_SHAPED + _NO_SAMPLE_QUALITY,
                          description="MLP GAN, G 64-256-512-784, D 784-512-256-1"),
-    "dcgan": ModelSpec("dcgan_fashion_mnist", "gan", 256, 2,
-                       overrides=_NO_SAMPLE_QUALITY + (("upsampling", "transpose"),),
+    "dcgan": ModelSpec("dcgan_fashion_mnist", 256, 2,
+                       overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "flax"),),
                        description="TF tutorial DCGAN, Flax nn.ConvTranspose (the tutorial's exact layers)"),
-    "dcgan_dual_grad": ModelSpec("dcgan_fashion_mnist", "gan", 256, 2,
-                                 overrides=_NO_SAMPLE_QUALITY + (("upsampling", "dual_grad"),), reference="dcgan",
+    "dcgan_dual_grad": ModelSpec("dcgan_fashion_mnist", 256, 2,
+                                 overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "dual_grad"),), reference="dcgan",
                                  description="the same network, transposed-conv kernel gradient by duality"),
-    "dcgan_subpixel": ModelSpec("dcgan_fashion_mnist", "gan", 256, 2,
-                                overrides=_NO_SAMPLE_QUALITY + (("upsampling", "subpixel"),), reference="dcgan",
+    "dcgan_subpixel": ModelSpec("dcgan_fashion_mnist", 256, 2,
+                                overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "subpixel"),), reference="dcgan",
                                 description="the same network, transposed convs in sub-pixel form"),
 }
 
@@ -108,7 +108,11 @@ ALL_ROWS = tuple((name, "f32") for name in MODELS) + (("vae_mlp", "bf16"), ("dcg
 
 
 def image_shape_of(config) -> tuple[int, int, int]:
-    """The synthetic images' (H, W, C): every benchmarked experiment trains on 28×28×1 Fashion-MNIST."""
+    """The synthetic images' (H, W, C) in pixels: every benchmarked experiment trains on 28×28×1 Fashion-MNIST.
+
+    Raises:
+      ValueError: `config.dataset` is not "fashion_mnist".
+    """
     if config.dataset != "fashion_mnist":
         raise ValueError(f"the benchmark makes Fashion-MNIST-shaped data; config.dataset is {config.dataset!r}")
     return (28, 28, 1)
@@ -119,6 +123,16 @@ def synthetic_dataset(image_shape: tuple[int, int, int], num_examples: int, imag
     """A `data.Dataset` of random images (f32 in [0, 1], or 0/1 when `images` is "binary") and labels 0-9.
 
     The test split is small (64 examples): the benchmark builds the task's evaluators but never runs them.
+
+    Args:
+      image_shape: (H, W, C).
+      num_examples: N, the size of the training split.
+      images: "binary" or "uniform".
+      seed: seeds numpy's generator.
+
+    Returns:
+      A `data.Dataset` with train_images f32[N, H, W, C], train_labels i32[N], test_images f32[64, H, W, C],
+      test_labels i32[64] and 10 classes.
     """
     rng = np.random.default_rng(seed)
 
@@ -133,16 +147,26 @@ def synthetic_dataset(image_shape: tuple[int, int, int], num_examples: int, imag
 
 
 def build_task(name: str, batch_size: int, precision: str, num_examples: int):
-    """(task, synthetic dataset) for model `name`, its compute dtype set by `precision` (parameters stay f32)."""
+    """The task and its synthetic data for model `name`, its compute dtype set by `precision` (parameters stay f32).
+
+    Args:
+      name: a key of `MODELS`.
+      batch_size: examples per step.
+      precision: a key of `PRECISIONS`.
+      num_examples: the size of the synthetic training split.
+
+    Returns:
+      (task, dataset): the family's `make_task(config, dataset)` and the `synthetic_dataset` it trains on.
+    """
     spec = MODELS[name]
     config = importlib.import_module(f"experiments.configs.{spec.config_module}").get_config()
-    for field, value in spec.overrides:
-        config[field] = value
+    for path, value in spec.overrides:
+        parent, _, field = path.rpartition(".")
+        (config_lib.value_at(config, parent) if parent else config)[field] = value
     config.batch_size = batch_size
     config.compute_dtype = PRECISIONS[precision]
     dataset = synthetic_dataset(image_shape_of(config), num_examples, spec.images)
-    family = importlib.import_module(f"gen_jax.tasks.{spec.family}")
-    return family.make_task(config, dataset), dataset
+    return tasks.get(config.family).make_task(config, dataset), dataset
 
 
 # --- timing ------------------------------------------------------------------------------------------------------
@@ -184,9 +208,17 @@ def make_matmul_probe(dtype, size: int, count: int) -> Callable[[], float]:
 
     The chain runs in one jitted `fori_loop`, so dispatch does not dilute the rate on a fast device; each product
     is scaled by 1/√size, which keeps the entries of order one (no overflow, no denormals).  Products accumulate
-    in float32 (`preferred_element_type`), the device's fastest form for bf16: on this project's Sapphire Rapids
-    CPU a 2048² bf16 product with a bf16 result ran at 144 GFLOP/s and with a float32 one at 572 GFLOP/s, so a
-    bf16-result probe would understate the peak and overstate every fraction of it.
+    in float32 (`preferred_element_type`), the device's fastest form for bf16: on CPU a bf16 product with a bf16
+    result ran far slower than with a float32 one (measured in benchmarks/README.md), so a bf16-result probe would
+    understate the peak and overstate every fraction of it.
+
+    Args:
+      dtype: the products' input dtype (the step's compute dtype).
+      size: the side of the square matrices.
+      count: products per timed call.
+
+    Returns:
+      measure() -> float: runs the chain once (already compiled and warmed up) and returns its rate in FLOP/s.
     """
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32).astype(dtype)
     scale = size ** -0.5
@@ -209,7 +241,17 @@ def make_matmul_probe(dtype, size: int, count: int) -> Callable[[], float]:
 
 
 def matmul_probe_for(backend: str, dtype, size: int | None = None) -> Callable[[], float]:
-    """The peak probe: `size`² products, by default 2048² (17 GFLOP each) on CPU and 8192² on accelerators."""
+    """The peak probe (`make_matmul_probe`): `size`² products, by default 2048² (17 GFLOP each, 2 per call) on CPU
+    and 8192² (20 per call) on accelerators.
+
+    Args:
+      backend: `jax.Device.platform`, e.g. "cpu", "gpu", "tpu".
+      dtype: the products' input dtype.
+      size: the matrices' side; None = the backend's default.
+
+    Returns:
+      measure() -> FLOP/s.
+    """
     if backend == "cpu":
         return make_matmul_probe(dtype, size or 2048, 2)
     return make_matmul_probe(dtype, size or 8192, 20)
@@ -272,6 +314,26 @@ def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", 
 
     Each repeat runs `steps_per_call` steps per-step, one fused call of `steps_per_call` steps, the reference's
     fused call, then the matmul probe.  Rates are medians over the repeats, after one warm-up of each.
+
+    Args:
+      name: a key of `MODELS`.
+      batch_size: examples per step; None = the experiment's.
+      precision: a key of `PRECISIONS`.
+      steps_per_call: K, steps per fused call (and per timed per-step run); None = the spec's on CPU, 100 elsewhere.
+      repeats: timed repeats after the warm-up.
+      num_examples: the size of the synthetic on-device training split.
+      peak_size: the side of the matmul probe's matrices; None = the backend's default.
+      seed: seeds the keys and the host-side batch order.
+
+    Returns:
+      A JSON-ready dict: rates in steps/s and examples/s, times in ms per step (`ms_per_step_repeats` and
+      `baseline_ms_per_step_repeats` per repeat), compile times in s, FLOPs per step, the probe's peak and the
+      achieved rate in FLOP/s, `fraction_of_peak` in [0, 1], the speed-ups as ratios, memory in bytes, and
+      `environment(device)`.
+
+    Raises:
+      ValueError: an unknown model or precision, a size that is not a positive integer, or a batch larger than
+        `num_examples`.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
@@ -288,7 +350,7 @@ def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", 
         raise ValueError(f"batch_size ({batch_size}) must not exceed num_examples ({num_examples})")
 
     task, dataset = build_task(name, batch_size, precision, num_examples)
-    keys = train.derive_keys(seed)
+    keys = loop_keys.loop_streams(seed)
     images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
 
     run_baseline, baseline_compiled, baseline_compile_s = _baseline_runner(task, dataset, batch_size, steps_per_call,
@@ -396,7 +458,14 @@ _COLUMNS = (  # (header, field, format, scale, unit)
 
 
 def markdown_table(results: list[dict]) -> str:
-    """The results as a Markdown table, one row per result, under a line naming the device, date and peak."""
+    """The results as a Markdown table, one row per result, under a line naming the device, date and peak.
+
+    Args:
+      results: records from `benchmark`, at least one.
+
+    Returns:
+      Markdown text ending in a newline.
+    """
     lines = ["| " + " | ".join(header for header, *_ in _COLUMNS) + " |",
              "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in results:

@@ -25,8 +25,8 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, figures, losses, pca, train
-from gen_jax.tasks import ae, trained
+from gen_jax import data, figures, latent, losses, pca, report, train, trained
+from gen_jax.tasks import ae
 
 # The fields this experiment adds to an AutoEncoder config (experiments/configs/ae_vs_pca.py).
 FIELDS = ("ks", "linear_num_steps", "linear_learning_rate", "vae_workdir")
@@ -64,15 +64,15 @@ def member_config(config, k: int, linear: bool) -> ml_collections.ConfigDict:
     member = ml_collections.ConfigDict(config.to_dict())
     for name in FIELDS:
         del member[name]
-    member.model = "ae"
-    member.latent_dim = k
+    member.experiment = ""
+    member.model.latent_dim = k
     member.name = f"{config.name}: {'linear AE' if linear else 'AE'}, k={k}"
     if linear:
-        member.architecture = "mlp"
-        member.hidden = ()
-        member.reconstruction_loss = "mse"
+        member.model.architecture = "mlp"
+        member.model.hidden = ()
+        member.model.reconstruction_loss = "mse"
         member.num_steps = config.linear_num_steps
-        member.learning_rate = config.linear_learning_rate
+        member.optim.learning_rate = config.linear_learning_rate
     return member
 
 
@@ -110,8 +110,8 @@ def load_vae_run(workdir: str, dataset: data.Dataset) -> trained.TrainedRun:
         run = trained.load_run(workdir, dataset)
     except (FileNotFoundError, config_lib.ConfigError) as error:
         raise config_lib.ConfigError(f"config.vae_workdir: {error}") from None
-    if run.config.model != "vae":
-        raise config_lib.ConfigError(f"config.vae_workdir: {workdir} holds a {run.config.model!r} run, not a 'vae'")
+    if run.config.family != "vae":
+        raise config_lib.ConfigError(f"config.vae_workdir: {workdir} holds a {run.config.family!r} run, not a 'vae'")
     return run
 
 
@@ -133,7 +133,7 @@ def run(config, dataset: data.Dataset, workdir: str) -> dict:
     vae_run = load_vae_run(config.vae_workdir, dataset) if config.vae_workdir else None
     # prepare_workdir reads only a task's name and signature: this one guards the experiment's own files.
     train.prepare_workdir(workdir, config.to_dict(),
-                          types.SimpleNamespace(name="ae_vs_pca", signature={"dataset": config.dataset}))
+                          types.SimpleNamespace(name="ae_vs_pca", signature={"family": "ae_vs_pca", "dataset": config.dataset}))
     for (kind, k), task in tasks.items():
         train.prepare_workdir(os.path.join(workdir, f"{kind}_k{k}"), members[kind, k].to_dict(), task)
 
@@ -166,8 +166,8 @@ def run(config, dataset: data.Dataset, workdir: str) -> dict:
         json.dump(summary, f, indent=2)
         f.write("\n")
     figure_list = comparison_figures(ks, summary, reference["fits"], runs, vae_run, dataset, workdir)
-    figures.write_report(workdir, f"ae_vs_pca — {config.dataset}", report_rows(summary), figure_list,
-                         notes=NOTES)
+    report.write_report(workdir, f"ae_vs_pca — {config.dataset}", report_rows(summary), figure_list,
+                        notes=NOTES)
     print(format_table(summary), flush=True)
     return summary
 
@@ -218,12 +218,12 @@ def comparison_figures(ks, summary, fits, runs, vae_run, dataset, workdir) -> li
     k0 = ks[0]
     codes = {"PCA": np.asarray(pca.encode(pca.truncate(fits[-1], min(2, ks[-1])), test_images[:count]))}
     for kind, title in (("linear_ae", "linear AE"), ("ae", "AE")):
-        codes[f"{title}, k={k0}"] = ae.encode_in_batches(runs[kind, k0].encode, test_images[:count])
+        codes[f"{title}, k={k0}"] = latent.encode_in_batches(runs[kind, k0].encode, test_images[:count])
     if vae_run is not None:
-        codes[f"VAE means, k={vae_run.config.latent_dim}"] = ae.encode_in_batches(
+        codes[f"VAE means, k={vae_run.config.model.latent_dim}"] = latent.encode_in_batches(
             vae_run.encode, vae_run.test_images[:count])
     # Codes of more than two dimensions are shown on their own first two principal components.
-    embeddings = {name if values.shape[1] <= 2 else f"{name} (2 PCs)": ae.plane_points(values)[0]
+    embeddings = {name if values.shape[1] <= 2 else f"{name} (2 PCs)": latent.plane_points(values)[0]
                   for name, values in codes.items()}
     add(figures.save_embeddings_side_by_side(os.path.join(figure_dir, "embeddings_2d.png"), embeddings,
                                              dataset.test_labels[:count], class_names=dataset.class_names),

@@ -20,14 +20,23 @@ import sys
 import numpy as np
 from absl import app, flags, logging
 
-from gen_jax import data, editing, figures
-from gen_jax.tasks import ae
-from gen_jax.tasks.trained import TrainedRun, load_run
+from gen_jax import data, editing, figures, latent
+from gen_jax.trained import TrainedRun, load_run
 
 
 def resolve_attribute(dataset: data.Dataset, attribute: str) -> tuple[str, np.ndarray, np.ndarray]:
-    """(name, bool[N_train], bool[N_test]): which images have `attribute`, a CelebA attribute name, a class
-    name or a class index."""
+    """Which images have `attribute`.
+
+    Args:
+      dataset: the run's data set.
+      attribute: a CelebA attribute name, a class name or a class index (as text).
+
+    Returns:
+      (name, bool[N_train], bool[N_test]): the attribute's name and, per training and test image, whether it has it.
+
+    Raises:
+      ValueError: naming the allowed attributes and class indices, when `attribute` is none of them.
+    """
     if attribute in dataset.attribute_names:
         column = dataset.attribute_names.index(attribute)
         return attribute, dataset.train_attributes[:, column], dataset.test_attributes[:, column]
@@ -44,9 +53,20 @@ def resolve_attribute(dataset: data.Dataset, attribute: str) -> tuple[str, np.nd
 
 def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images: int,
                 max_train_images: int) -> str:
-    """Writes <workdir>/figures/edit_<attribute>.png for `run` (see the module docstring); returns its path."""
+    """Writes <workdir>/figures/edit_<attribute>.png for `run` (see the module docstring).
+
+    Args:
+      run: a trained AE or VAE run (`load_run`).
+      attribute: as `resolve_attribute` takes it.
+      alphas: edit strengths α, one column each, in multiples of the attribute vector.
+      num_images: test images without the attribute to edit, one row each.
+      max_train_images: the first this many training images give the attribute vector.
+
+    Returns:
+      The path of the figure written.
+    """
     name, train_has, test_has = resolve_attribute(run.dataset, attribute)
-    codes = ae.encode_in_batches(run.encode, run.train_images[:max_train_images])
+    codes = latent.encode_in_batches(run.encode, run.train_images[:max_train_images])
     vector = editing.attribute_vector(codes, train_has[:max_train_images])
     chosen = np.flatnonzero(~test_has)[:num_images]
     rows = editing.edit_rows(run.encode, run.decode, run.test_images[chosen], vector, alphas)
@@ -54,7 +74,7 @@ def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
     return str(figures.save_edit_rows(
         os.path.join(run.workdir, "figures", f"edit_{safe}.png"), rows, alphas, row_labels=labels,
-        title=f"{run.config.model} (step {run.step}): code + α·(mean code with '{name}' − mean without)"))
+        title=f"{run.config.family} (step {run.step}): code + α·(mean code with '{name}' − mean without)"))
 
 
 def main(argv):

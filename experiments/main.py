@@ -10,6 +10,7 @@ model's run are reported before any compute, and nothing in the workdir is chang
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -28,33 +29,50 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def run(config, workdir: str) -> dict:
-    """Validates `config`, loads its data, trains the family it names in `workdir`; returns the summary."""
+    """Validates `config`, loads its data, trains the family it names in `workdir`; returns the summary.
+
+    `config.family` names the family module (`gen_jax/tasks/<family>.py`, found by `tasks.get`); a non-empty
+    `config.experiment` names instead an experiment module (`experiments/<experiment>.py`) whose
+    `run(config, dataset, workdir)` trains and compares several runs.
+    """
     import jax
 
     from gen_jax import config as config_lib
-    from gen_jax import data, train
-    from gen_jax.tasks import ae, classifier, gan, vae
+    from gen_jax import data, tasks, train
 
-    from experiments import ae_vs_pca
-
-    families = {"vae": vae.make_task, "ae": ae.make_task, "gan": gan.make_task, "classifier": classifier.make_task}
-    # Experiments that train several families and compare them: (config, dataset, workdir) -> summary.
-    comparisons = {"ae_vs_pca": ae_vs_pca.run}
     config_lib.validate_common(config)
-    config_lib.require_fields(config, ("model",))
-    config_lib.require_choice(config, "model", [*families, *comparisons])
+    family = tasks.get(config_lib.value_at(config, "family"))
+    experiment = None
+    if config_lib.value_at(config, "experiment"):
+        experiment = _experiment(config.experiment)
     try:
         dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
     except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
         raise config_lib.ConfigError(f"config.dataset: {error}") from None
-    if config.model in comparisons:
-        return comparisons[config.model](config, dataset, workdir)
+    if experiment is not None:
+        return experiment.run(config, dataset, workdir)
     config_lib.validate_against_data(config, len(dataset.train_images), jax.device_count())
-    task = families[config.model](config, dataset)
+    task = family.make_task(config, dataset)
     train.prepare_workdir(workdir, config.to_dict(), task)
-    images = data.preprocess(dataset.train_images, config.get("binarization", "none"))
+    images = data.preprocess(dataset.train_images, config.binarization)
     return train.train(config, workdir, task, images, dataset.train_labels)
 
+
+def _experiment(name: str):
+    """The experiment module `experiments/<name>.py` with a `run`; ConfigError naming the field otherwise."""
+    from gen_jax import config as config_lib
+
+    module = None
+    if isinstance(name, str) and name.isidentifier():
+        try:
+            module = importlib.import_module(f"experiments.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"experiments.{name}":
+                raise
+    if module is None or not hasattr(module, "run") or name == "main":
+        raise config_lib.ConfigError(f"config.experiment: no experiment module experiments/{name}.py with a "
+                                     "run(config, dataset, workdir)")
+    return module
 
 
 def user_errors() -> tuple[type[Exception], ...]:

@@ -20,7 +20,16 @@ class CheckpointMismatchError(ValueError):
 
 
 def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
-    """A manager that keeps the newest `max_to_keep` checkpoints; saving cadence is the loop's decision."""
+    """A manager that keeps the newest `max_to_keep` checkpoints; saving cadence is the loop's decision.
+
+    Args:
+      directory: where the checkpoints live (made absolute; created unless `read_only`).
+      max_to_keep: how many of the newest checkpoints to keep; None keeps all.
+      read_only: open existing checkpoints for restoring only (nothing is created, saved or deleted).
+
+    Returns:
+      An Orbax `CheckpointManager` holding one item per step, saved with the standard handler.
+    """
     if read_only:
         options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     else:
@@ -31,7 +40,13 @@ def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-    """Saves `state` as checkpoint `step` (asynchronously; `manager.wait_until_finished()` joins)."""
+    """Saves `state` as checkpoint `step` (asynchronously; `manager.wait_until_finished()` joins).
+
+    Args:
+      manager: from `make_manager`.
+      step: the training step, the checkpoint's name.
+      state: the whole training-state pytree.
+    """
     manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
 
@@ -54,6 +69,14 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> 
     """Raises CheckpointMismatchError naming the differing arrays when checkpoint `step` does not fit `target`.
 
     Reads only the checkpoint's metadata, so a mismatch is reported before anything is loaded or trained.
+
+    Args:
+      manager: from `make_manager`.
+      step: the checkpoint to check.
+      target: a state pytree (arrays or ShapeDtypeStructs) whose leaf paths and shapes the checkpoint must match.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint cannot be read, or an array is missing or of another shape.
     """
     try:
         stored = manager.item_metadata(step)
@@ -79,7 +102,19 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> 
 
 
 def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
-    """Restores checkpoint `step` into the structure, dtypes and shardings of `target`."""
+    """Restores checkpoint `step` into the structure, dtypes and shardings of `target`.
+
+    Args:
+      manager: from `make_manager`.
+      step: the checkpoint to restore.
+      target: a state pytree of arrays that the checkpoint must fit; their shardings say where the restored arrays go.
+
+    Returns:
+      The restored state, shaped, typed and sharded like `target`.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint does not fit `target` or its files cannot be read; they are kept.
+    """
     check_compatible(manager, step, target)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     try:
@@ -93,8 +128,20 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
 
 
 def restore_latest(directory: str, target: Any) -> tuple[Any, int]:
-    """(state, step) from the newest checkpoint under `directory`, shaped like `target` (e.g. for evaluation
-    or editing after training).  Raises FileNotFoundError when there is none."""
+    """The newest checkpoint under `directory`, read-only, shaped like `target` (for evaluation or editing after
+    training).
+
+    Args:
+      directory: a checkpoint directory (`<workdir>/checkpoints`).
+      target: a state pytree the checkpoint must fit.
+
+    Returns:
+      (state, step).
+
+    Raises:
+      FileNotFoundError: there is no checkpoint in `directory`.
+      CheckpointMismatchError: as `restore`.
+    """
     manager = make_manager(directory, read_only=True)
     step = manager.latest_step()
     if step is None:

@@ -1,79 +1,214 @@
-"""Checks on run configs, done once before any compute, with errors that name the field and what is allowed.
+"""Run configs: the defaults every family starts from, and checks done once before any compute.
 
-Configs are `ml_collections.ConfigDict`s written as data in `experiments/configs/*.py`; each model family adds
-its own checks (in `gen_jax/tasks/`) on top of `validate_common`.
+A config is a locked `ml_collections.ConfigDict` (a field it does not define cannot be set, on the command line or
+in code).  Its shape, big_vision-style:
+
+    config.family     the model family: the module `gen_jax/tasks/<family>.py`
+    config.model      the family's model fields: they build the model and are the run's resume signature
+    config.optim      the optimizer (`gen_jax/optim.py`); adversarial families add `config.d_optim`
+    config.<the rest> data, batch, schedule of the loop, evaluation (`base_config` documents each)
+
+Each family's `default_config()` (in its task file) extends `base_config`; `experiments/configs/*.py` extend those.
+Errors name the field by its dotted path (`config.model.hidden`) and say what is allowed.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import json
+from typing import Any, Iterable
+
+# Orbax and JSON agree on lists, not tuples: signatures compare JSON-normalised values.
+_SIGNATURE_EXCLUDED = ("compute_dtype",)
 
 
 class ConfigError(ValueError):
     """A config value is missing, of the wrong kind, or outside what is allowed."""
 
 
-COMMON_FIELDS = ("seed", "dataset", "batch_size", "num_steps", "learning_rate", "eval_every",
-                 "checkpoint_every", "latent_dim", "log_every", "keep_checkpoints")
+def new_config(values: dict | None = None):
+    # Imported on use: `benchmarks/throughput.py` imports this module on machines that may lack ml_collections.
+    import ml_collections
+
+    return ml_collections.ConfigDict(values or {})
 
 
-def require_fields(config, names: Iterable[str]) -> None:
-    missing = [name for name in names if name not in config]
-    if missing:
-        raise ConfigError(f"config is missing {', '.join(missing)}; every config sets these "
-                          "(see experiments/configs/vae_digits.py for an example)")
+def base_config():
+    """The fields every run has (an `ml_collections.ConfigDict`); a family's `default_config()` adds `model`,
+    `optim` and its own fields."""
+    config = new_config()
+    config.name = "base"
+    config.family = ""  # gen_jax/tasks/<family>.py
+    config.experiment = ""  # "" = train the family; else experiments/<experiment>.py:run compares several runs
+    config.seed = 0
+    config.dataset = "digits"
+    config.data_dir = ""  # "" = the default places (see gen_jax/data/sources.py)
+    config.binarization = "none"  # "none" | "static" (> 0.5) | "dynamic" (Bernoulli draw per batch)
+    config.batch_size = 128
+    config.num_steps = 1000
+    config.log_every = 50
+    config.eval_every = 500
+    config.checkpoint_every = 500
+    config.keep_checkpoints = 3
+    config.eval_batch_size = 500
+    config.write_figures = True  # figures/ and report.md at the end (sweeps and tests may skip them)
+    config.fsdp = False  # split large parameter/optimizer arrays over the devices instead of replicating them
+    config.compute_dtype = "float32"  # "float32" | "bfloat16": matmuls/convolutions only; parameters stay float32
+    # How convolutions are computed; every choice is the same function of the same parameters, so a checkpoint
+    # resumes under any.  "flax" = nn.Conv / nn.ConvTranspose as written; "dual_grad" = the same layers with
+    # gradients XLA:CPU keeps on its fast path (`models/upsampling.py`); "subpixel" = transposed convolutions in
+    # sub-pixel form (the DCGAN generator; other layers as "dual_grad").
+    config.conv_impl = "dual_grad"
+    config.model = new_config()
+    config.optim = optimizer_config()
+    return config
 
 
-def require_positive_int(config, *names: str) -> None:
-    for name in names:
-        value = config[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ConfigError(f"config.{name} must be a positive integer, got {value!r}")
+def optimizer_config(**overrides):
+    """An optimizer sub-config (`gen_jax/optim.py` builds it): Adam at 1e-3, constant, no decay, no clipping."""
+    optim = new_config()
+    optim.name = "adam"  # "adam" | "adamw" | "sgd"
+    optim.learning_rate = 1e-3
+    optim.schedule = "constant"  # "constant" | "cosine" (decays to 0 at num_steps) | "warmup_cosine"
+    optim.warmup_steps = 0  # "warmup_cosine" only: linear warm-up from 0
+    optim.b1 = 0.9  # Adam's β1 (SGD: the momentum; 0 = none)
+    optim.b2 = 0.999
+    optim.eps = 1e-8
+    optim.weight_decay = 0.0  # decoupled weight decay ("adamw")
+    optim.clip_norm = 0.0  # clip the gradient's global L2 norm to this (0 = no clipping)
+    optim.update(overrides)
+    return optim
 
 
-def require_positive(config, *names: str) -> None:
-    for name in names:
-        value = config[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigError(f"config.{name} must be a positive number, got {value!r}")
+def sample_quality_config(enabled: bool):
+    """The sample-quality evaluation's sub-config (`gen_jax/sample_quality.py`), for generative families."""
+    quality = new_config()
+    quality.enabled = enabled  # classifier FID, classifier score, precision/recall in summary.json
+    quality.num_samples = 10_000  # n: samples scored, reference and floor images (capped at the test split size)
+    quality.classifier_dir = ""  # "" = <repo>/runs/classifiers; the reference classifier is trained there once
+    return quality
 
 
-def require_fraction(config, name: str, upper_inclusive: bool = False) -> None:
-    """config[name] must be a number in [0, 1) (or [0, 1] with `upper_inclusive`)."""
-    value = config[name]
-    inside = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0)
+# --- reading and checking fields by dotted path --------------------------------------------------------------------
+
+
+def value_at(config, path: str) -> Any:
+    """config's field at a dotted path ("model.hidden"); ConfigError naming the path when it is missing."""
+    node = config
+    for part in path.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            raise ConfigError(f"config.{path} is missing; see the family's default_config() for the fields it has")
+        node = node[part]
+    return node
+
+
+def require_fields(config, paths: Iterable[str]) -> None:
+    for path in paths:
+        value_at(config, path)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def require_positive_int(config, *paths: str) -> None:
+    for path in paths:
+        value = value_at(config, path)
+        if not _is_int(value) or value <= 0:
+            raise ConfigError(f"config.{path} must be a positive integer, got {value!r}")
+
+
+def require_non_negative_int(config, *paths: str, meaning: str = "") -> None:
+    for path in paths:
+        value = value_at(config, path)
+        if not _is_int(value) or value < 0:
+            raise ConfigError(f"config.{path} must be an integer >= 0{meaning}, got {value!r}")
+
+
+def require_positive(config, *paths: str) -> None:
+    for path in paths:
+        value = value_at(config, path)
+        if not _is_number(value) or not value > 0:
+            raise ConfigError(f"config.{path} must be a positive number, got {value!r}")
+
+
+def require_non_negative(config, *paths: str) -> None:
+    for path in paths:
+        value = value_at(config, path)
+        if not _is_number(value) or not value >= 0:
+            raise ConfigError(f"config.{path} must be a number >= 0, got {value!r}")
+
+
+def require_fraction(config, path: str, upper_inclusive: bool = False) -> None:
+    """config's `path` must be a number in [0, 1) (or [0, 1] with `upper_inclusive`)."""
+    value = value_at(config, path)
+    inside = _is_number(value) and (0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0)
     if not inside:
-        raise ConfigError(f"config.{name} must be a number in [0, 1{']' if upper_inclusive else ')'}, got {value!r}")
+        raise ConfigError(f"config.{path} must be a number in [0, 1{']' if upper_inclusive else ')'}, got {value!r}")
 
 
-def require_choice(config, name: str, allowed: Iterable[str]) -> None:
+def require_choice(config, path: str, allowed: Iterable[str]) -> None:
     allowed = tuple(allowed)
-    if config[name] not in allowed:
-        raise ConfigError(f"config.{name} must be one of {', '.join(map(repr, allowed))}; got {config[name]!r}")
+    value = value_at(config, path)
+    if value not in allowed:
+        raise ConfigError(f"config.{path} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def require_bool(config, *paths: str) -> None:
+    for path in paths:
+        value = value_at(config, path)
+        if not isinstance(value, bool):
+            raise ConfigError(f"config.{path} must be True or False, got {value!r}")
+
+
+def require_widths(config, path: str, min_length: int = 0) -> None:
+    """config's `path` must be a tuple/list of at least `min_length` positive integers (layer widths)."""
+    value = value_at(config, path)
+    if not isinstance(value, (tuple, list)) or len(value) < min_length or not all(
+        _is_int(w) and w > 0 for w in value
+    ):
+        least = f"at least {min_length} " if min_length else ""
+        raise ConfigError(f"config.{path} must be a tuple of {least}positive integers, got {value!r}")
+
+
+# --- the checks every run gets -----------------------------------------------------------------------------------
 
 
 def validate_common(config) -> None:
-    """Checks the fields every experiment has; the data-dependent checks follow in `validate_against_data`."""
-    require_fields(config, COMMON_FIELDS)
-    if isinstance(config.seed, bool) or not isinstance(config.seed, int) or config.seed < 0:
-        raise ConfigError(f"config.seed must be a non-negative integer, got {config.seed!r}")
-    require_positive_int(config, "batch_size", "num_steps", "eval_every", "checkpoint_every", "latent_dim",
-                         "log_every", "keep_checkpoints")
-    require_positive(config, "learning_rate")
-    if not isinstance(config.dataset, str) or not config.dataset:
-        raise ConfigError(f"config.dataset must name a data set, got {config.dataset!r}")
+    """Checks the fields every run has; the data-dependent checks follow in `validate_against_data`."""
+    seed = value_at(config, "seed")
+    if not _is_int(seed) or seed < 0:
+        raise ConfigError(f"config.seed must be a non-negative integer, got {seed!r}")
+    require_positive_int(
+        config, "batch_size", "num_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints",
+        "eval_batch_size",
+    )
+    dataset = value_at(config, "dataset")
+    if not isinstance(dataset, str) or not dataset:
+        raise ConfigError(f"config.dataset must name a data set, got {dataset!r}")
+    require_bool(config, "write_figures", "fsdp")
+    require_choice(config, "conv_impl", CONV_IMPLS)
+    compute_dtype(config)
 
 
 def validate_against_data(config, num_train: int, num_devices: int = 1) -> None:
     """Checks that need the data: the batch fits in the training split and divides over the devices."""
     if config.batch_size > num_train:
-        raise ConfigError(f"config.batch_size ({config.batch_size}) is larger than the {config.dataset} training "
-                          f"split ({num_train} examples); choose batch_size <= {num_train}")
+        raise ConfigError(
+            f"config.batch_size ({config.batch_size}) is larger than the {config.dataset} training "
+            f"split ({num_train} examples); choose batch_size <= {num_train}"
+        )
     if config.batch_size % num_devices:
-        raise ConfigError(f"config.batch_size ({config.batch_size}) does not divide over the {num_devices} devices; "
-                          f"choose a multiple of {num_devices}")
+        raise ConfigError(
+            f"config.batch_size ({config.batch_size}) does not divide over the {num_devices} devices; "
+            f"choose a multiple of {num_devices}"
+        )
 
+
+CONV_IMPLS = ("flax", "dual_grad", "subpixel")
 
 # config.compute_dtype -> the `dtype` given to the Flax layers (None = float32).  Parameters, optimizer state and
 # losses stay float32 whatever it is: bfloat16 is compute precision only.
@@ -81,15 +216,68 @@ COMPUTE_DTYPES = {"float32": None, "bfloat16": "bfloat16"}
 
 
 def compute_dtype(config) -> str | None:
-    """The layers' computation dtype named by config.compute_dtype ("float32" when the field is absent)."""
+    """The layers' computation dtype named by config.compute_dtype."""
     name = config.get("compute_dtype", "float32")
     if name not in COMPUTE_DTYPES:
         raise ConfigError(f"config.compute_dtype must be one of {', '.join(map(repr, COMPUTE_DTYPES))}; got {name!r}")
     return COMPUTE_DTYPES[name]
 
 
-def signature(config, fields: Iterable[str], image_shape: tuple[int, ...]) -> dict:
-    """The JSON-able values of `fields` plus the image shape: what a checkpoint must match to be resumed."""
-    def plain(value):
-        return list(value) if isinstance(value, (tuple, list)) else value
-    return {**{name: plain(config[name]) for name in fields}, "image_shape": list(image_shape)}
+def plain(value) -> Any:
+    """A config value as JSON holds it (ConfigDicts as dicts, tuples as lists)."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    return json.loads(json.dumps(value))
+
+
+def signature(config, image_shape: tuple[int, ...], **extras) -> dict:
+    """What a checkpoint must match to be resumed: the family, `config.model`, the image shape, and `extras` (facts
+    about the state's structure, e.g. whether it keeps a parameter EMA).  JSON-able; written to model.json."""
+    model = {k: v for k, v in plain(config.model).items() if k not in _SIGNATURE_EXCLUDED}
+    return {"family": config.family, "model": model, "image_shape": list(image_shape), **plain(extras)}
+
+
+def legacy_signature_differences(stored: dict, config, image_shape: tuple[int, ...], extras: dict) -> list[str]:
+    """Compares a model.json written before configs were nested (flat fields, no "model" entry) with `config`.
+
+    Old files hold the family, the image shape, flat copies of the model's fields (each now at `config.model.<name>`),
+    sometimes `dataset` and, for VAEs, `parameter_ema`.  Returns the differing names (empty: the run resumes).
+    """
+    wanted = {"family": config.family, "image_shape": list(image_shape), "dataset": config.dataset, **plain(extras)}
+    model = plain(config.model)
+    differing = []
+    for name, value in stored.items():
+        expected = wanted[name] if name in wanted else model.get(name, "<not a field of config.model>")
+        if value != expected:
+            differing.append(name)
+    return sorted(differing)
+
+
+def from_legacy(flat: dict, defaults, renamed: dict | None = None):
+    """A flat config.json written before configs were nested, as a config of today's shape.
+
+    `defaults` is the family's `default_config()`; each old field lands where its name now lives: top level,
+    `model.<name>`, the optimizer (learning_rate, lr_schedule, adam_b1/2, d_learning_rate), `sample_quality.*`.
+    `renamed` adds a family's own moves (old name -> dotted path).  Fields with no home today are dropped.
+    """
+    config = defaults.copy_and_resolve_references()
+    renamed = {"learning_rate": "optim.learning_rate", "lr_schedule": "optim.schedule", "adam_b1": "optim.b1",
+               "adam_b2": "optim.b2", "d_learning_rate": "d_optim.learning_rate",
+               "sample_quality": "sample_quality.enabled", "num_samples": "sample_quality.num_samples",
+               "classifier_dir": "sample_quality.classifier_dir", **(renamed or {})}
+    with config.unlocked():
+        for name, value in flat.items():
+            if name == "model":
+                continue
+            path = renamed.get(name) or (name if name in config and not hasattr(config[name], "keys") else None)
+            if path is None and name in config.model:
+                path = f"model.{name}"
+            if path is None or (path.startswith("d_optim") and "d_optim" not in config):
+                continue
+            parent, _, leaf = path.rpartition(".")
+            node = value_at(config, parent) if parent else config
+            node[leaf] = tuple(value) if isinstance(value, list) else value
+        if "d_optim" in config:
+            for name in ("b1", "b2"):
+                config.d_optim[name] = config.optim[name]
+    return config

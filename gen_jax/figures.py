@@ -1,4 +1,4 @@
-"""Figures and the run report: pure functions of numpy arrays that write PNG / GIF / Markdown / HTML files.
+"""Figures: pure functions of numpy arrays that write PNG / GIF files.
 
 Nothing here knows about models or JAX. Callers (``experiments/main.py``, ``metrics.py``) decode or sample
 first and pass plain arrays; this module only lays them out. That keeps every figure testable in
@@ -13,20 +13,17 @@ Conventions:
   * Figures are built on ``matplotlib.figure.Figure`` directly, never through ``pyplot``: there is no global
     figure registry to leak into, no backend to switch, and it works headless (PNG goes through Agg).
 
-Neighbours: ``metrics.py`` computes the numbers shown by ``save_curves`` / ``write_report``; ``train.py``
-writes the ``metrics.jsonl`` that ``read_metrics`` / ``save_loss_curves`` read back.
+Neighbours: ``metrics.py`` computes the numbers shown by ``save_curves``; ``report.py`` reads back the
+``metrics.jsonl`` that ``train.py`` writes (for ``save_loss_curves``) and links the figures into the run's page.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import math
 import numbers
 import os
 import pathlib
 import statistics
-import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -494,7 +491,7 @@ def _is_number(v) -> bool:
 
 def save_loss_curves(path: PathLike, records: Sequence[Mapping], keys: Sequence[str] | None = None,
                      step_key: str = "step") -> pathlib.Path:
-    """Saves one subplot per metric against the step, from records as read by ``read_metrics``.
+    """Saves one subplot per metric against the step, from records as read by ``report.read_metrics``.
 
     Train and eval metrics are logged at different cadences, so each key is plotted from only the records
     that carry it (and a step).
@@ -586,117 +583,3 @@ def save_gif(path: PathLike, frames: Sequence[np.ndarray], duration_ms: int = 30
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=int(duration_ms),
                    loop=0)
     return path
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Metrics file and report
-# ----------------------------------------------------------------------------------------------------------
-
-
-def read_metrics(path: PathLike) -> list[dict]:
-    """Reads a metrics.jsonl file: one JSON object per line.
-
-    A run killed mid-write leaves a truncated last line; it is dropped silently. An unreadable line
-    elsewhere (a killed run that was later resumed appends after the fragment) is dropped with a warning
-    naming the line, so a figure can still be made from the rest.
-
-    Args:
-      path: the metrics.jsonl file.
-
-    Returns:
-      The records in file order.
-    """
-    path = pathlib.Path(path)
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
-    records = []
-    for j, (lineno, line) in enumerate(numbered):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if j != len(numbered) - 1:
-                warnings.warn(f"{path}:{lineno}: skipping unreadable metrics line ({e.msg}).", stacklevel=2)
-            continue
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object per line, got {type(rec).__name__}.")
-        records.append(rec)
-    return records
-
-
-def _format_value(v) -> str:
-    """Floats to 4 significant digits; ints and everything else as written."""
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, numbers.Integral):
-        return str(int(v))
-    if isinstance(v, numbers.Real):
-        return f"{float(v):.4g}"
-    if isinstance(v, np.ndarray) and v.size == 1:
-        return _format_value(v.item())
-    return str(v)
-
-
-def _relative_to(workdir: pathlib.Path, fig_path: PathLike) -> str:
-    """A figure path as written in the report: relative to workdir, with forward slashes for browsers."""
-    p = pathlib.Path(fig_path)
-    if p.is_absolute():
-        p = pathlib.Path(os.path.relpath(p, workdir))
-    return p.as_posix()
-
-
-def write_report(workdir: PathLike, title: str, summary: Mapping[str, object],
-                 figures: Sequence[tuple[str, str]], notes: str = "") -> pathlib.Path:
-    """Writes ``<workdir>/report.md`` and ``<workdir>/index.html`` describing a run.
-
-    Both hold: the title, a table of summary metrics (floats to 4 significant digits), the notes, then each
-    figure with its caption. Images are linked by relative path, so the workdir can be moved or served
-    as-is.
-
-    Args:
-      workdir: the run directory (created if missing).
-      title: report heading.
-      summary: metric name -> value, e.g. ``{"eval/neg_elbo (nats/example)": 93.42}``.
-      figures: ``(path, caption)`` pairs; paths relative to workdir (e.g. "figures/samples.png"), absolute
-        paths are made relative.
-      notes: free text; blank lines separate paragraphs.
-
-    Returns:
-      The path of report.md.
-    """
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    figs = [(_relative_to(workdir, p), str(c)) for p, c in figures]
-    rows = [(str(k), _format_value(v)) for k, v in summary.items()]
-    paragraphs = [p.strip() for p in str(notes).split("\n\n") if p.strip()]
-
-    def md_cell(s: str) -> str:
-        return s.replace("|", "\\|").replace("\n", " ")
-
-    md = [f"# {title}", ""]
-    if rows:
-        md += ["| metric | value |", "|---|---|"]
-        md += [f"| {md_cell(k)} | {md_cell(v)} |" for k, v in rows]
-        md.append("")
-    for p in paragraphs:
-        md += [p, ""]
-    for p, caption in figs:
-        md += [f"![{caption}]({p})", "", f"*{caption}*", ""]
-    report = workdir / "report.md"
-    report.write_text("\n".join(md), encoding="utf-8")
-
-    e = html.escape
-    h = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
-         "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-         "td:last-child{text-align:right;font-family:monospace}img{max-width:100%}</style>",
-         "</head><body>", f"<h1>{e(title)}</h1>"]
-    if rows:
-        h.append("<table><tr><th>metric</th><th>value</th></tr>")
-        h += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in rows]
-        h.append("</table>")
-    h += [f"<p>{e(p)}</p>" for p in paragraphs]
-    for p, caption in figs:
-        h.append(f'<figure><img src="{e(p)}" alt="{e(caption)}"><figcaption>{e(caption)}</figcaption></figure>')
-    h.append("</body></html>")
-    (workdir / "index.html").write_text("\n".join(h), encoding="utf-8")
-    return report

@@ -31,9 +31,9 @@ def bernoulli_log_likelihood(logits: jax.Array, x: jax.Array) -> jax.Array:
         f32[B], nats per example: sum_i x_i log σ(l_i) + (1 - x_i) log σ(-l_i).
     """
     # x log σ(l) + (1 − x) log σ(−l) = x l − softplus(l), and softplus(l) = max(l, 0) + log1p(exp(−|l|)) is
-    # stable for any l.  Written out because XLA:CPU runs it ~4× faster than two jax.nn.log_sigmoid calls; on
-    # 128×784 logits that was ~10% of the MLP VAE's train step.  −|l| is min(l, −l) so that at l = 0 the two
-    # ties' half-gradients add up to the true derivative σ(0) = ½.
+    # stable for any l.  Written out because XLA:CPU runs it faster than two jax.nn.log_sigmoid calls (measured in
+    # benchmarks/README.md).  −|l| is min(l, −l) so that at l = 0 the two ties' half-gradients add up to the true
+    # derivative σ(0) = ½.
     softplus = jnp.maximum(logits, 0.0) + jnp.log1p(jnp.exp(jnp.minimum(logits, -logits)))
     per_pixel = x * logits - softplus
     return _sum_per_example(per_pixel)
@@ -59,7 +59,17 @@ def gaussian_log_likelihood(mean: jax.Array, log_scale: jax.Array, x: jax.Array)
 def reconstruction_log_likelihood(
         likelihood: str, decoded: jax.Array, log_scale: jax.Array | None, x: jax.Array
 ) -> jax.Array:
-    """log p(x | z) for the decoder output `decoded` under the named likelihood: f32[B], nats."""
+    """log p(x | z) for the decoder output `decoded` under the named likelihood.
+
+    Args:
+        likelihood: one of `LIKELIHOODS`.
+        decoded: f32[B, ...], Bernoulli logits or the Gaussian mean.
+        log_scale: the Gaussian's log standard deviation (scalar or broadcastable); unused by the Bernoulli.
+        x: f32[B, ...] targets.
+
+    Returns:
+        f32[B], nats per example summed over pixels.
+    """
     if likelihood == "bernoulli":
         return bernoulli_log_likelihood(decoded, x)
     if likelihood == "gaussian":
@@ -80,19 +90,43 @@ def kl_to_standard_normal(mean: jax.Array, log_var: jax.Array) -> jax.Array:
 
 
 def elbo(log_likelihood: jax.Array, kl: jax.Array, beta: float = 1.0) -> jax.Array:
-    """Evidence lower bound E_q[log p(x|z)] − β KL(q(z|x) || p(z)); β = 1 is the true bound (β-VAE otherwise)."""
+    """Evidence lower bound E_q[log p(x|z)] − β KL(q(z|x) || p(z)); β = 1 is the true bound (β-VAE otherwise).
+
+    Args:
+        log_likelihood: f32[B], log p(x|z) in nats.
+        kl: f32[B], KL(q(z|x) || p(z)) in nats.
+        beta: weight of the KL term.
+
+    Returns:
+        f32[B], nats per example.
+    """
     return log_likelihood - beta * kl
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
     """z = mean + exp(½ log_var) ⊙ ε with ε ~ N(0, I) drawn from `key`: a sample of q(z|x) differentiable in
-    (mean, log_var).  Shapes f32[..., D]."""
+    (mean, log_var).
+
+    Args:
+        key: a PRNG key.
+        mean, log_var: f32[..., D].
+
+    Returns:
+        f32[..., D], one z per row.
+    """
     eps = jax.random.normal(key, mean.shape, mean.dtype)
     return mean + jnp.exp(0.5 * log_var) * eps
 
 
 def log_normal_diag(z: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Array:
-    """log N(z; mean, diag(exp(log_var))), summed over the last axis: f32[...]."""
+    """log N(z; mean, diag(exp(log_var))), summed over the last axis.
+
+    Args:
+        z, mean, log_var: f32[..., D] (broadcastable to one another).
+
+    Returns:
+        f32[...], nats.
+    """
     return -0.5 * jnp.sum(
             math.log(2 * math.pi) + log_var + (z - mean) ** 2 * jnp.exp(-log_var), axis=-1
     )
@@ -113,7 +147,14 @@ def iwae_log_marginal(log_px_given_z: jax.Array, log_pz: jax.Array, log_qz: jax.
 
 
 def squared_error(reconstruction: jax.Array, x: jax.Array) -> jax.Array:
-    """Mean squared error per pixel for each example: f32[B]."""
+    """Mean squared error per pixel for each example.
+
+    Args:
+        reconstruction, x: f32[B, ...].
+
+    Returns:
+        f32[B], in squared pixel units, averaged over pixels.
+    """
     diff = (reconstruction - x).reshape(x.shape[0], -1)
     return jnp.mean(diff**2, axis=1)
 
@@ -136,7 +177,15 @@ def reconstruction_loss(kind: str, decoded: jax.Array, x: jax.Array) -> jax.Arra
 
 
 def reconstruction_mean(kind: str, decoded: jax.Array) -> jax.Array:
-    """The reconstructed image the decoder output stands for: itself under "mse", σ(logits) under "bernoulli"."""
+    """The reconstructed image the decoder output stands for: itself under "mse", σ(logits) under "bernoulli".
+
+    Args:
+        kind: one of `RECONSTRUCTION_LOSSES`.
+        decoded: f32[B, ...], the decoder output.
+
+    Returns:
+        f32[B, ...], the same shape, in pixel units.
+    """
     if kind == "bernoulli":
         return jax.nn.sigmoid(decoded)
     return decoded
@@ -183,7 +232,15 @@ def negated_fake_logit(fake_logits: jax.Array) -> jax.Array:
 
 
 def discriminator_loss(kind: str, real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """The named GAN's discriminator loss f32[B] (without WGAN-GP's penalty, which `gradient_penalty` adds)."""
+    """The named GAN's discriminator loss (without WGAN-GP's penalty, which `gradient_penalty` adds).
+
+    Args:
+        kind: one of `GAN_LOSSES`.
+        real_logits, fake_logits: f32[B], D's logits (a critic value for "wgan_gp") on real and generated images.
+
+    Returns:
+        f32[B], one loss per example (nats for the logistic losses).
+    """
     if kind in ("non_saturating", "minimax"):
         return logistic_discriminator_loss(real_logits, fake_logits)
     if kind == "hinge":
@@ -194,7 +251,15 @@ def discriminator_loss(kind: str, real_logits: jax.Array, fake_logits: jax.Array
 
 
 def generator_loss(kind: str, fake_logits: jax.Array) -> jax.Array:
-    """The named GAN's generator loss f32[B]."""
+    """The named GAN's generator loss.
+
+    Args:
+        kind: one of `GAN_LOSSES`.
+        fake_logits: f32[B], D's logits (a critic value for "wgan_gp") on generated images.
+
+    Returns:
+        f32[B], one loss per example (nats for the logistic losses).
+    """
     if kind == "non_saturating":
         return non_saturating_generator_loss(fake_logits)
     if kind == "minimax":

@@ -1,8 +1,9 @@
-"""Evaluations over a whole split: VAE −ELBO, importance-weighted −log p(x), AutoEncoder reconstruction error.
+"""Evaluations over a whole split: split means of per-example quantities, and the importance-weighted −log p(x).
 
 Every evaluation walks the split in fixed-size batches (the last one padded and its padding dropped), so a
 split of any size evaluates with one compiled function, and memory stays bounded: IWAE with k = 1000 samples
-runs `sample_chunk` samples at a time.  Numbers are nats per example, summed over pixels, averaged over the split.
+runs `sample_chunk` samples at a time.  Families give `split_means` the per-example function their training loss
+averages, so a quantity is defined once.  Numbers are nats per example, summed over pixels, averaged over the split.
 
 Sample quality (Fréchet distance, classifier score, precision/recall) is at the end: pure functions of feature
 arrays; `sample_quality.py` feeds them a classifier's features.
@@ -21,34 +22,47 @@ import numpy as np
 from gen_jax import losses
 
 
-def map_batches(fn: Callable[[jax.Array, jax.Array], jax.Array], images: np.ndarray, batch_size: int,
-                key: jax.Array) -> np.ndarray:
-    """Applies fn(x: f32[b, ...], key) -> f32[b, ...] over `images` in batches of `batch_size`.
+def map_batches(fn: Callable, inputs, batch_size: int, key: jax.Array):
+    """Applies fn(x, key) over `inputs` in batches of `batch_size`, the last one padded and its padding dropped.
 
-    Batch i gets fold_in(key, i).  Returns the concatenated per-example results for the N real examples.
+    Args:
+      fn: (x, key) -> outputs, each output with a leading batch axis; x has the structure of `inputs`.
+      inputs: an array f32[N, ...] or a pytree of arrays sharing the leading axis N.
+      batch_size: examples per call (capped at N); every call sees the same shapes, so `fn` compiles once.
+      key: batch i gets fold_in(key, i).
+
+    Returns:
+      fn's outputs for the N real examples, concatenated along the leading axis (numpy), in fn's structure.
     """
-    num_examples = len(images)
+    leaves = jax.tree.leaves(inputs)
+    num_examples = len(leaves[0])
     batch_size = min(batch_size, num_examples)
     num_batches = -(-num_examples // batch_size)
     padded = num_batches * batch_size
-    if padded != num_examples:
-        pad = np.zeros((padded - num_examples, *images.shape[1:]), images.dtype)
-        images = np.concatenate([np.asarray(images), pad])
-    outputs = [np.asarray(fn(images[i * batch_size:(i + 1) * batch_size], jax.random.fold_in(key, i)))
-               for i in range(num_batches)]
-    return np.concatenate(outputs)[:num_examples]
+
+    def pad(array):
+        array = np.asarray(array)
+        if padded == num_examples:
+            return array
+        return np.concatenate([array, np.zeros((padded - num_examples, *array.shape[1:]), array.dtype)])
+
+    inputs = jax.tree.map(pad, inputs)
+    outputs = [
+        jax.tree.map(np.asarray, fn(jax.tree.map(lambda a: a[i * batch_size : (i + 1) * batch_size], inputs),
+                                    jax.random.fold_in(key, i)))
+        for i in range(num_batches)
+    ]
+    return jax.tree.map(lambda *parts: np.concatenate(parts)[:num_examples], *outputs)
 
 
-def make_vae_neg_elbo(model, likelihood: str) -> Callable:
-    """(params, x: f32[B, ...], key) -> −ELBO f32[B] from one z ~ q(z|x) and the analytic KL, nats."""
+def split_means(per_example: Callable, inputs, batch_size: int, key: jax.Array) -> dict[str, float]:
+    """Split means of per_example(x, key) -> {name: f32[b]} over `inputs` (see `map_batches`), as floats.
 
-    @jax.jit
-    def neg_elbo(params, x, key):
-        decoded, mean, log_var, log_scale = model.apply({"params": params}, x, key)
-        log_likelihood = losses.reconstruction_log_likelihood(likelihood, decoded, log_scale, x)
-        return -(log_likelihood - losses.kl_to_standard_normal(mean, log_var))
-
-    return neg_elbo
+    The same per-example function that a family's training loss averages over a batch, averaged here over a whole
+    split: evaluation and training share one definition of each quantity.
+    """
+    values = map_batches(per_example, inputs, batch_size, key)
+    return {name: float(np.mean(value)) for name, value in values.items()}
 
 
 def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: int) -> Callable:
@@ -83,51 +97,9 @@ def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: in
 
 
 @functools.lru_cache(maxsize=None)
-def _sample_chunk_for(num_samples: int, limit: int = 100) -> int:
-    """The largest divisor of num_samples not above `limit`."""
+def sample_chunk_for(num_samples: int, limit: int = 100) -> int:
+    """The largest divisor of num_samples not above `limit`: the IWAE's samples per `lax.map` step."""
     return max(d for d in range(1, min(limit, num_samples) + 1) if num_samples % d == 0)
-
-
-def make_vae_evaluator(model, likelihood: str, batch_size: int, iwae_k: int = 0) -> Callable:
-    """Returns evaluate(params, images: f32[N, ...], key) -> {"neg_elbo"[, "iwae_nll"]}: split means, nats.
-
-    The jitted functions are built once here, so periodic evaluations reuse one compilation.
-    """
-    neg_elbo = make_vae_neg_elbo(model, likelihood)
-    iwae = make_vae_iwae_nll(model, likelihood, iwae_k, _sample_chunk_for(iwae_k)) if iwae_k else None
-
-    def evaluate(params, images: np.ndarray, key: jax.Array) -> dict[str, float]:
-        elbo_key, iwae_key = jax.random.split(key)
-        per_example = map_batches(functools.partial(neg_elbo, params), images, batch_size, elbo_key)
-        results = {"neg_elbo": float(np.mean(per_example))}
-        if iwae is not None:
-            # Smaller batches: each example carries iwae_k decoder passes.
-            per_example = map_batches(functools.partial(iwae, params), images, max(1, batch_size // 5), iwae_key)
-            results["iwae_nll"] = float(np.mean(per_example))
-        return results
-
-    return evaluate
-
-
-def make_ae_evaluator(model, reconstruction_loss: str, batch_size: int) -> Callable:
-    """Returns evaluate(params, images: f32[N, ...]) -> {"loss", "mse"}: split means of the AutoEncoder's
-    configured loss (per example, as in `losses.reconstruction_loss`) and of its squared error per pixel."""
-
-    @jax.jit
-    def loss_and_mse(params, x, key):  # -> f32[B, 2]; the AutoEncoder is deterministic, `key` is unused
-        del key
-        decoded, _ = model.apply({"params": params}, x)
-        reconstruction = losses.reconstruction_mean(reconstruction_loss, decoded)
-        return jnp.stack([losses.reconstruction_loss(reconstruction_loss, decoded, x),
-                          losses.squared_error(reconstruction, x)], axis=1)
-
-    def evaluate(params, images: np.ndarray) -> dict[str, float]:
-        per_example = map_batches(functools.partial(loss_and_mse, params), images, batch_size,
-                                  jax.random.key(0))
-        loss, mse = per_example.mean(axis=0)
-        return {"loss": float(loss), "mse": float(mse)}
-
-    return evaluate
 
 
 # --- Sample quality on classifier features ----------------------------------------------------------------------

@@ -24,11 +24,20 @@ class PCA:
 
     @property
     def explained_variance_ratio(self) -> jax.Array:
+        """f32[k]: each component's share of the total variance, in [0, 1]."""
         return self.explained_variance / self.total_variance
 
 
 def fit(x: jax.Array, num_components: int) -> PCA:
-    """Fits PCA with `num_components` components to x: f32[N, ...] (flattened to f32[N, P])."""
+    """Fits PCA by SVD of the centred data.
+
+    Args:
+      x: f32[N, ...], flattened to f32[N, P].
+      num_components: k, in [1, min(N, P)].
+
+    Returns:
+      The `PCA` with k components; variances are unbiased (divided by N − 1), in squared units of x.
+    """
     flat = jnp.reshape(x, (x.shape[0], -1)).astype(jnp.float32)
     num_examples, num_features = flat.shape
     if not 0 < num_components <= min(num_examples, num_features):
@@ -37,8 +46,8 @@ def fit(x: jax.Array, num_components: int) -> PCA:
     mean = flat.mean(axis=0)
     centred = flat - mean
     if num_examples > num_features:
-        # X = QR and R = U S Vᵀ give X = (QU) S Vᵀ: the same S and V from the SVD of a P×P matrix, several
-        # times faster than a direct SVD of the tall X (Fashion-MNIST: 60000×784).
+        # X = QR and R = U S Vᵀ give X = (QU) S Vᵀ: the same S and V from the SVD of a P×P matrix, faster than a
+        # direct SVD of the tall X (measured in benchmarks/README.md).
         centred = jnp.linalg.qr(centred, mode="r")
     _, singular_values, vt = jnp.linalg.svd(centred, full_matrices=False)
     variances = singular_values**2 / (num_examples - 1)

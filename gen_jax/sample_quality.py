@@ -1,7 +1,7 @@
 """Sample quality, measured the same way for every generative model of a data set.
 
 No Inception weights can be downloaded here, so the feature space is the penultimate layer of a small classifier
-trained on the data set itself (`tasks/classifier.py`), trained once into a cache directory and reused by every
+trained on the data set itself (the `classifier` family), trained once into a cache directory and reused by every
 later score.  On those features:
 
 * fid: the Fréchet distance between Gaussians fitted to generated and real features ("classifier FID");
@@ -31,16 +31,12 @@ from typing import Callable
 import jax
 import numpy as np
 
-from gen_jax import checkpoint, data, metrics, train
+from gen_jax import checkpoint, data, keys, metrics, tasks, train
 from gen_jax import config as config_lib
-from gen_jax.tasks import classifier as classifier_task
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CACHE_DIR = os.path.join(REPO_ROOT, "runs", "classifiers")
 NEAREST_NEIGHBOURS = 3  # k of the k-NN manifolds, as recommended by Kynkäänniemi et al. 2019
-# The reference and floor images are drawn with this fixed seed, not the run's: every model of a data set is then
-# scored against the same images.
-_REFERENCE_KEY_SEED = 20_000
 
 Sampler = Callable[[jax.Array, int], np.ndarray]
 
@@ -77,7 +73,9 @@ def _check_cached_config(workdir: str, config) -> None:
         return
     with open(path) as f:
         stored = json.load(f)
-    wanted = json.loads(json.dumps(config.to_dict()))
+    if "family" not in stored:  # written before configs were nested: compare it in today's shape
+        stored = config_lib.from_legacy(stored, config, renamed={"latent_dim": "model.feature_dim"}).to_dict()
+    stored, wanted = config_lib.plain(stored), config_lib.plain(config)
     # data_dir says where the data was read from, not what was trained.
     differing = sorted(k for k in set(stored) | set(wanted) if k != "data_dir" and stored.get(k) != wanted.get(k))
     if differing:
@@ -92,8 +90,9 @@ def _check_cached_config(workdir: str, config) -> None:
 def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None) -> FeatureClassifier:
     """The reference classifier of `dataset`, from `<cache_dir>/<dataset name>` (default `<repo>/runs/classifiers`),
     trained there through the training loop first if it is not there yet (a partial run is resumed)."""
-    config = classifier_task.reference_config(dataset.name)
-    task = classifier_task.make_task(config, dataset)
+    family = tasks.get("classifier")  # found by name: evaluation imports no family
+    config = family.reference_config(dataset.name)
+    task = family.make_task(config, dataset)
     cache_dir = os.path.abspath(cache_dir or DEFAULT_CACHE_DIR)
     workdir = os.path.join(cache_dir, dataset.name)
     os.makedirs(cache_dir, exist_ok=True)
@@ -110,9 +109,9 @@ def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None)
                                              task.init_state(jax.random.key(0)))
         with open(summary_path) as f:
             accuracy = json.load(f)["test_accuracy"]
-    model = classifier_task.build_model(config, dataset.num_classes)
+    model = family.build_model(config, dataset.num_classes)
     return FeatureClassifier(dataset=dataset.name, directory=workdir, test_accuracy=accuracy,
-                             num_classes=dataset.num_classes, apply=classifier_task.make_apply(model, state.params))
+                             num_classes=dataset.num_classes, apply=family.make_apply(model, state.params))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -194,7 +193,7 @@ def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | Non
     """
     classifier = get_or_train_classifier(dataset, cache_dir)
     n = min(num_samples, len(dataset.test_images), len(dataset.train_images))
-    train_key, test_key = jax.random.split(jax.random.key(_REFERENCE_KEY_SEED) if key is None else key)
+    train_key, test_key = jax.random.split(jax.random.key(keys.REFERENCE_SEED) if key is None else key)
     train_idx = np.asarray(jax.random.choice(train_key, len(dataset.train_images), (n,), replace=False))
     test_idx = np.asarray(jax.random.choice(test_key, len(dataset.test_images), (n,), replace=False))
     _, reference = embed(classifier, dataset.train_images[np.sort(train_idx)], batch_size)
@@ -205,30 +204,26 @@ def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | Non
 
 
 # --- config -------------------------------------------------------------------------------------------------------
-# Fields a family's config carries to be scored (experiments/configs/common.py): sample_quality (bool),
-# num_samples (n), classifier_dir ("" = the default cache).
-
 
 
 def validate_config(config) -> None:
-    """Checks the sample-quality fields up front, with errors that name the field."""
-    if not isinstance(config.get("sample_quality", False), bool):
-        raise config_lib.ConfigError(f"config.sample_quality must be True or False, got {config.sample_quality!r}")
-    if config.get("sample_quality", False):
-        config_lib.require_fields(config, ("num_samples", "classifier_dir"))
-        config_lib.require_positive_int(config, "num_samples")
-        if config.num_samples < NEAREST_NEIGHBOURS + 1:
-            raise config_lib.ConfigError(f"config.num_samples must be at least {NEAREST_NEIGHBOURS + 1} "
+    """Checks `config.sample_quality` (`config_lib.sample_quality_config`) up front, naming the field."""
+    config_lib.require_bool(config, "sample_quality.enabled")
+    if config.sample_quality.enabled:
+        config_lib.require_positive_int(config, "sample_quality.num_samples")
+        if config.sample_quality.num_samples < NEAREST_NEIGHBOURS + 1:
+            raise config_lib.ConfigError(f"config.sample_quality.num_samples must be at least {NEAREST_NEIGHBOURS + 1} "
                                          f"(k-NN precision/recall with k = {NEAREST_NEIGHBOURS}), "
-                                         f"got {config.num_samples}")
-        if not isinstance(config.classifier_dir, str):
-            raise config_lib.ConfigError(f"config.classifier_dir must be a directory path ('' = "
-                                         f"{DEFAULT_CACHE_DIR}), got {config.classifier_dir!r}")
+                                         f"got {config.sample_quality.num_samples}")
+        if not isinstance(config.sample_quality.classifier_dir, str):
+            raise config_lib.ConfigError(f"config.sample_quality.classifier_dir must be a directory path ('' = "
+                                         f"{DEFAULT_CACHE_DIR}), got {config.sample_quality.classifier_dir!r}")
 
 
 def evaluator_from_config(config, dataset: data.Dataset) -> Evaluator | None:
-    """The evaluator the config asks for (`config.sample_quality`), or None."""
+    """The evaluator `config.sample_quality` asks for, or None when it is not enabled."""
     validate_config(config)
-    if not config.get("sample_quality", False):
+    quality = config.sample_quality
+    if not quality.enabled:
         return None
-    return make_evaluator(dataset, config.num_samples, config.classifier_dir or None)
+    return make_evaluator(dataset, quality.num_samples, quality.classifier_dir or None)

@@ -26,7 +26,13 @@ DATA_AXIS = "data"
 def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
                            process_id: int | None = None) -> None:
     """Starts multi-process JAX.  With no arguments JAX reads its standard environment (JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID, or what a TPU slice, SLURM or Open MPI provide)."""
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID, or what a TPU slice, SLURM or Open MPI provide).
+
+    Args:
+      coordinator_address: "host:port" of process 0's coordinator; None = from the environment.
+      num_processes: how many processes take part; None = from the environment.
+      process_id: this process's index in [0, num_processes); None = from the environment.
+    """
     kwargs = {name: value for name, value in (("coordinator_address", coordinator_address),
                                               ("num_processes", num_processes),
                                               ("process_id", process_id)) if value is not None}
@@ -39,7 +45,14 @@ def distributed_requested(coordinator_address: str | None) -> bool:
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D mesh with axis `data` over the first `num_devices` devices (all of them by default)."""
+    """A 1-D mesh with axis `data` over the first `num_devices` devices (all of them by default).
+
+    Args:
+      num_devices: how many of `jax.devices()` to use, in [1, len(jax.devices())]; None = all.
+
+    Returns:
+      A `Mesh` of shape (num_devices,) with axis name `DATA_AXIS`.
+    """
     devices = jax.devices()
     if num_devices is not None:
         if not 0 < num_devices <= len(devices):
@@ -49,6 +62,7 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device of `mesh` holds the whole array."""
     return NamedSharding(mesh, PartitionSpec())
 
 
@@ -58,6 +72,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
+    """Raises ValueError naming both numbers when the global batch (examples) does not split evenly over `mesh`."""
     if batch_size % mesh.size:
         raise ValueError(f"the global batch ({batch_size}) does not divide over the {mesh.size} devices of the mesh; "
                          f"choose a batch size that is a multiple of {mesh.size}")
@@ -77,7 +92,17 @@ def _fsdp_spec(shape: tuple[int, ...], num_devices: int, min_size: int) -> Parti
 
 def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_min_size: int = 2**14) -> Any:
     """A sharding for every leaf of the state: replicated, or FSDP-split arrays of at least `fsdp_min_size`
-    elements when `fsdp` is set.  `abstract_state` may hold arrays or ShapeDtypeStructs."""
+    elements when `fsdp` is set.
+
+    Args:
+      abstract_state: the state pytree; leaves may be arrays or ShapeDtypeStructs.
+      mesh: from `make_mesh`.
+      fsdp: split each large array along its largest dimension that divides by the device count.
+      fsdp_min_size: arrays with fewer elements than this stay replicated.
+
+    Returns:
+      A pytree of `NamedSharding`s with the structure of `abstract_state`.
+    """
     def leaf_sharding(leaf):
         if not fsdp:
             return replicated(mesh)
@@ -86,7 +111,15 @@ def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_mi
 
 
 def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A global array with `sharding` from a host array that every process holds in full."""
+    """A global array with `sharding` from a host array that every process holds in full.
+
+    Args:
+      array: the whole array, the same on every process.
+      sharding: where its pieces go.
+
+    Returns:
+      A `jax.Array` of `array`'s shape and dtype, each device holding its shard.
+    """
     array = np.asarray(array)
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
 

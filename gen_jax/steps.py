@@ -1,7 +1,8 @@
-"""Train steps, one per model family: `train_step(state, batch, key) -> (state, metrics)`.
+"""Train states and steps: `train_step(state, batch, key) -> (state, metrics)`.
 
-Each `make_*_train_step` binds the static choices (model, likelihood, β, …) and returns a pure function that
-`train.py` fuses into `lax.scan` and jits; sharding is declared there too, never here.  `batch` is
+`make_train_step(loss_fn)` is the step of every family trained by one loss (AE, VAE, classifier, …); the GAN has
+its own (`make_gan_train_step`).  Each returns a pure function that `train.py` fuses into `lax.scan` and jits;
+sharding is declared there too, never here.  `batch` is
 {"image": f32[B, H, W, C], "label": i32[B]}; `key` is the step's own key, fold_in(train_key, step), split here
 for each use.  Metrics are scalars: per-example quantities are batch means, in nats per example.
 """
@@ -17,7 +18,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from gen_jax import data, losses
+from gen_jax import losses
 
 
 class TrainState(train_state.TrainState):
@@ -65,70 +66,22 @@ def create_train_state(model, params, tx: optax.GradientTransformation, ema_deca
     return state.replace(step=jnp.asarray(0, jnp.int32))
 
 
-def vae_loss_terms(model, params, x: jax.Array, key: jax.Array, likelihood: str) -> dict[str, jax.Array]:
-    """Per-example log p(x|z) (one z ~ q(z|x) from `key`) and KL(q(z|x) || N(0, I)), each f32[B], nats."""
-    decoded, mean, log_var, log_scale = model.apply({"params": params}, x, key)
-    return {
-        "log_likelihood": losses.reconstruction_log_likelihood(likelihood, decoded, log_scale, x),
-        "kl": losses.kl_to_standard_normal(mean, log_var),
-    }
+def make_train_step(loss_fn: Callable[[Any, dict, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]):
+    """The step of every family trained by one loss: one optimizer update on `loss_fn`'s gradient.
 
+    Args:
+      loss_fn: (params, batch, key) -> (loss, metrics): the scalar to minimise and scalar metrics to report (batch
+        means).  `batch` = {"image": f32[B, H, W, C], "label": i32[B]}; `key` is the step's key, for the loss's
+        own randomness.
 
-def make_vae_train_step(model, likelihood: str, beta: float, binarization: str):
-    """The VAE step: maximise the (β-weighted) ELBO of the batch by one optimizer update.
-
-    Metrics (batch means, nats per example summed over pixels): loss = −ELBO_β, neg_elbo = −ELBO (β = 1),
-    recon_nll = −E_q log p(x|z), kl = KL(q(z|x) || p(z)); grad_norm is the global L2 norm of the gradient.
+    Returns:
+      train_step(state, batch, key) -> (state, metrics) with metrics = {"loss", **loss_fn's metrics, "grad_norm"
+      (the gradient's global L2 norm)}.  `state` is a `TrainState` (or `EMATrainState`, whose average follows).
     """
 
     def train_step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
-        binarize_key, z_key = jax.random.split(key)
-        x = batch["image"]
-        if binarization == "dynamic":
-            x = data.dynamic_binarize(binarize_key, x)
-
-        def loss_fn(params):
-            terms = vae_loss_terms(model, params, x, z_key, likelihood)
-            loss = -jnp.mean(losses.elbo(terms["log_likelihood"], terms["kl"], beta))
-            return loss, terms
-
-        (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        metrics = {
-            "loss": loss,
-            "neg_elbo": -jnp.mean(terms["log_likelihood"] - terms["kl"]),
-            "recon_nll": -jnp.mean(terms["log_likelihood"]),
-            "kl": jnp.mean(terms["kl"]),
-            "grad_norm": optax.tree.norm(grads),
-        }
-        return state.apply_gradients(grads=grads), metrics
-
-    return train_step
-
-
-def make_ae_train_step(model, reconstruction_loss: str, binarization: str):
-    """The AutoEncoder step: minimise the batch-mean reconstruction loss of x alone (labels are not used).
-
-    Metrics (batch means): loss = the configured loss (MSE per pixel, or Bernoulli nats per example summed
-    over pixels), mse = squared error per pixel of the reconstructed image, grad_norm = global L2 norm of the
-    gradient.  `key` is used only to binarise the batch when `binarization` is "dynamic".
-    """
-
-    def train_step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
-        x = batch["image"]
-        if binarization == "dynamic":
-            x = data.dynamic_binarize(key, x)
-
-        def loss_fn(params):
-            decoded, _ = model.apply({"params": params}, x)
-            return jnp.mean(losses.reconstruction_loss(reconstruction_loss, decoded, x)), decoded
-
-        (loss, decoded), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        reconstruction = losses.reconstruction_mean(reconstruction_loss, decoded)
-        metrics = {
-            "loss": loss,
-            "mse": jnp.mean(losses.squared_error(reconstruction, x)),
-            "grad_norm": optax.tree.norm(grads),
-        }
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+        metrics = {"loss": loss, **metrics, "grad_norm": optax.tree.norm(grads)}
         return state.apply_gradients(grads=grads), metrics
 
     return train_step
@@ -289,27 +242,5 @@ def make_gan_train_step(generator, discriminator, g_tx: optax.GradientTransforma
             state, d_metrics = pieces.discriminator_update(state, real, fake, labels, d_step_key)
         state, g_metrics = pieces.generator_update(state, fake, pullback, labels, g_key)
         return state.replace(step=state.step + 1), {**d_metrics, **g_metrics}
-
-    return train_step
-
-
-def make_classifier_train_step(model):
-    """The classifier step: one optimizer update on the batch-mean cross-entropy of the labels.
-
-    Metrics (batch means): loss = −log p(label | x) in nats, accuracy in [0, 1], grad_norm = global L2 norm.
-    The step is deterministic; `key` is unused.
-    """
-
-    def train_step(state: TrainState, batch: dict, key: jax.Array) -> tuple[TrainState, dict[str, Any]]:
-        del key
-
-        def loss_fn(params):
-            logits, _ = model.apply({"params": params}, batch["image"])
-            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])), logits
-
-        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]),
-                   "grad_norm": optax.tree.norm(grads)}
-        return state.apply_gradients(grads=grads), metrics
 
     return train_step

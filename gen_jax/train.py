@@ -5,7 +5,7 @@ A family (AE, VAE, GAN) is described by a `Task`: how to build its state, its ji
 keys from (seed, step), on-device batches, fused multi-step calls, progress, metrics.jsonl and TensorBoard,
 periodic evaluation, Orbax checkpoints, resume, and the stop on NaN/Inf.
 
-Neighbours: `steps.py` (the steps), `checkpoint.py`, `data.py` (batches), `tasks/` (the families),
+Neighbours: `steps.py` (the steps), `checkpoint.py`, `data/` (batches), `tasks/` (the families),
 `experiments/main.py` (the command line).
 """
 
@@ -18,10 +18,10 @@ import time
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from gen_jax import checkpoint, data, sharding
+from gen_jax import checkpoint, data, keys, sharding
+from gen_jax import config as config_lib
 
 Metrics = dict[str, jax.Array]
 TrainStep = Callable[[Any, dict, jax.Array], tuple[Any, Metrics]]
@@ -33,7 +33,8 @@ class Task:
 
     Attributes:
       name: the family, e.g. "vae"; recorded with the checkpoints.
-      signature: what a checkpoint must agree with to be resumed (model, sizes, latent_dim, data shape).
+      signature: what a checkpoint must agree with to be resumed (`config.signature`: the family, config.model,
+        the image shape and facts about the state's structure); written to model.json.
       init_state: init key -> state pytree with an int32 `step` field.
       train_step: (state, batch, key) -> (state, metrics of scalars); `batch` = {"image", "label"}.
       evaluate: (state, key) -> {name: float}, run every `eval_every` steps on the test split.
@@ -42,6 +43,9 @@ class Task:
       loss_name: the metric watched for NaN/Inf and shown in the progress bar.
       snapshot: optional (state, step, workdir) -> None, called by process 0 after each evaluation (e.g. a
         sample grid from a fixed noise batch, for watching a GAN train).
+      codec: for families with a latent code, state -> (encode, decode): encode x f32[B, H, W, C] -> codes
+        f32[B, D] (the code, or the posterior mean), decode codes -> images f32[B, H, W, C] in [0, 1].  Used by
+        `gen_jax/trained.py` for work on trained runs (latent edits, embeddings).
     """
 
     name: str
@@ -53,6 +57,7 @@ class Task:
     make_figures: Callable[[Any, jax.Array, str], list[tuple[str, str]]]
     loss_name: str = "loss"
     snapshot: Callable[[Any, int, str], None] | None = None
+    codec: Callable[[Any], tuple[Callable, Callable]] | None = None
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -61,17 +66,6 @@ class TrainingDivergedError(FloatingPointError):
 
 class WorkdirMismatchError(ValueError):
     """The workdir holds a run of a different model; nothing in it was changed."""
-
-
-# Keys for the independent uses of randomness, each derived from the one seed.
-_INIT, _TRAIN, _DATA, _EVAL = range(4)
-
-
-def derive_keys(seed: int) -> dict[str, jax.Array]:
-    """Typed keys for init, per-step training noise, epoch permutations and evaluation, all from `seed`."""
-    base = jax.random.key(seed)
-    return {name: jax.random.fold_in(base, tag)
-            for name, tag in (("init", _INIT), ("train", _TRAIN), ("data", _DATA), ("eval", _EVAL))}
 
 
 def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None) -> Callable:
@@ -86,13 +80,8 @@ def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None)
     def run(state, images, labels, train_key, data_key, num_steps):
         def one_step(state, _):
             step = state.step
-            idx = data.batch_indices(data_key, step, batch_size, images.shape[0])
-            if batch_sharding is not None:
-                idx = jax.lax.with_sharding_constraint(idx, batch_sharding)
-            batch = {"image": jnp.take(images, idx, axis=0), "label": jnp.take(labels, idx, axis=0)}
-            if batch_sharding is not None:
-                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-            return train_step(state, batch, jax.random.fold_in(train_key, step))
+            image, label = data.get_batch(images, labels, data_key, step, batch_size, batch_sharding)
+            return train_step(state, {"image": image, "label": label}, jax.random.fold_in(train_key, step))
 
         return jax.lax.scan(one_step, state, None, length=num_steps)
 
@@ -149,20 +138,14 @@ def prepare_workdir(workdir: str, config_dict: dict, task: Task) -> None:
     """Creates the workdir, or checks that the run already in it is of the same model, before any compute.
 
     The model signature is kept in `<workdir>/model.json`; a different one is an error that names each field,
-    and nothing in the workdir is written.
+    and nothing in the workdir is written.  A model.json written before configs were nested (flat fields) is
+    compared field by field in today's shape (`config.legacy_signature_differences`) and left as it is.
     """
     signature_path = os.path.join(workdir, "model.json")
     if os.path.exists(signature_path):
         with open(signature_path) as f:
             stored = json.load(f)
-        wanted = json.loads(json.dumps({"family": task.name, **task.signature}, default=_json_default))
-        differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        if differing:
-            lines = "\n".join(f"  {k}: workdir has {stored.get(k)!r}, config asks for {wanted.get(k)!r}"
-                              for k in differing)
-            raise WorkdirMismatchError(
-                f"{workdir} holds a run of a different model:\n{lines}\n"
-                "Nothing in it was changed. Resume with the config that run used, or choose a new --workdir.")
+        _check_signature(workdir, stored, config_dict, task)
     elif os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(os.path.join(workdir, "checkpoints")):
         raise WorkdirMismatchError(
             f"{workdir}/checkpoints holds checkpoints but no model.json says which model wrote them; "
@@ -170,12 +153,31 @@ def prepare_workdir(workdir: str, config_dict: dict, task: Task) -> None:
     if not _is_chief():
         return
     os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
-    _write_json(signature_path, {"family": task.name, **task.signature})
+    if not os.path.exists(signature_path):
+        _write_json(signature_path, task.signature)
     config_path = os.path.join(workdir, "config.json")
     # On resume the config is rewritten only once the checkpoint has been restored (`train`), so a refused
     # resume leaves the workdir as it was.
     if not os.path.exists(config_path):
         _write_json(config_path, config_dict)
+
+
+def _check_signature(workdir: str, stored: dict, config_dict: dict, task: Task) -> None:
+    wanted = config_lib.plain(task.signature)
+    if "model" in stored or "model" not in wanted:
+        differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        shown = {k: (stored.get(k), wanted.get(k)) for k in differing}
+    else:
+        config = config_lib.new_config(config_dict)
+        extras = {k: v for k, v in wanted.items() if k not in ("family", "model", "image_shape")}
+        differing = config_lib.legacy_signature_differences(stored, config, tuple(wanted["image_shape"]), extras)
+        model = wanted["model"]
+        shown = {k: (stored.get(k), {**model, **wanted, "dataset": config.get("dataset")}.get(k)) for k in differing}
+    if differing:
+        lines = "\n".join(f"  {k}: workdir has {old!r}, config asks for {new!r}" for k, (old, new) in shown.items())
+        raise WorkdirMismatchError(
+            f"{workdir} holds a run of a different model:\n{lines}\n"
+            "Nothing in it was changed. Resume with the config that run used, or choose a new --workdir.")
 
 
 class _Log:
@@ -224,9 +226,9 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
     """
     mesh = mesh if mesh is not None else sharding.make_mesh()
     sharding.check_batch_divides(config.batch_size, mesh)
-    keys = derive_keys(config.seed)
+    streams = keys.loop_streams(config.seed)
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-    state, state_sharding = init_sharded_state(task, keys["init"], mesh, bool(config.get("fsdp", False)))
+    state, state_sharding = init_sharded_state(task, streams["init"], mesh, bool(config.get("fsdp", False)))
     latest = manager.latest_step()
     if latest is not None:
         # Restores into the current mesh's shardings, whatever device count wrote the checkpoint.
@@ -251,7 +253,7 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
         while step < config.num_steps:
             target = next_boundary(step, config.num_steps, cadences)
             started = time.perf_counter()
-            new_state, metrics = multi_step(state, images, labels, keys["train"], keys["data"], target - step)
+            new_state, metrics = multi_step(state, images, labels, streams["train"], streams["data"], target - step)
             metrics = jax.device_get(metrics)
             elapsed = time.perf_counter() - started
             bad = _first_non_finite(np.asarray(metrics[task.loss_name]))
@@ -271,7 +273,7 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
                 log.write(step, record)
             if step % config.eval_every == 0 or step == config.num_steps:
                 local_state = sharding.to_local(state)
-                log.write(step, {f"eval/{k}": v for k, v in task.evaluate(local_state, keys["eval"]).items()})
+                log.write(step, {f"eval/{k}": v for k, v in task.evaluate(local_state, streams["eval"]).items()})
                 if task.snapshot is not None and _is_chief():
                     task.snapshot(local_state, step, workdir)
             if step % config.checkpoint_every == 0 or step == config.num_steps:
@@ -283,14 +285,14 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
         log.close()
 
     local_state = sharding.to_local(state)
-    summary = {**task.summarize(local_state, keys["eval"]), "steps": step}
+    summary = {**task.summarize(local_state, streams["eval"]), "steps": step}
     if _is_chief():
         _write_json(os.path.join(workdir, "summary.json"), summary)
     if _is_chief() and config.get("write_figures", True):
-        from gen_jax import figures
-        figure_list = task.make_figures(local_state, keys["eval"], workdir)
+        from gen_jax import figures, report
+        figure_list = task.make_figures(local_state, streams["eval"], workdir)
         curves = figures.save_loss_curves(os.path.join(workdir, "figures", "loss_curves.png"),
-                                          figures.read_metrics(log.path))
+                                          report.read_metrics(log.path))
         figure_list.append((os.path.relpath(curves, workdir), "Training and evaluation curves"))
-        figures.write_report(workdir, f"{task.name} — {config.get('name', task.name)}", summary, figure_list)
+        report.write_report(workdir, f"{task.name} — {config.get('name', task.name)}", summary, figure_list)
     return summary

@@ -1,10 +1,10 @@
 """Run in a subprocess by test_sharding.py, with XLA_FLAGS forcing 8 host devices (jax must see them at import).
 
-For each model family: trains a tiny config on a 1-device mesh and on the 8-device mesh and compares the final
-parameters and logged metrics; then resumes a checkpoint written on 8 devices on 1 device.  Prints one JSON line.
+For each model family (VAE, AE, GAN; none may be missing): trains a tiny config on a 1-device mesh and on the
+8-device mesh and compares the final states and logged metrics; then resumes the 8-device run from its checkpoint
+at step 8 on 1 device and on 2 devices.  The same for the VAE with FSDP.  Prints one JSON line.
 """
 
-import importlib
 import json
 import os
 import shutil
@@ -13,100 +13,85 @@ import sys
 import jax
 import numpy as np
 from absl import logging
+from conftest import max_abs_difference, tiny_ae_config, tiny_gan_config, tiny_vae_config
 
-from gen_jax import checkpoint, config as config_lib, data, sharding, train
+from gen_jax import checkpoint, config as config_lib, data, sharding, tasks, train
 
 logging.set_verbosity(logging.WARNING)
 
-
-def tiny_config(name: str):
-    config = importlib.import_module(f"experiments.configs.{name}").get_config()
-    overrides = dict(num_steps=12, log_every=4, eval_every=12, checkpoint_every=4, keep_checkpoints=5,
-                     batch_size=32, eval_batch_size=200, write_figures=False)
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    for key, value in {"hidden": (32,), "latent_dim": 2, "iwae_k": 0, "generator_hidden": (32,),
-                       "discriminator_hidden": (32,), "num_quality_samples": 0}.items():
-        if key in config:
-            setattr(config, key, value)
-    if "sample_quality" in config:
-        config.sample_quality = False
-    return config
+LOOP = dict(num_steps=12, log_every=4, eval_every=12, checkpoint_every=4, keep_checkpoints=5, batch_size=32,
+            eval_batch_size=200, write_figures=False)
+CONFIGS = {"vae": lambda **o: tiny_vae_config(iwae_k=0, **LOOP, **o), "ae": lambda **o: tiny_ae_config(**LOOP, **o),
+           "gan": lambda **o: tiny_gan_config(**LOOP, **o)}
 
 
-def families():
-    from gen_jax.tasks import vae
-    found = {"vae": ("vae_digits", vae.make_task)}
-    for family, config_name in (("ae", "ae_digits"), ("gan", "gan_digits")):
-        try:
-            module = importlib.import_module(f"gen_jax.tasks.{family}")
-            importlib.import_module(f"experiments.configs.{config_name}")
-        except ImportError:
-            continue
-        found[family] = (config_name, module.make_task)
-    return found
-
-
-def run(config, make_task, dataset, workdir, mesh):
-    task = make_task(config, dataset)
+def run(config, dataset, workdir, mesh):
+    """Trains (or resumes) in `workdir` on `mesh`: (final state as numpy, its step, the step resumed from, train
+    metrics by name)."""
+    task = tasks.get(config.family).make_task(config, dataset)
+    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints")) if os.path.isdir(workdir) else None
+    resumed_from = manager.latest_step() if manager is not None else None
     train.prepare_workdir(workdir, config.to_dict(), task)
-    images = data.preprocess(dataset.train_images, config.get("binarization", "none"))
+    images = data.preprocess(dataset.train_images, config.binarization)
     train.train(config, workdir, task, images, dataset.train_labels, mesh=mesh, show_progress=False)
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"),
                                             train.init_sharded_state(task, jax.random.key(0), mesh)[0])
     metrics = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     train_metrics = {k: v for r in metrics for k, v in r.items() if k.startswith("train/") and "per_sec" not in k}
-    return jax.tree_util.tree_map(np.asarray, sharding.to_local(state)), step, train_metrics
+    return jax.tree.map(np.asarray, sharding.to_local(state)), step, resumed_from, train_metrics
 
 
-def max_difference(a, b):
-    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
-               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+def resume_from_step_8(config, dataset, source, target, mesh):
+    """The run in `source` as if it had stopped at its checkpoint at step 8, resumed in `target` on `mesh`."""
+    shutil.copytree(source, target)
+    shutil.rmtree(f"{target}/checkpoints/12")
+    return run(config, dataset, target, mesh)
+
+
+def metric_difference(a, b):
+    assert sorted(a) == sorted(b) and a, (sorted(a), sorted(b))
+    return max(abs(a[k] - b[k]) / max(1.0, abs(a[k])) for k in a)
+
+
+def compare(single, multi, to_one, to_two):
+    return {
+        "steps": [single[1], multi[1], to_one[1], to_two[1]],
+        "resumed_from": [to_one[2], to_two[2]],
+        "param_diff_1_vs_8": max_abs_difference(getattr(single[0], "params", getattr(single[0], "g_params", None)),
+                                                getattr(multi[0], "params", getattr(multi[0], "g_params", None))),
+        "state_diff_1_vs_8": max_abs_difference(single[0], multi[0]),
+        "state_diff_1_vs_8to1": max_abs_difference(single[0], to_one[0]),
+        "state_diff_1_vs_8to2": max_abs_difference(single[0], to_two[0]),
+        "metric_diff_1_vs_8": metric_difference(single[3], multi[3]),
+        "metric_names": sorted(single[3]),
+    }
 
 
 def main(root):
     assert jax.device_count() == 8, jax.devices()
     dataset = data.load_dataset("digits")
-    one, eight = sharding.make_mesh(1), sharding.make_mesh(8)
+    one, two, eight = sharding.make_mesh(1), sharding.make_mesh(2), sharding.make_mesh(8)
     report = {}
-    for family, (config_name, make_task) in families().items():
-        config = tiny_config(config_name)
-        single = run(config, make_task, dataset, f"{root}/{family}_1", one)
-        multi = run(config, make_task, dataset, f"{root}/{family}_8", eight)
-        # Resume on 1 device from the 8-device run's checkpoint at step 8 (as if it had stopped there).
-        resumed_dir = f"{root}/{family}_8to1"
-        shutil.copytree(f"{root}/{family}_8", resumed_dir)
-        shutil.rmtree(f"{resumed_dir}/checkpoints/12")
-        resumed = run(config, make_task, dataset, resumed_dir, one)
-        report[family] = {
-            "steps": [single[1], multi[1], resumed[1]],
-            "param_diff_1_vs_8": max_difference(single[0].params if hasattr(single[0], "params") else single[0],
-                                                multi[0].params if hasattr(multi[0], "params") else multi[0]),
-            "state_diff_1_vs_8": max_difference(single[0], multi[0]),
-            "state_diff_1_vs_8to1": max_difference(single[0], resumed[0]),
-            "metric_diff_1_vs_8": max(abs(single[2][k] - multi[2][k]) / max(1.0, abs(single[2][k]))
-                                      for k in single[2]),
-            "metric_names": sorted(single[2]),
-        }
-    # FSDP: large arrays split over the 8 devices, same function as replicated on 1.
-    from gen_jax.tasks import vae
-    wide = tiny_config("vae_digits")
-    wide.hidden = (512,)
-    single = run(wide, vae.make_task, dataset, f"{root}/fsdp_1", one)
+    for family, make_config in CONFIGS.items():
+        config = make_config()
+        single = run(config, dataset, f"{root}/{family}_1", one)
+        multi = run(config, dataset, f"{root}/{family}_8", eight)
+        to_one = resume_from_step_8(config, dataset, f"{root}/{family}_8", f"{root}/{family}_8to1", one)
+        to_two = resume_from_step_8(config, dataset, f"{root}/{family}_8", f"{root}/{family}_8to2", two)
+        report[family] = compare(single, multi, to_one, to_two)
+    # FSDP: large arrays split over the devices, the same function as replicated on 1.
+    wide = CONFIGS["vae"](model__hidden=(512,))
+    single = run(wide, dataset, f"{root}/fsdp_1", one)
     wide.fsdp = True
-    split = run(wide, vae.make_task, dataset, f"{root}/fsdp_8", eight)
-    task = vae.make_task(wide, dataset)
+    split = run(wide, dataset, f"{root}/fsdp_8", eight)
+    to_one = resume_from_step_8(wide, dataset, f"{root}/fsdp_8", f"{root}/fsdp_8to1", one)
+    to_two = resume_from_step_8(wide, dataset, f"{root}/fsdp_8", f"{root}/fsdp_8to2", two)
+    report["fsdp"] = compare(single, split, to_one, to_two)
+    task = tasks.get("vae").make_task(wide, dataset)
     _, shardings = train.init_sharded_state(task, jax.random.key(0), eight, fsdp=True)
-    report["fsdp"] = {
-        "steps": [single[1], split[1], split[1]],
-        "state_diff_1_vs_8": max_difference(single[0], split[0]),
-        "state_diff_1_vs_8to1": 0.0,
-        "metric_diff_1_vs_8": max(abs(single[2][k] - split[2][k]) / max(1.0, abs(single[2][k])) for k in single[2]),
-        "split_arrays": sum(1 for s in jax.tree_util.tree_leaves(shardings) if not s.is_fully_replicated),
-    }
+    report["fsdp"]["split_arrays"] = sum(1 for s in jax.tree.leaves(shardings) if not s.is_fully_replicated)
+    bad = CONFIGS["vae"](batch_size=30)
     try:
-        bad = tiny_config("vae_digits")
-        bad.batch_size = 30
         config_lib.validate_against_data(bad, len(dataset.train_images), jax.device_count())
         report["indivisible_error"] = None
     except config_lib.ConfigError as error:

@@ -12,52 +12,23 @@ import pytest
 
 from experiments import ae_vs_pca
 from experiments.configs import ae_vs_pca as ae_vs_pca_config
-from experiments.configs import common
+from conftest import override, tiny_ae_config, train_run
 from gen_jax import config as config_lib
-from gen_jax import data, pca, train
+from gen_jax import keys, pca, train
 from gen_jax.tasks import ae
 
 
-def tiny_ae_config(**overrides):
-    """An MLP AutoEncoder on digits small enough that a hundred steps take well under a second."""
-    config = common.ae_config()
-    config.name = "tiny_ae"
-    config.dataset = "digits"
-    config.hidden = (32,)
-    config.latent_dim = 4
-    config.batch_size = 32
-    config.num_steps = 80
-    config.log_every = 10
-    config.eval_every = 40
-    config.checkpoint_every = 40
-    config.keep_checkpoints = 5
-    config.eval_batch_size = 200
-    config.conv_features = (8,)
-    config.conv_hidden = 16
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
-
-
-@pytest.fixture(scope="session")
-def digits():
-    return data.load_dataset("digits")
-
-
 def _train(config, dataset, workdir, task=None):
-    task = task or ae.make_task(config, dataset)
-    train.prepare_workdir(str(workdir), config.to_dict(), task)
-    return train.train(config, str(workdir), task, jax.device_put(dataset.train_images),
-                       jax.device_put(dataset.train_labels), show_progress=False)
+    return train_run(config, dataset, workdir, task)
 
 
 def _train_in_scan(config, dataset):
     """Trains outside the loop (no logging, evaluation or figures): the final state and the stacked metrics."""
     task = ae.make_task(config, dataset)
-    keys = train.derive_keys(config.seed)
+    streams = keys.loop_streams(config.seed)
     run = jax.jit(train.make_multi_step(task.train_step, config.batch_size), static_argnums=5)
-    state, metrics = run(jax.jit(task.init_state)(keys["init"]), jnp.asarray(dataset.train_images),
-                         jnp.asarray(dataset.train_labels), keys["train"], keys["data"], config.num_steps)
+    state, metrics = run(jax.jit(task.init_state)(streams["init"]), jnp.asarray(dataset.train_images),
+                         jnp.asarray(dataset.train_labels), streams["train"], streams["data"], config.num_steps)
     return task, state, metrics
 
 
@@ -68,7 +39,7 @@ def straight_run(digits, tmp_path_factory):
     Session-wide: tests/test_editing.py edits with it too."""
     config = tiny_ae_config()
     task = ae.make_task(config, digits)
-    initial = task.evaluate(jax.jit(task.init_state)(train.derive_keys(config.seed)["init"]), None)["mse"]
+    initial = task.evaluate(jax.jit(task.init_state)(keys.stream(config.seed, "init")), None)["mse"]
     workdir = tmp_path_factory.mktemp("straight")
     return config, workdir, _train(config, digits, workdir, task), initial
 
@@ -84,18 +55,18 @@ def test_training_lowers_the_test_error(straight_run):
 
 
 def test_bernoulli_autoencoder_learns(digits):
-    config = tiny_ae_config(reconstruction_loss="bernoulli", learning_rate=3e-3)
+    config = tiny_ae_config(model__reconstruction_loss="bernoulli", optim__learning_rate=3e-3)
     _, _, metrics = _train_in_scan(config, digits)
     assert float(metrics["loss"][-10:].mean()) < 0.9 * float(metrics["loss"][:10].mean())
     assert float(metrics["mse"][-10:].mean()) < 0.7 * float(metrics["mse"][:10].mean())
 
 
 def test_conv_autoencoder_maps_images_to_codes_and_back(digits):
-    config = tiny_ae_config(architecture="conv")
+    config = tiny_ae_config(model__architecture="conv")
     model = ae.build_model(config, digits.image_shape)
     x = jnp.asarray(digits.test_images[:3])
     decoded, code = jax.jit(lambda x: model.init_with_output(jax.random.key(0), x)[0])(x)
-    assert code.shape == (3, config.latent_dim) and decoded.shape == x.shape
+    assert code.shape == (3, config.model.latent_dim) and decoded.shape == x.shape
 
 
 def test_resume_is_bit_identical(digits, tmp_path, straight_run):
@@ -120,7 +91,7 @@ def test_linear_autoencoder_finds_pca(digits):
     """Trained on the digits, the linear AE reconstructs the test split within 2% of PCA (fitted on the training
     split), and its decoder spans PCA's top-k subspace.  k = 4 has clear eigenvalue gaps on both sides."""
     k = 4
-    config = tiny_ae_config(hidden=(), latent_dim=k, num_steps=1500, batch_size=256, learning_rate=2e-2)
+    config = tiny_ae_config(model__hidden=(), model__latent_dim=k, num_steps=1500, batch_size=256, optim__learning_rate=2e-2)
     task, state, _ = _train_in_scan(config, digits)
     reference = ae_vs_pca.pca_results(digits.train_images, digits.test_images, [k])
     assert task.evaluate(state, None)["mse"] < 1.02 * reference["test_mse"][0]
@@ -129,10 +100,10 @@ def test_linear_autoencoder_finds_pca(digits):
 
 
 def test_config_errors_name_the_field(digits):
-    for field, value, expected in (("reconstruction_loss", "l1", "reconstruction_loss must be one of"),
-                                   ("lr_schedule", "step", "lr_schedule must be one of"),
-                                   ("hidden", (32, -1), "hidden must be a tuple of positive integers"),
-                                   ("architecture", "rnn", "architecture must be one of")):
+    for field, value, expected in (("model__reconstruction_loss", "l1", "config.model.reconstruction_loss must be one of"),
+                                   ("optim__schedule", "step", "config.optim.schedule must be one of"),
+                                   ("model__hidden", (32, -1), "config.model.hidden must be a tuple of positive integers"),
+                                   ("model__architecture", "rnn", "config.model.architecture must be one of")):
         with pytest.raises(config_lib.ConfigError, match=expected):
             ae.make_task(tiny_ae_config(**{field: value}), digits)
 
@@ -149,8 +120,8 @@ def test_decoder_basis_needs_a_linear_decoder(digits):
 
 def test_ae_vs_pca_writes_the_comparison(digits, tmp_path):
     config = ae_vs_pca_config.get_config()
-    config.update(ks=(2,), num_steps=60, linear_num_steps=60, hidden=(16,), eval_every=60, checkpoint_every=60,
-                  log_every=20)
+    override(config, ks=(2,), num_steps=60, linear_num_steps=60, model__hidden=(16,), eval_every=60,
+             checkpoint_every=60, log_every=20)
     summary = ae_vs_pca.run(config, digits, str(tmp_path))
     saved = json.load(open(tmp_path / "summary.json"))
     for key in ("k", "pca_mse", "linear_ae_mse", "ae_mse", "principal_angles_deg"):

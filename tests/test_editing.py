@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_vae_config
+from conftest import tiny_ae_config, tiny_vae_config, trees_equal
 from PIL import Image
-from test_autoencoder import digits, straight_run, tiny_ae_config  # noqa: F401 (fixtures shared per session)
+from test_autoencoder import straight_run  # noqa: F401 (a fixture shared per session)
 
 from experiments import edit
-from gen_jax import checkpoint, editing, train
-from gen_jax.tasks import ae, trained, vae
+from gen_jax import checkpoint, editing, keys, train, trained
+from gen_jax.tasks import ae, vae
 
 
 def test_attribute_vector_is_the_difference_of_group_means():
@@ -43,11 +43,10 @@ def test_edit_moves_codes_linearly_along_the_vector():
 def test_zero_strength_edit_is_the_plain_reconstruction(digits):
     dataset = digits
     config = tiny_ae_config()
-    model = ae.build_model(config, dataset.image_shape)
-    params = jax.jit(ae.make_task(config, dataset).init_state)(jax.random.key(0)).params
-    encode, decode = ae.codec(config, model, params)
+    task = ae.make_task(config, dataset)
+    encode, decode = task.codec(jax.jit(task.init_state)(jax.random.key(0)))
     images = dataset.test_images[:5]
-    vector = jnp.ones(config.latent_dim)
+    vector = jnp.ones(config.model.latent_dim)
     rows = editing.edit_rows(encode, decode, images, vector, [-1.0, 0.0, 2.0])
     assert rows.shape == (5, 3, *dataset.image_shape)
     np.testing.assert_allclose(rows[:, 1], decode(encode(images)), atol=1e-6)
@@ -76,27 +75,27 @@ def test_edit_figure_from_a_vae_checkpoint(digits, tmp_path):
     task = vae.make_task(config, digits)
     train.prepare_workdir(str(tmp_path), config.to_dict(), task)
     manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 1)
-    checkpoint.save(manager, 0, jax.jit(task.init_state)(train.derive_keys(config.seed)["init"]))
+    checkpoint.save(manager, 0, jax.jit(task.init_state)(keys.stream(config.seed, "init")))
     manager.wait_until_finished()
     run = trained.load_run(str(tmp_path), digits)
-    assert run.config.model == "vae" and run.encode(run.test_images[:2]).shape == (2, config.latent_dim)
+    assert run.config.family == "vae" and run.encode(run.test_images[:2]).shape == (2, config.model.latent_dim)
     _edit_3(run)
 
 
 def test_load_run_reads_a_vae_run_written_before_the_parameter_ema(digits, tmp_path):
-    """Runs from before `ema_decay` existed have no such field and no EMA in their checkpoints."""
+    """Runs from before `ema_decay` existed (flat configs, no such field) have no EMA in their checkpoints."""
     config = tiny_vae_config(ema_decay=0.0)
     task = vae.make_task(config, digits)
-    old_config = config.to_dict()
-    del old_config["ema_decay"]
+    old_config = {"model": "vae", "dataset": "digits", "seed": 0, "binarization": "dynamic", "architecture": "mlp",
+                  "hidden": [32], "latent_dim": 2, "likelihood": "bernoulli", "learning_rate": 1e-3}
     train.prepare_workdir(str(tmp_path), old_config, task)
     manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 1)
-    state = jax.jit(task.init_state)(train.derive_keys(config.seed)["init"])
+    state = jax.jit(task.init_state)(keys.stream(config.seed, "init"))
     checkpoint.save(manager, 0, state)
     manager.wait_until_finished()
     run = trained.load_run(str(tmp_path), digits)
-    assert run.config.ema_decay == 0.0
-    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(run.params), jax.tree.leaves(state.params)))
+    assert run.config.ema_decay == 0.0 and run.config.model.hidden == (32,)
+    assert trees_equal(run.params, state.params)
 
 
 def test_load_run_explains_a_directory_without_a_run(tmp_path):

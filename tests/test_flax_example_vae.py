@@ -10,7 +10,7 @@ import numpy as np
 
 from experiments import flax_example_vae
 from gen_jax import data
-from test_data import _idx_bytes
+from test_sources import _idx_bytes
 
 
 def test_yardstick_trains_and_reports_each_seed_and_the_mean(tmp_path, capsys):

@@ -11,43 +11,16 @@ import numpy as np
 import optax
 import pytest
 
+from conftest import tiny_gan_config, trees_equal
 from experiments import main as experiments_main
-from experiments.configs import common, dcgan_fashion_mnist
-from gen_jax import checkpoint, config as config_lib, data, losses, steps, train
+from experiments.configs import dcgan_fashion_mnist
+from gen_jax import checkpoint, config as config_lib, data, keys, losses, steps, train
 from gen_jax.models import gan
 from gen_jax.tasks import gan as gan_task
 
 
 def count(tree):
     return sum(int(np.size(x)) for x in jax.tree_util.tree_leaves(tree))
-
-
-def tree_equal(a, b):
-    leaves_a, leaves_b = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    return len(leaves_a) == len(leaves_b) and all(np.array_equal(x, y) for x, y in zip(leaves_a, leaves_b))
-
-
-def tiny_gan_config(**overrides):
-    """An MLP GAN on digits small enough that a hundred steps take about a second; no sample quality (the
-    reference classifier is exercised in test_sample_quality.py)."""
-    config = common.gan_config()
-    config.name = "tiny_gan"
-    config.dataset = "digits"
-    config.architecture = "mlp"
-    config.g_hidden = (32,)
-    config.d_hidden = (32,)
-    config.latent_dim = 8
-    config.batch_size = 32
-    config.num_steps = 40
-    config.log_every = 10
-    config.eval_every = 20
-    config.checkpoint_every = 20
-    config.eval_num_samples = 50
-    config.snapshot_samples = 16
-    config.sample_quality = False
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return config
 
 
 def shapes(module, *inputs):
@@ -76,8 +49,8 @@ def test_dcgan_defaults_are_the_tensorflow_tutorial_network():
     assert shapes(built_generator, z) == shapes(generator, z)
     assert shapes(built_discriminator, x) == shapes(discriminator, x)
     assert built_generator.negative_slope == built_discriminator.negative_slope == 0.3
-    assert built_discriminator.dropout_rate == 0.3 and config.latent_dim == 100 and config.batch_size == 256
-    assert config.learning_rate == config.d_learning_rate == 1e-4 and config.loss == "non_saturating"
+    assert built_discriminator.dropout_rate == 0.3 and config.model.latent_dim == 100 and config.batch_size == 256
+    assert config.optim.learning_rate == config.d_optim.learning_rate == 1e-4 and config.loss == "non_saturating"
 
 
 def make_pieces(conditional=False, loss="non_saturating"):
@@ -111,16 +84,16 @@ def test_discriminator_and_generator_updates_touch_only_their_own_parameters(los
 
     after_d, d_metrics = pieces.discriminator_update(state, real, fake, labels, jax.random.key(4))
     for field in G_FIELDS:
-        assert tree_equal(getattr(after_d, field), getattr(state, field)), field
+        assert trees_equal(getattr(after_d, field), getattr(state, field)), field
     for field in D_FIELDS:  # the spectral-norm vectors advance with D
-        assert not tree_equal(getattr(after_d, field), getattr(state, field)), field
+        assert not trees_equal(getattr(after_d, field), getattr(state, field)), field
     assert ("gp" in d_metrics) == (loss == "wgan_gp")
 
     after_g, _ = pieces.generator_update(after_d, fake, pullback, labels, jax.random.key(5))
     for field in D_FIELDS:
-        assert tree_equal(getattr(after_g, field), getattr(after_d, field)), field
+        assert trees_equal(getattr(after_g, field), getattr(after_d, field)), field
     for field in ("g_params", "g_opt_state", "ema_params"):
-        assert not tree_equal(getattr(after_g, field), getattr(after_d, field)), field
+        assert not trees_equal(getattr(after_g, field), getattr(after_d, field)), field
 
 
 def test_generator_gradient_through_the_one_pass_equals_the_direct_gradient():
@@ -191,13 +164,13 @@ def test_training_monitors_resumes_bit_identically_and_draws_figures(tmp_path):
     # The same 40 steps without the interruption, through the loop's own fused step: keys come from (seed, step).
     config, dataset = tiny_gan_config(), data.load_dataset("digits")
     task = gan_task.make_task(config, dataset)
-    keys = train.derive_keys(config.seed)
+    streams = keys.loop_streams(config.seed)
     straight, _ = train.jit_multi_step(task.train_step, config.batch_size)(
-        task.init_state(keys["init"]), jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels),
-        keys["train"], keys["data"], 40)
-    resumed, step = checkpoint.restore_latest(str(tmp_path / "checkpoints"), task.init_state(keys["init"]))
+        task.init_state(streams["init"]), jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels),
+        streams["train"], streams["data"], 40)
+    resumed, step = checkpoint.restore_latest(str(tmp_path / "checkpoints"), task.init_state(streams["init"]))
     assert step == 40
-    assert tree_equal(straight, resumed)
+    assert trees_equal(straight, resumed)
 
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     train_keys = set().union(*(r for r in records if "train/d_loss" in r))
@@ -212,11 +185,12 @@ def test_training_monitors_resumes_bit_identically_and_draws_figures(tmp_path):
 
 @pytest.mark.parametrize("overrides, message", [
     ({"loss": "lsgan"}, "config.loss"),
-    ({"loss": "wgan_gp", "d_dropout": 0.3}, "config.d_dropout"),
-    ({"architecture": "dcgan", "g_features": (8, 8, 8, 8, 8)}, "config.g_features"),
+    ({"loss": "wgan_gp", "model__d_dropout": 0.3}, "config.model.d_dropout"),
+    ({"model__architecture": "dcgan", "model__g_features": (8, 8, 8, 8, 8)}, "config.model.g_features"),
     ({"ema_decay": 1.0}, "config.ema_decay"),
-    ({"negative_slope": -0.1}, "config.negative_slope"),
+    ({"model__negative_slope": -0.1}, "config.model.negative_slope"),
     ({"d_steps": 0}, "config.d_steps"),
+    ({"d_optim__b1": 1.0}, r"config.d_optim.b1 must be a number in \[0, 1\)"),
 ])
 def test_bad_config_is_refused_before_compute(tmp_path, overrides, message):
     with pytest.raises(config_lib.ConfigError, match=message):

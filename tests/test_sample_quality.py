@@ -116,9 +116,9 @@ def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference
     shutil.copytree(cache, foreign)
     config_path = os.path.join(foreign, "digits", "config.json")
     stored = json.load(open(config_path))
-    stored["latent_dim"] = 7
+    stored["model"]["feature_dim"] = 7
     json.dump(stored, open(config_path, "w"))
-    with pytest.raises(sample_quality.ClassifierCacheError, match="latent_dim"):
+    with pytest.raises(sample_quality.ClassifierCacheError, match="feature_dim"):
         sample_quality.get_or_train_classifier(dataset, foreign)
     assert sorted(os.listdir(os.path.join(foreign, "digits", "checkpoints"))) == before
 
@@ -127,8 +127,8 @@ def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference
 def test_vae_summary_carries_the_same_sample_quality_fields(tiny_reference, tmp_path):
     cache, _, evaluator = tiny_reference
     config = tiny_vae_config(num_steps=20, checkpoint_every=20, eval_every=20, iwae_k=0)
-    config.sample_quality = True
-    config.classifier_dir = cache
+    config.sample_quality.enabled = True
+    config.sample_quality.classifier_dir = cache
     summary = experiments_main.run(config, str(tmp_path))
     assert summary["fid_floor"] == evaluator.floor["fid"]
     assert summary["num_samples"] == 360

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, tiny_vae_config
+from conftest import REPO_ROOT, snapshot, tiny_vae_config, trees_equal
 from experiments import main as experiments_main
 from gen_jax import checkpoint, config as config_lib, data, train
 from gen_jax.tasks import vae
@@ -26,21 +26,6 @@ def final_params(workdir, **overrides):
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
     assert state.ema_params  # the VAE configs keep an EMA, so resume must carry it too
     return jax.tree_util.tree_map(np.asarray, (state.params, state.ema_params, state.opt_state)), step
-
-
-def tree_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
-
-
-def snapshot(directory):
-    """Path -> sha256 of every file under `directory`."""
-    digests = {}
-    for root, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digests[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return digests
 
 
 def test_training_writes_the_contract(tmp_path):
@@ -74,7 +59,7 @@ def test_resume_is_bit_identical(tmp_path):
     summary = experiments_main.run(tiny_vae_config(num_steps=60), str(split))  # resumes at 20
     (a, step_a), (b, step_b) = final_params(straight), final_params(split)
     assert step_a == step_b == 60
-    assert tree_equal(a, b)
+    assert trees_equal(a, b)
     assert summary["test_neg_elbo"] == json.load(open(straight / "summary.json"))["test_neg_elbo"]
 
 
@@ -83,7 +68,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     """A process SIGKILLed mid-run, then the same command again, ends where an uninterrupted run ends."""
     steps, every = 3000, 100
     overrides = [f"--config.num_steps={steps}", f"--config.checkpoint_every={every}", "--config.eval_every=1000",
-                 "--config.log_every=100", "--config.hidden=(32,)", "--config.latent_dim=2",
+                 "--config.log_every=100", "--config.model.hidden=(32,)", "--config.model.latent_dim=2",
                  "--config.batch_size=32", "--config.iwae_k=10", "--config.keep_checkpoints=50",
                  "--config.write_figures=False"]
     command = [sys.executable, "-m", "experiments.main", "--config",
@@ -116,7 +101,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (a, step_a), (b, step_b) = final_params(straight, batch_size=32), final_params(killed, batch_size=32)
     assert step_a == step_b == steps
-    assert tree_equal(a, b)
+    assert trees_equal(a, b)
 
 
 def test_parameter_ema_averages_the_iterates_and_evaluation_uses_it():
@@ -131,7 +116,7 @@ def test_parameter_ema_averages_the_iterates_and_evaluation_uses_it():
         state, _ = step(state, batch, jax.random.key(t))
         decay = min(0.9, (1 + t) / (10 + t))
         expected = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, expected, state.params)
-    assert not tree_equal(state.ema_params, state.params)
+    assert not trees_equal(state.ema_params, state.params)
     for got, want in zip(jax.tree.leaves(state.ema_params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     assert state.inference_params() is state.ema_params
@@ -159,15 +144,16 @@ def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("model", "diffusion", "config.model must be one of"),
+    ("family", "diffusion", "config.family must be one of"),
     ("dataset", "no_such_dataset_xyz", "config.dataset"),
     ("batch_size", 0, "config.batch_size must be a positive integer"),
     ("num_steps", -5, "config.num_steps must be a positive integer"),
-    ("latent_dim", 0, "config.latent_dim must be a positive integer"),
-    ("learning_rate", 0.0, "config.learning_rate must be a positive number"),
+    ("model__latent_dim", 0, "config.model.latent_dim must be a positive integer"),
+    ("optim__learning_rate", 0.0, "config.optim.learning_rate must be a positive number"),
+    ("optim__name", "adagrad", "config.optim.name must be one of"),
     ("batch_size", 5000, "larger than the digits training split"),
-    ("likelihood", "poisson", "config.likelihood must be one of"),
-    ("architecture", "transformer", "config.architecture must be one of"),
+    ("model__likelihood", "poisson", "config.model.likelihood must be one of"),
+    ("model__architecture", "transformer", "config.model.architecture must be one of"),
     ("binarization", "maybe", "config.binarization must be one of"),
     ("ema_decay", 1.0, r"config.ema_decay must be a number in \[0, 1\)"),
 ])
@@ -179,9 +165,9 @@ def test_bad_config_is_refused_before_compute(tmp_path, field, value, message):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"latent_dim": 3}, "latent_dim: workdir has 2, config asks for 3"),
-    ({"architecture": "conv"}, "architecture"),
-    ({"hidden": (64,)}, "hidden"),
+    ({"model__latent_dim": 3}, "model: workdir has .*'latent_dim': 2.*config asks for .*'latent_dim': 3"),
+    ({"model__architecture": "conv"}, "architecture"),
+    ({"model__hidden": (64,)}, "hidden"),
     ({"ema_decay": 0.0}, "parameter_ema: workdir has True, config asks for False"),
 ])
 def test_resuming_another_model_is_refused_and_changes_nothing(tmp_path, change, message):
@@ -196,7 +182,7 @@ def test_checkpoint_shape_mismatch_is_named(tmp_path):
     """Even without model.json (e.g. copied checkpoints), restore compares shapes before loading."""
     experiments_main.run(tiny_vae_config(num_steps=20), str(tmp_path))
     dataset = data.load_dataset("digits")
-    other = vae.make_task(tiny_vae_config(latent_dim=3), dataset)
+    other = vae.make_task(tiny_vae_config(model__latent_dim=3), dataset)
     manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 10)
     with pytest.raises(checkpoint.CheckpointMismatchError, match=r"params/encoder/Dense_1/kernel: checkpoint \(32, 4\), model \(32, 6\)"):
         checkpoint.restore(manager, 20, other.init_state(jax.random.key(0)))

@@ -1,32 +1,30 @@
 """ae_vs_pca: PCA, the linear AutoEncoder and an MLP AutoEncoder at k = 2, 8, 32 (capped at the data's dimension).
 
-Digits by default; `--config.dataset=fashion_mnist` runs the same comparison on Fashion-MNIST.  Give a trained
-VAE run (`--config.vae_workdir=<run>`) to add its latent space to the 2-D embedding figure.
+    python -m experiments.main --config experiments/configs/ae_vs_pca.py --workdir runs/ae_vs_pca
+
+Digits by default (a few minutes on 2 CPU cores); `--config.dataset=fashion_mnist` runs the same comparison on
+Fashion-MNIST.  Give a trained VAE run (`--config.vae_workdir=<run>`) to add its latent space to the 2-D embedding
+figure.  Result: the linear AE within 0.2% of PCA's test error at every k on both data sets (README's table).
 """
 
-from experiments.configs import common
+from gen_jax.tasks import ae
 
 
 def get_config():
-    config = common.ae_config()
+    config = ae.default_config()
     config.name = "ae_vs_pca"
-    config.model = "ae_vs_pca"
+    config.experiment = "ae_vs_pca"
     config.dataset = "digits"
-    config.ks = (2, 8, 32)  # code sizes; each capped at the number of pixels
-    # The non-linear AutoEncoder.
-    config.architecture = "mlp"
-    config.hidden = (256, 128)
-    config.reconstruction_loss = "mse"
-    config.batch_size = 128
+    config.model.hidden = (256, 128)  # the non-linear AutoEncoder
     config.num_steps = 3000
-    config.learning_rate = 1e-3
-    config.lr_schedule = "cosine"
-    # The linear AutoEncoder (hidden=(), MSE): measured within 0.2% of PCA on digits and Fashion-MNIST with
-    # these; 4000 steps leave it 3–9% above PCA on Fashion-MNIST (k = 8, 32), a larger rate does worse.
-    config.linear_num_steps = 8000
-    config.linear_learning_rate = 1e-2
-    config.vae_workdir = ""  # a trained VAE run on the same data set, for the embedding figure ("" = none)
     config.log_every = 100
     config.eval_every = 1000
     config.checkpoint_every = 1000
+    with config.unlocked():
+        config.ks = (2, 8, 32)  # code sizes; each capped at the number of pixels
+        # The linear AutoEncoder (hidden=(), MSE), cosine-decayed from a larger rate: fewer steps or a constant
+        # rate leave it percents above PCA on Fashion-MNIST.
+        config.linear_num_steps = 8000
+        config.linear_learning_rate = 1e-2
+        config.vae_workdir = ""  # a trained VAE run on the same data set, for the embedding figure ("" = none)
     return config

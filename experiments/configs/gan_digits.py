@@ -1,24 +1,26 @@
 """The original GAN's recipe on scikit-learn's 8×8 digits: MLPs for G and D, the non-saturating loss, dropout in D
-(Goodfellow et al. 2014; LeakyReLU in place of maxout, Adam as recommended by Radford et al. 2016)."""
+(Goodfellow et al. 2014; LeakyReLU in place of maxout, Adam as recommended by Radford et al. 2016).
 
-from experiments.configs import common
+    python -m experiments.main --config experiments/configs/gan_digits.py --workdir runs/gan_digits
+
+About 1.5 minutes on 2 CPU cores (the reference classifier, trained once, adds a minute); its classifier FID,
+score, precision and recall are in the README's sample-quality table.
+"""
+
+from gen_jax.tasks import gan
 
 
 def get_config():
-    config = common.gan_config()
+    config = gan.default_config()
     config.name = "gan_digits"
     config.dataset = "digits"
-    config.architecture = "mlp"
-    config.loss = "non_saturating"
-    config.latent_dim = 64
-    config.g_hidden = (256, 512)
-    config.d_hidden = (512, 256)
-    config.negative_slope = 0.2
-    config.d_dropout = 0.3
+    config.model.architecture = "mlp"
+    config.model.latent_dim = 64
+    config.model.negative_slope = 0.2
     config.batch_size = 64
-    config.learning_rate = 2e-4
-    config.d_learning_rate = 2e-4
-    config.adam_b1 = 0.5
+    for optim in (config.optim, config.d_optim):
+        optim.learning_rate = 2e-4
+        optim.b1 = 0.5
     config.num_steps = 10_000
     config.log_every = 200
     config.eval_every = 1000

@@ -1,22 +1,16 @@
-"""A convolutional VAE on Fashion-MNIST, same data, likelihood and budget as vae_mlp_fashion_mnist."""
+"""A convolutional VAE on Fashion-MNIST (stride-2 convolutions 32-64, a 256-wide hidden layer, latent 20): the
+same data, likelihood and budget as vae_mlp_fashion_mnist.
 
-from experiments.configs import common
+    python -m experiments.main --config experiments/configs/vae_conv_fashion_mnist.py --workdir runs/vae_conv_fm
+
+About 5 minutes on 2 CPU cores with --config.iwae_k=0; test −ELBO ≈ 121 nats (seed 0, README's VAE table).
+"""
+
+from experiments.configs import vae_mlp_fashion_mnist
 
 
 def get_config():
-    config = common.vae_config()
+    config = vae_mlp_fashion_mnist.get_config()
     config.name = "vae_conv_fashion_mnist"
-    config.dataset = "fashion_mnist"
-    config.binarization = "static"
-    config.architecture = "conv"
-    config.conv_features = (32, 64)
-    config.conv_hidden = 256
-    config.latent_dim = 20
-    config.batch_size = 128
-    config.learning_rate = 1e-3
-    config.num_steps = 4680
-    config.log_every = 156
-    config.eval_every = 468
-    config.checkpoint_every = 936
-    config.iwae_k = 1000
+    config.model.architecture = "conv"
     return config

@@ -1,20 +1,24 @@
-"""The demo: an MLP VAE on scikit-learn's bundled 8×8 digits (no download), under two minutes on 2 CPU cores."""
+"""The demo: an MLP VAE 64-256-128-8 on scikit-learn's bundled 8×8 digits (no download), Bernoulli on dynamically
+binarised pixels, 3,000 steps.
 
-from experiments.configs import common
+    python -m experiments.main --config experiments/configs/vae_digits.py --workdir runs/vae_digits
+
+About 20 s of wall time on 2 CPU cores; test −ELBO ≈ 23 nats (the README's VAE section has the measured row).
+"""
+
+from gen_jax.tasks import vae
 
 
 def get_config():
-    config = common.vae_config()
+    config = vae.default_config()
     config.name = "vae_digits"
     config.dataset = "digits"
     config.binarization = "dynamic"  # digits are grey levels; Bernoulli draws keep the likelihood honest
-    config.hidden = (256, 128)
-    config.latent_dim = 8
+    config.model.hidden = (256, 128)
+    config.model.latent_dim = 8
     config.batch_size = 64
     config.num_steps = 3000
-    config.learning_rate = 1e-3
     config.log_every = 100
     config.eval_every = 500
     config.checkpoint_every = 1000
-    config.iwae_k = 1000
     return config

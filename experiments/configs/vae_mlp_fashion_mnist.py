@@ -1,22 +1,23 @@
 """The Flax example's VAE on Fashion-MNIST: 784-500-20 MLP, Bernoulli on pixels binarised at 0.5, Adam 1e-3,
-batch 128, 10 epochs (4,680 steps)."""
+batch 128, 10 epochs (4,680 steps).
 
-from experiments.configs import common
+    python -m experiments.main --config experiments/configs/vae_mlp_fashion_mnist.py --workdir runs/vae_mlp_fm
+
+About 8 minutes on 2 CPU cores (training under a minute; the rest is the final IWAE with k = 1,000); test −ELBO
+≈ 126.6 nats over seeds 0-2 (the README's VAE table has each row and its results file).
+"""
+
+from gen_jax.tasks import vae
 
 
 def get_config():
-    config = common.vae_config()
+    config = vae.default_config()
     config.name = "vae_mlp_fashion_mnist"
     config.dataset = "fashion_mnist"
     config.binarization = "static"
-    config.architecture = "mlp"
-    config.hidden = (500,)
-    config.latent_dim = 20
-    config.batch_size = 128
-    config.learning_rate = 1e-3
+    config.model.latent_dim = 20
     config.num_steps = 4680
     config.log_every = 156
     config.eval_every = 468
     config.checkpoint_every = 936
-    config.iwae_k = 1000
     return config

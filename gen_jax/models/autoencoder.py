@@ -14,12 +14,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax import config as config_lib
 from gen_jax.models.upsampling import FastConv, FastConvTranspose
 
 Activation = Callable[[jax.Array], jax.Array]
 
 
 def identity(x: jax.Array) -> jax.Array:
+    """The activation of a linear layer: x unchanged, any shape."""
     return x
 
 
@@ -84,7 +86,7 @@ class ConvDecoder(nn.Module):
     The coarse map is ceil(H / 2^n) on a side for n = len(features), so any image size works (8×8 digits,
     28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.  The transposed convolutions are
     Flax's `nn.ConvTranspose` (same parameters and function) with the kernel gradient of
-    `upsampling.dual_grad_conv_transpose`, which XLA:CPU computes ~10× faster at 7×7×64 -> 14×14×32.
+    `upsampling.dual_grad_conv_transpose`, which XLA:CPU computes faster (measured in benchmarks/README.md).
     """
 
     image_shape: tuple[int, int, int]
@@ -116,12 +118,45 @@ class AutoEncoder(nn.Module):
     decoder: nn.Module
 
     def encode(self, x: jax.Array) -> jax.Array:
+        """x: f32[B, H, W, C] -> codes f32[B, D]."""
         return self.encoder(x)
 
     def decode(self, z: jax.Array) -> jax.Array:
+        """z: f32[B, D] -> decoder output f32[B, H, W, C] (the image under "mse", logits under "bernoulli")."""
         return self.decoder(z)
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Returns (decoder output f32[B, H, W, C], code f32[B, D])."""
         z = self.encode(x)
         return self.decode(z), z
+
+
+ARCHITECTURES = ("mlp", "conv")
+
+
+def validate_config(config) -> None:
+    """Checks the encoder/decoder fields of `config.model` (architecture, hidden, conv_features, conv_hidden,
+    latent_dim), naming the field, for every family built on `encoder_decoder`."""
+    config_lib.require_choice(config, "model.architecture", ARCHITECTURES)
+    config_lib.require_widths(config, "model.hidden")
+    config_lib.require_widths(config, "model.conv_features", min_length=1 if config.model.architecture == "conv" else 0)
+    config_lib.require_positive_int(config, "model.conv_hidden", "model.latent_dim")
+
+
+def encoder_decoder(model_config, image_shape: tuple[int, int, int], code_size: int, dtype=None):
+    """The encoder (x: f32[B, H, W, C] -> f32[B, code_size]) and decoder (z -> f32[B, H, W, C]) a model config names.
+
+    Args:
+      model_config: `config.model` with architecture ("mlp" | "conv"), hidden (MLP widths, encoder order; the
+        decoder mirrors them; () = linear), conv_features (stride-2 widths, encoder order) and conv_hidden.
+      image_shape: (H, W, C) of the data.
+      code_size: the encoder's output width (latent_dim for an AutoEncoder, 2·latent_dim for a VAE).
+      dtype: the layers' computation dtype (None = float32).
+    """
+    if model_config.architecture == "mlp":
+        hidden = tuple(model_config.hidden)
+        return (MLPEncoder(hidden=hidden, outputs=code_size, dtype=dtype),
+                MLPDecoder(hidden=hidden[::-1], image_shape=image_shape, dtype=dtype))
+    features = tuple(model_config.conv_features)
+    return (ConvEncoder(features=features, hidden=model_config.conv_hidden, outputs=code_size, dtype=dtype),
+            ConvDecoder(image_shape=image_shape, features=features[::-1], hidden=model_config.conv_hidden, dtype=dtype))

@@ -20,8 +20,8 @@ class Classifier(nn.Module):
 
     Stride-2 3×3 'SAME' convolutions with ReLU, then one hidden Dense layer with ReLU whose output is the feature
     vector, then a linear layer to the class logits.  The convolutions are `nn.Conv`'s function and parameters with
-    gradients that stay fast on XLA:CPU inside the training loop's `lax.scan` (`upsampling.FastConv`; ~20× faster
-    per step there than `nn.Conv`).
+    gradients that stay fast on XLA:CPU inside the training loop's `lax.scan` (`upsampling.FastConv`; faster per
+    step there than `nn.Conv`, measured in benchmarks/README.md).
     """
 
     num_classes: int

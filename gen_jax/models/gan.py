@@ -137,8 +137,8 @@ class DCGANGenerator(nn.Module):
       dtype: computation dtype (parameters stay f32); None = f32.
       upsampling: how the transposed convolutions are computed, all with the same parameters and function:
         "transpose" = Flax's `nn.ConvTranspose` (the tutorial's layer); "dual_grad" = the same with a kernel
-        gradient XLA:CPU computes ~50× faster; "subpixel" = one stride-1 convolution and depth-to-space (see
-        `upsampling.py`).
+        gradient XLA:CPU computes much faster (measured in benchmarks/README.md); "subpixel" = one stride-1
+        convolution and depth-to-space (see `upsampling.py`).
     """
 
     image_shape: tuple[int, int, int] = (28, 28, 1)
@@ -152,7 +152,11 @@ class DCGANGenerator(nn.Module):
     upsampling: str = "transpose"
 
     def coarse_shape(self) -> tuple[int, int]:
-        """(h, w) of the map the Dense layer produces; a ValueError names the sizes that do not divide."""
+        """(h, w) in pixels of the map the Dense layer produces: (H, W) / 2^(len(features) - 1).
+
+        Raises:
+          ValueError: naming the sizes, when H or W is not a multiple of 2^(len(features) - 1).
+        """
         factor = 2 ** (len(self.features) - 1)
         height, width, _ = self.image_shape
         if height % factor or width % factor:

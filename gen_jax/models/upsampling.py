@@ -2,21 +2,21 @@
 
 A stride-s transposed convolution is the input-gradient of a stride-s convolution: XLA computes it as a
 convolution of the s-dilated input.  Its forward pass and input gradient run at full speed on XLA:CPU, but its
-kernel gradient is a convolution with a dilated *input* that XLA:CPU runs through a generic loop: 10.6 s of CPU time
-for the TensorFlow DCGAN tutorial's 7×7×128 -> 14×14×64 layer at batch 256, against 0.1 s for the forward pass.
-Two formulations avoid that path.  Both compute exactly the function of `nn.ConvTranspose(features, (k, k),
-strides=(s, s), padding="SAME")` from the same `kernel` parameter f32[k, k, C_in, C_out] (so initialisations and
-checkpoints carry over and the network can represent exactly what it could):
+kernel gradient is a convolution with a dilated *input* that XLA:CPU runs through a generic loop, far slower
+than the forward pass (measured on the TensorFlow DCGAN tutorial's 7×7×128 -> 14×14×64 layer in
+benchmarks/README.md).  Two formulations avoid that path.  Both compute exactly the function of
+`nn.ConvTranspose(features, (k, k), strides=(s, s), padding="SAME")` from the same `kernel` parameter
+f32[k, k, C_in, C_out] (so initialisations and checkpoints carry over and the network can represent exactly what
+it could):
 
 * `dual_grad_conv_transpose` — the same forward pass and input gradient, with a custom VJP whose kernel gradient
   uses the duality of the transposed convolution y = Cᵀ(x) with the strided convolution C: ⟨Cᵀ(x), g⟩ = ⟨x, C(g)⟩,
-  so ∂/∂w is the kernel gradient of C applied to g with cotangent x, which XLA runs on its fast path (0.2 s in
-  the case above).
+  so ∂/∂w is the kernel gradient of C applied to g with cotangent x, which XLA runs on its fast path.
 * `subpixel_conv_transpose` — the sub-pixel form (Shi et al. 2016): output pixel s·q + r reads the input through
   the kernel taps of phase r only, so one stride-1 convolution with ⌈k / s⌉-wide kernels and s²·C_out outputs,
   then depth-to-space, gives every phase; its kernel is gathered from the k×k one (`subpixel_kernel`), so
   gradients reach the original parameter.  It also computes the zero taps of the smaller phases (36 for 25 at
-  k = 5, s = 2), and was 2× slower than the dual gradient on XLA:CPU.
+  k = 5, s = 2), and is slower than the dual gradient on XLA:CPU (measured in benchmarks/README.md).
 
 `FastConvTranspose(method=...)` is the Linen layer.  `gan.DCGANGenerator(upsampling=...)` selects a form
 ("transpose", the default, is Flax's layer: the tutorial's exact network); `autoencoder.ConvDecoder` always uses
@@ -39,7 +39,15 @@ _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 def transpose_same_padding(kernel: int, stride: int) -> int:
     """The padding before the (stride-dilated) input of a 'SAME' transposed convolution, as `lax.conv_transpose`
-    computes it: the output of an n-long input then has s·n positions."""
+    computes it: the output of an n-long input then has s·n positions.
+
+    Args:
+      kernel: k, the kernel's side.
+      stride: s, the transposed convolution's stride.
+
+    Returns:
+      The padding in pixels of the dilated input, before it along one spatial axis.
+    """
     if stride > kernel - 1:
         return kernel - 1
     return -(-(kernel + stride - 2) // 2)
@@ -98,7 +106,15 @@ def subpixel_kernel(kernel: jax.Array, stride: int) -> tuple[jax.Array, tuple[in
 
 
 def depth_to_space(x: jax.Array, stride: int) -> jax.Array:
-    """f32[B, H, W, s·s·C] with channels ordered (r_h, r_w, c) -> f32[B, s·H, s·W, C]."""
+    """Rearranges channels into space: output pixel (s·h + r_h, s·w + r_w) takes channel block (r_h, r_w).
+
+    Args:
+      x: f32[B, H, W, s·s·C] with channels ordered (r_h, r_w, c).
+      stride: s.
+
+    Returns:
+      f32[B, s·H, s·W, C].
+    """
     b, h, w, channels = x.shape
     c = channels // (stride * stride)
     x = x.reshape(b, h, w, stride, stride, c).transpose(0, 1, 3, 2, 4, 5)
@@ -108,7 +124,13 @@ def depth_to_space(x: jax.Array, stride: int) -> jax.Array:
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """`lax.conv_transpose(x, kernel, (s, s), "SAME")` (Flax's `nn.ConvTranspose`, no bias) by stride-1 convolution.
 
-    x: f32[B, H, W, C_in], kernel: f32[k, k, C_in, C_out] -> f32[B, s·H, s·W, C_out].
+    Args:
+      x: f32[B, H, W, C_in].
+      kernel: f32[k, k, C_in, C_out], as `nn.ConvTranspose` stores it.
+      stride: s.
+
+    Returns:
+      f32[B, s·H, s·W, C_out], equal to `conv_transpose(x, kernel, stride)` up to float rounding.
     """
     weights, (before, after) = subpixel_kernel(kernel, stride)
     y = lax.conv_general_dilated(x, weights, (1, 1), ((before, after), (before, after)),
@@ -117,18 +139,37 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """Flax's `nn.ConvTranspose` with padding "SAME" and no bias: x f32[B, H, W, C_in], kernel f32[k, k, C_in,
-    C_out] -> f32[B, s·H, s·W, C_out]."""
+    """Flax's `nn.ConvTranspose` with padding "SAME" and no bias.
+
+    Args:
+      x: f32[B, H, W, C_in].
+      kernel: f32[k, k, C_in, C_out].
+      stride: s.
+
+    Returns:
+      f32[B, s·H, s·W, C_out].
+    """
     return lax.conv_transpose(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
 
 
 def kernel_grad(inputs: jax.Array, cotangent: jax.Array, size: int, stride: int, padding) -> jax.Array:
     """∂⟨conv(inputs, w), cotangent⟩/∂w for a stride-s convolution with `padding` ((before, after) per spatial axis).
 
-    inputs: f32[B, H, W, I], cotangent: f32[B, h, w, O] -> f32[k, k, I, O].  Written as one convolution in XLA's
-    canonical layout (NHWC × HWIO, with batch and channels swapped by transposes) rather than the layout autodiff
-    emits: XLA:CPU rewrites the latter into the former only outside loops, so inside the training loop's
-    `lax.scan` autodiff's kernel gradients ran through a generic loop, 60× slower.
+    Written as one convolution in XLA's canonical layout (NHWC × HWIO, with batch and channels swapped by
+    transposes) rather than the layout autodiff emits: XLA:CPU rewrites the latter into the former only outside
+    loops, so inside the training loop's `lax.scan` autodiff's kernel gradients run through a generic loop, far
+    slower (measured in benchmarks/README.md).
+
+    Args:
+      inputs: f32[B, H, W, I], the convolution's input.
+      cotangent: f32[B, h, w, O], the output-shaped weights in ⟨conv(inputs, w), cotangent⟩ (in backprop, the
+        gradient with respect to the convolution's output).
+      size: k, the side of the square kernel.
+      stride: s, the convolution's stride in both spatial axes.
+      padding: ((before, after), (before, after)), the convolution's padding in pixels along H and W.
+
+    Returns:
+      f32[k, k, I, O], the kernel gradient in Flax's HWIO layout.
     """
     pads = tuple((before, size + stride * (n - 1) - length - before)
                  for (before, _), length, n in zip(padding, inputs.shape[1:3], cotangent.shape[1:3]))
@@ -138,8 +179,16 @@ def kernel_grad(inputs: jax.Array, cotangent: jax.Array, size: int, stride: int,
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """(before, after) padding of a stride-s 'SAME' convolution of a size-long axis (⌈size / s⌉ outputs; the odd
-    pixel goes after, as in XLA and TensorFlow)."""
+    """The padding of a stride-s 'SAME' convolution along one axis (the odd pixel goes after, as in XLA and TensorFlow).
+
+    Args:
+      size: the axis' length in pixels.
+      kernel: k, the kernel's side.
+      stride: s.
+
+    Returns:
+      (before, after) in pixels, so that the convolution has ⌈size / s⌉ outputs.
+    """
     total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
@@ -148,9 +197,16 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 def canonical_grad_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """Flax's `nn.Conv` with padding "SAME" and no bias, its gradients written in XLA's canonical layout.
 
-    x: f32[B, H, W, C_in], kernel: f32[k, k, C_in, C_out] -> f32[B, ⌈H / s⌉, ⌈W / s⌉, C_out]; values and gradients
-    are those of `lax.conv_general_dilated` (up to float rounding), but both gradients stay on XLA:CPU's fast path
-    inside `lax.scan` (see `kernel_grad`).
+    Values and gradients are those of `lax.conv_general_dilated` (up to float rounding), but both gradients stay on
+    XLA:CPU's fast path inside `lax.scan` (see `kernel_grad`).
+
+    Args:
+      x: f32[B, H, W, C_in].
+      kernel: f32[k, k, C_in, C_out].
+      stride: s (not differentiated).
+
+    Returns:
+      f32[B, ⌈H / s⌉, ⌈W / s⌉, C_out].
     """
     return lax.conv_general_dilated(x, kernel, (stride, stride), "SAME", dimension_numbers=_DIMENSIONS)
 
@@ -186,8 +242,15 @@ def _dual_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 def dual_grad_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """`conv_transpose(x, kernel, stride)`, with the kernel gradient computed through the dual strided convolution.
 
-    x: f32[B, H, W, C_in], kernel: f32[k, k, C_in, C_out] -> f32[B, s·H, s·W, C_out]; the values and both
-    gradients are those of `conv_transpose` (up to float rounding).
+    The values and both gradients are those of `conv_transpose` (up to float rounding).
+
+    Args:
+      x: f32[B, H, W, C_in].
+      kernel: f32[k, k, C_in, C_out].
+      stride: s (not differentiated).
+
+    Returns:
+      f32[B, s·H, s·W, C_out].
     """
     return conv_transpose(x, kernel, stride)
 

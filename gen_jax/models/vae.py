@@ -48,7 +48,16 @@ class VAE(nn.Module):
         return jnp.asarray(self.fixed_log_scale, jnp.float32)
 
     def __call__(self, x: jax.Array, key: jax.Array):
-        """One pass with z ~ q(z|x) drawn from `key`: returns (decoded, mean, log_var, observation_log_scale)."""
+        """One pass with z ~ q(z|x) drawn from `key`.
+
+        Args:
+          x: f32[B, H, W, C].
+          key: a PRNG key for the reparameterised draw of z.
+
+        Returns:
+          (decoded f32[B, H, W, C] likelihood parameters, mean f32[B, D], log_var f32[B, D], the observation's log
+          standard deviation, a scalar).
+        """
         mean, log_var = self.encode(x)
         z = losses.reparameterize(key, mean, log_var)
         return self.decode(z), mean, log_var, self.observation_log_scale()

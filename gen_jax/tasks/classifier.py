@@ -5,12 +5,12 @@ model of a data set is scored with the classifier this config trains, so it is f
 `experiments/configs/classifier_<dataset>.py` only returns it.  `gen_jax/sample_quality.py` trains it into a cache
 directory on first use and reads it back afterwards.
 
-Config fields read here (beyond the common ones): conv_features, latent_dim (the width of the feature layer),
-eval_batch_size.
+Fields (see `default_config`): model.{conv_features, feature_dim}, and the common ones.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from gen_jax import config as config_lib
-from gen_jax import data, figures, metrics, steps
+from gen_jax import data, figures, metrics, optim, steps
 from gen_jax.models.classifier import Classifier
 from gen_jax.train import Task
 
@@ -32,43 +32,66 @@ _FEATURE_DIMS = {"digits": 32}
 _DEFAULT_FEATURE_DIM = 128
 
 
+def default_config() -> ml_collections.ConfigDict:
+    """A small convolutional classifier of the data set's labels (cross-entropy, Adam 1e-3)."""
+    config = config_lib.base_config()
+    config.family = "classifier"
+    config.model = ml_collections.ConfigDict(
+        dict(
+            conv_features=(32, 64),  # stride-2 3×3 convolution widths
+            feature_dim=_DEFAULT_FEATURE_DIM,  # the width of the feature layer
+        )
+    )
+    config.eval_batch_size = 1000
+    return config.lock()
+
+
 def reference_config(dataset: str) -> ml_collections.ConfigDict:
     """The config of `dataset`'s reference classifier (changing it changes every sample-quality number)."""
-    config = ml_collections.ConfigDict()
+    config = default_config()
     config.name = f"classifier_{dataset}"
-    config.model = "classifier"
-    config.seed = 0
     config.dataset = dataset
-    config.data_dir = ""
     config.binarization = "none"  # the classifier sees grey images in [0, 1], as the samples are scored
-    config.conv_features = (32, 64)
-    config.latent_dim = _FEATURE_DIMS.get(dataset, _DEFAULT_FEATURE_DIM)  # the width of the feature layer
+    config.model.feature_dim = _FEATURE_DIMS.get(dataset, _DEFAULT_FEATURE_DIM)
     config.batch_size = 128
     config.num_steps = _REFERENCE_STEPS.get(dataset, _DEFAULT_STEPS)
-    config.learning_rate = 1e-3
     config.log_every = 100
     config.eval_every = 500
     config.checkpoint_every = 500
     config.keep_checkpoints = 1
-    config.eval_batch_size = 1000
     return config
 
 
 def validate(config, dataset: data.Dataset) -> None:
-    config_lib.require_fields(config, ("conv_features", "eval_batch_size"))
-    config_lib.require_positive_int(config, "eval_batch_size")
-    if not config.conv_features or any(isinstance(w, bool) or not isinstance(w, int) or w <= 0
-                                       for w in config.conv_features):
-        raise config_lib.ConfigError(f"config.conv_features must be a non-empty list of positive integers, "
-                                     f"got {config.conv_features!r}")
+    config_lib.require_widths(config, "model.conv_features", min_length=1)
+    config_lib.require_positive_int(config, "model.feature_dim")
+    optim.validate(config)
     if dataset.num_classes < 2:
         raise config_lib.ConfigError(f"config.dataset: {dataset.name!r} has {dataset.num_classes} class; a "
                                      "classifier needs labelled data with at least 2 classes")
 
 
 def build_model(config, num_classes: int) -> Classifier:
-    return Classifier(num_classes=num_classes, conv_features=tuple(config.conv_features),
-                      feature_dim=config.latent_dim)
+    return Classifier(num_classes=num_classes, conv_features=tuple(config.model.conv_features),
+                      feature_dim=config.model.feature_dim)
+
+
+def per_example_terms(model: Classifier, params, batch: dict) -> dict[str, jax.Array]:
+    """{"nll": −log p(label | x) in nats, "accuracy": 1 where the arg-max class is the label}, each f32[B]."""
+    logits, _ = model.apply({"params": params}, batch["image"])
+    return {"nll": optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]),
+            "accuracy": (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)}
+
+
+def make_loss(model: Classifier):
+    """loss_fn(params, batch, key) -> (batch-mean cross-entropy, {"accuracy"}); deterministic, `key` unused."""
+
+    def loss_fn(params, batch, key):
+        del key
+        terms = per_example_terms(model, params, batch)
+        return jnp.mean(terms["nll"]), {"accuracy": jnp.mean(terms["accuracy"])}
+
+    return loss_fn
 
 
 def make_apply(model: Classifier, params):
@@ -76,22 +99,12 @@ def make_apply(model: Classifier, params):
     return jax.jit(lambda x: model.apply({"params": params}, x))
 
 
-def _test_logits(model, params, images: np.ndarray, batch_size: int) -> np.ndarray:
-    apply = make_apply(model, params)
-    return metrics.map_batches(lambda x, key: apply(x)[0], images, batch_size, jax.random.key(0))
-
-
-def accuracy_and_nll(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Split accuracy in [0, 1] and mean −log p(label | x) in nats from logits f[N, K] and labels i[N]."""
-    log_p = np.asarray(jax.nn.log_softmax(jnp.asarray(logits)))
-    return {"accuracy": float(np.mean(np.argmax(log_p, 1) == labels)),
-            "nll": float(-np.mean(log_p[np.arange(len(labels)), labels]))}
-
-
 def make_task(config, dataset: data.Dataset) -> Task:
     validate(config, dataset)
     model = build_model(config, dataset.num_classes)
-    tx = optax.adam(config.learning_rate)
+    tx = optim.make(config.optim, config.num_steps)
+    test_split = {"image": dataset.test_images, "label": dataset.test_labels}
+    terms = jax.jit(lambda params, batch, key: per_example_terms(model, params, batch))
 
     def init_state(key):
         params = model.init(key, jnp.zeros((1, *dataset.image_shape), jnp.float32))["params"]
@@ -99,8 +112,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def evaluate(state, key):
         del key
-        return accuracy_and_nll(_test_logits(model, state.params, dataset.test_images, config.eval_batch_size),
-                                dataset.test_labels)
+        return metrics.split_means(functools.partial(terms, state.params), test_split, config.eval_batch_size,
+                                   jax.random.key(0))
 
     def summarize(state, key):
         results = evaluate(state, key)
@@ -110,7 +123,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def make_figures(state, key, workdir):
         del key
-        logits = _test_logits(model, state.params, dataset.test_images, config.eval_batch_size)
+        apply = make_apply(model, state.params)
+        logits = metrics.map_batches(lambda x, key: apply(x)[0], dataset.test_images, config.eval_batch_size,
+                                     jax.random.key(0))
         path = os.path.join(workdir, "figures", "misclassified.png")
         grid = misclassified_by_class(dataset.test_images, dataset.test_labels, np.argmax(logits, 1),
                                       dataset.num_classes)
@@ -119,10 +134,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
         return [(os.path.relpath(path, workdir), "Up to 10 misclassified test images per true class "
                                                  "(blank where there are fewer)")]
 
-    signature = config_lib.signature(config, ("conv_features", "latent_dim"), dataset.image_shape)
-    return Task(name="classifier", signature=signature, init_state=init_state,
-                train_step=steps.make_classifier_train_step(model), evaluate=evaluate, summarize=summarize,
-                make_figures=make_figures)
+    return Task(name="classifier", signature=config_lib.signature(config, dataset.image_shape),
+                init_state=init_state, train_step=steps.make_train_step(make_loss(model)), evaluate=evaluate,
+                summarize=summarize, make_figures=make_figures)
 
 
 def misclassified_by_class(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int,

@@ -1,10 +1,9 @@
-"""The GAN as a `train.Task`: generator and discriminator from the config, their step, evaluation, snapshots, figures.
+"""The GAN family: generator and discriminator from the config, their step, evaluation, snapshots, figures.
 
-Config fields read here (beyond the common ones; `experiments/configs/common.py:gan_config` documents each):
-architecture ("mlp" | "dcgan"), loss (see `losses.GAN_LOSSES`), conditional, g_hidden / d_hidden (MLP widths),
-g_features / d_features / kernel_size (DCGAN), negative_slope, d_dropout, spectral_norm, d_steps, gp_weight,
-ema_decay, learning_rate (G), d_learning_rate, adam_b1, adam_b2, eval_num_samples, snapshot_samples and the
-sample-quality fields (sample_quality, num_samples, classifier_dir; see `sample_quality.py`).
+Fields (see `default_config`): model.{architecture ("mlp" | "dcgan"), latent_dim, conditional, g_hidden / d_hidden
+(MLP widths), g_features / d_features / kernel_size (DCGAN), negative_slope, d_dropout, spectral_norm}, loss (see
+`losses.GAN_LOSSES`), d_steps, gp_weight, ema_decay, optim (G's optimizer), d_optim (D's), eval_num_samples,
+snapshot_samples, sample_quality.*, conv_impl, and the common ones.
 
 Images are scaled to [-1, 1] inside the step (`steps.make_gan_train_step`); everything shown or scored is in
 [0, 1] and comes from the EMA generator in inference mode, its BatchNorm statistics recomputed for the averaged
@@ -19,78 +18,88 @@ import os
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
-import optax
 
 from gen_jax import config as config_lib
-from gen_jax import data, figures, losses, sample_quality, steps
-from gen_jax.models.gan import UPSAMPLINGS, DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gen_jax import data, figures, keys, losses, optim, sample_quality, steps
+from gen_jax.models.gan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gen_jax.train import Task
 
 ARCHITECTURES = ("mlp", "dcgan")
-# Tags folded into the seed's key for the fixed noise of snapshots and figures and for the final samples.
-_SNAPSHOT_TAG, _FIGURE_TAG, _SCORE_TAG, _EVAL_TAG, _STATISTICS_TAG = 30_001, 30_002, 30_003, 30_004, 30_005
 _STRIP_ROWS, _STRIP_COLS = 10, 10
 
 
-def _require_bool(config, *names: str) -> None:
-    for name in names:
-        if not isinstance(config[name], bool):
-            raise config_lib.ConfigError(f"config.{name} must be True or False, got {config[name]!r}")
-
-
-def _require_widths(config, name: str, min_length: int = 1) -> None:
-    value = config[name]
-    if (not isinstance(value, (tuple, list)) or len(value) < min_length
-            or any(isinstance(w, bool) or not isinstance(w, int) or w <= 0 for w in value)):
-        raise config_lib.ConfigError(f"config.{name} must be a list of at least {min_length} positive integers, "
-                                     f"got {value!r}")
+def default_config() -> ml_collections.ConfigDict:
+    """The TensorFlow DCGAN tutorial's choices (Adam 1e-4 for both networks, batch 256, non-saturating loss,
+    latent 100, dropout 0.3 in D)."""
+    config = config_lib.base_config()
+    config.family = "gan"
+    config.model = ml_collections.ConfigDict(
+        dict(
+            architecture="dcgan",  # "mlp" | "dcgan"
+            latent_dim=100,
+            conditional=False,  # labels into G (one-hot with z) and D (projection)
+            g_hidden=(256, 512),  # MLP generator widths
+            d_hidden=(512, 256),  # MLP discriminator widths
+            g_features=(256, 128, 64),  # DCGAN: coarse-map channels, then each hidden transposed conv
+            d_features=(64, 128),  # DCGAN: stride-2 conv channels
+            kernel_size=5,  # DCGAN kernel side
+            negative_slope=0.3,  # LeakyReLU slope in both networks
+            d_dropout=0.3,  # dropout in D while training (must be 0 for wgan_gp)
+            spectral_norm=False,  # spectral normalisation of every D weight
+        )
+    )
+    config.loss = "non_saturating"  # "non_saturating" | "minimax" | "hinge" | "wgan_gp"
+    config.d_steps = 1  # D updates per G update (each on the step's batch and fake batch)
+    config.gp_weight = 10.0  # λ of WGAN-GP's gradient penalty (loss="wgan_gp" only)
+    config.ema_decay = 0.999  # EMA of G's weights used for samples and metrics
+    config.batch_size = 256
+    config.optim = config_lib.optimizer_config(learning_rate=1e-4)  # G's (Keras' Adam defaults, as the tutorial)
+    config.d_optim = config_lib.optimizer_config(learning_rate=1e-4)  # D's
+    config.eval_num_samples = 1000  # samples for the periodic FID (the final one uses sample_quality.num_samples)
+    config.snapshot_samples = 64  # fixed-noise images saved at every evaluation (figures/progress)
+    config.sample_quality = config_lib.sample_quality_config(enabled=True)
+    return config.lock()
 
 
 def validate(config, dataset: data.Dataset) -> None:
     """Checks every GAN field against its allowed values (and the data), naming the field, before any compute."""
-    config_lib.require_fields(config, (
-        "architecture", "loss", "conditional", "negative_slope", "d_dropout", "spectral_norm", "d_steps",
-        "gp_weight", "ema_decay", "d_learning_rate", "adam_b1", "adam_b2", "eval_num_samples", "snapshot_samples",
-        "sample_quality"))
-    config_lib.require_choice(config, "architecture", ARCHITECTURES)
+    model = config.model
+    config_lib.require_choice(config, "model.architecture", ARCHITECTURES)
     config_lib.require_choice(config, "loss", losses.GAN_LOSSES)
-    _require_bool(config, "conditional", "spectral_norm", "sample_quality")
-    config_lib.require_positive_int(config, "d_steps", "eval_num_samples", "snapshot_samples")
-    config_lib.require_positive(config, "d_learning_rate")
-    for name in ("d_dropout", "ema_decay", "adam_b1", "adam_b2"):
-        config_lib.require_fraction(config, name)
-    if isinstance(config.negative_slope, bool) or not isinstance(config.negative_slope, (int, float)) \
-            or config.negative_slope < 0:
-        raise config_lib.ConfigError(f"config.negative_slope must be a number >= 0, got {config.negative_slope!r}")
-    if config.architecture == "mlp":
-        config_lib.require_fields(config, ("g_hidden", "d_hidden"))
-        _require_widths(config, "g_hidden")
-        _require_widths(config, "d_hidden")
+    config_lib.require_bool(config, "model.conditional", "model.spectral_norm")
+    config_lib.require_positive_int(config, "model.latent_dim", "d_steps", "eval_num_samples", "snapshot_samples")
+    config_lib.require_fraction(config, "model.d_dropout")
+    config_lib.require_fraction(config, "ema_decay")
+    config_lib.require_non_negative(config, "model.negative_slope")
+    optim.validate(config, "optim")
+    optim.validate(config, "d_optim")
+    if model.architecture == "mlp":
+        config_lib.require_widths(config, "model.g_hidden", min_length=1)
+        config_lib.require_widths(config, "model.d_hidden", min_length=1)
     else:
-        config_lib.require_fields(config, ("g_features", "d_features", "kernel_size", "upsampling"))
-        config_lib.require_choice(config, "upsampling", UPSAMPLINGS)
-        _require_widths(config, "g_features", min_length=2)
-        _require_widths(config, "d_features")
-        config_lib.require_positive_int(config, "kernel_size")
-        factor = 2 ** (len(config.g_features) - 1)
+        config_lib.require_widths(config, "model.g_features", min_length=2)
+        config_lib.require_widths(config, "model.d_features", min_length=1)
+        config_lib.require_positive_int(config, "model.kernel_size")
+        factor = 2 ** (len(model.g_features) - 1)
         height, width, _ = dataset.image_shape
         if height % factor or width % factor:
             most = 1 + _largest_power_of_two_dividing(height, width)
             remedy = (f"give g_features at most {most} entries" if most >= 2 else
                       "the DCGAN needs even image sides: use architecture='mlp'")
             raise config_lib.ConfigError(
-                f"config.g_features has {len(config.g_features)} entries, so the DCGAN generator upsamples "
+                f"config.model.g_features has {len(model.g_features)} entries, so the DCGAN generator upsamples "
                 f"{factor}× and needs image sides that are multiples of {factor}; {dataset.name} images are "
                 f"{height}×{width}: {remedy}")
     if config.loss == "wgan_gp":
         config_lib.require_positive(config, "gp_weight")
-        if config.d_dropout:
+        if model.d_dropout:
             raise config_lib.ConfigError(
                 f"config.loss='wgan_gp' differentiates the critic per example for its gradient penalty, which needs "
-                f"a deterministic critic: set config.d_dropout=0.0 (got {config.d_dropout!r})")
-    if config.conditional and dataset.num_classes < 2:
-        raise config_lib.ConfigError(f"config.conditional=True needs labelled data; {dataset.name!r} has "
+                f"a deterministic critic: set config.model.d_dropout=0.0 (got {model.d_dropout!r})")
+    if model.conditional and dataset.num_classes < 2:
+        raise config_lib.ConfigError(f"config.model.conditional=True needs labelled data; {dataset.name!r} has "
                                      f"{dataset.num_classes} class")
     sample_quality.validate_config(config)
 
@@ -104,29 +113,24 @@ def _largest_power_of_two_dividing(height: int, width: int) -> int:
 
 def build_models(config, dataset: data.Dataset):
     """(generator, discriminator) the config names, for `dataset`'s image shape and classes."""
-    num_classes = dataset.num_classes if config.conditional else 0
+    model = config.model
+    num_classes = dataset.num_classes if model.conditional else 0
     dtype = config_lib.compute_dtype(config)
-    if config.architecture == "mlp":
-        return (MLPGenerator(image_shape=dataset.image_shape, hidden=tuple(config.g_hidden), num_classes=num_classes,
-                             negative_slope=config.negative_slope, dtype=dtype),
-                MLPDiscriminator(hidden=tuple(config.d_hidden), num_classes=num_classes,
-                                 negative_slope=config.negative_slope, dropout_rate=config.d_dropout,
-                                 spectral_norm=config.spectral_norm, dtype=dtype))
-    return (DCGANGenerator(image_shape=dataset.image_shape, features=tuple(config.g_features),
-                           kernel_size=config.kernel_size, num_classes=num_classes,
-                           negative_slope=config.negative_slope, upsampling=config.upsampling, dtype=dtype),
-            DCGANDiscriminator(features=tuple(config.d_features), kernel_size=config.kernel_size,
-                               num_classes=num_classes, negative_slope=config.negative_slope,
-                               dropout_rate=config.d_dropout, spectral_norm=config.spectral_norm, dtype=dtype,
-                               # "transpose" keeps Flax's own layers throughout: the tutorial's exact computation.
-                               convolution="flax" if config.upsampling == "transpose" else "canonical_grad"))
-
-
-def signature(config, image_shape) -> dict:
-    """The fields a checkpoint must agree with to be resumed by this config."""
-    arch = ("g_hidden", "d_hidden") if config.architecture == "mlp" else ("g_features", "d_features", "kernel_size")
-    return config_lib.signature(config, ("architecture", "loss", "latent_dim", "conditional", "spectral_norm") + arch,
-                                image_shape)
+    if model.architecture == "mlp":
+        return (MLPGenerator(image_shape=dataset.image_shape, hidden=tuple(model.g_hidden), num_classes=num_classes,
+                             negative_slope=model.negative_slope, dtype=dtype),
+                MLPDiscriminator(hidden=tuple(model.d_hidden), num_classes=num_classes,
+                                 negative_slope=model.negative_slope, dropout_rate=model.d_dropout,
+                                 spectral_norm=model.spectral_norm, dtype=dtype))
+    flax_layers = config.conv_impl == "flax"
+    return (DCGANGenerator(image_shape=dataset.image_shape, features=tuple(model.g_features),
+                           kernel_size=model.kernel_size, num_classes=num_classes,
+                           negative_slope=model.negative_slope,
+                           upsampling="transpose" if flax_layers else config.conv_impl, dtype=dtype),
+            DCGANDiscriminator(features=tuple(model.d_features), kernel_size=model.kernel_size,
+                               num_classes=num_classes, negative_slope=model.negative_slope,
+                               dropout_rate=model.d_dropout, spectral_norm=model.spectral_norm, dtype=dtype,
+                               convolution="flax" if flax_layers else "canonical_grad"))
 
 
 def make_render(generator):
@@ -141,17 +145,17 @@ def make_render(generator):
     return render
 
 
-def make_sampler(config, generator, num_classes: int):
+def make_sampler(latent_dim: int, conditional: bool, generator, num_classes: int):
     """sample(params, batch_stats, key, count, labels=None) -> images f32[count, H, W, C] in [0, 1], with
     z ~ N(0, I) and, when conditional and no labels are given, labels uniform over the classes (from `key`)."""
     render = make_render(generator)
 
     def sample(params, batch_stats, key, count: int, labels=None) -> np.ndarray:
         z_key, label_key = jax.random.split(key)
-        z = jax.random.normal(z_key, (count, config.latent_dim))
-        if config.conditional and labels is None:
+        z = jax.random.normal(z_key, (count, latent_dim))
+        if conditional and labels is None:
             labels = jax.random.randint(label_key, (count,), 0, num_classes)
-        return np.asarray(render(params, batch_stats, z, labels if config.conditional else None))
+        return np.asarray(render(params, batch_stats, z, labels if conditional else None))
 
     return sample, render
 
@@ -163,8 +167,8 @@ def make_statistics_refresher(generator, latent_dim: int, num_classes: int = 0, 
     `num_classes` > 0) drawn from `key`.  Statistics-free generators get their `{}` back.
 
     Why: the EMA generator's weights average the iterates, while the EMA of the running statistics was gathered
-    under the iterates themselves, so the two do not belong together.  Recomputing the statistics for the averaged
-    weights took the tutorial DCGAN's summary FID from 56.9 to 53.2 (50 epochs on Fashion-MNIST, 10,000 samples).
+    under the iterates themselves, so the two do not belong together (the effect on FID is in the README's GAN
+    section).
     """
     momentum = getattr(generator, "batch_norm_momentum", None)
 
@@ -194,11 +198,11 @@ def make_task(config, dataset: data.Dataset) -> Task:
     validate(config, dataset)
     generator, discriminator = build_models(config, dataset)
     num_classes = dataset.num_classes
-    g_tx = optax.adam(config.learning_rate, b1=config.adam_b1, b2=config.adam_b2)
-    d_tx = optax.adam(config.d_learning_rate, b1=config.adam_b1, b2=config.adam_b2)
+    latent_dim, conditional = config.model.latent_dim, config.model.conditional
+    g_tx = optim.make(config.optim, config.num_steps)
+    d_tx = optim.make(config.d_optim, config.num_steps)
     evaluator = sample_quality.evaluator_from_config(config, dataset)
-    sample, render = make_sampler(config, generator, num_classes)
-    base_key = jax.random.key(config.seed)
+    sample, render = make_sampler(latent_dim, conditional, generator, num_classes)
     test_real = dataset.test_images[:config.eval_num_samples] * 2.0 - 1.0
     test_labels = dataset.test_labels[:config.eval_num_samples]
 
@@ -207,13 +211,12 @@ def make_task(config, dataset: data.Dataset) -> Task:
         logits = discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, x, labels)
         return jnp.mean(jax.nn.sigmoid(logits))
 
-    refresh_statistics = make_statistics_refresher(generator, config.latent_dim,
-                                                   num_classes if config.conditional else 0)
+    refresh_statistics = make_statistics_refresher(generator, latent_dim, num_classes if conditional else 0)
 
     def for_inference(state):
         """The state with the EMA generator's BatchNorm statistics recomputed for its weights, from a fixed key."""
         return state.replace(ema_batch_stats=refresh_statistics(state.ema_params, state.ema_batch_stats,
-                                                                jax.random.fold_in(base_key, _STATISTICS_TAG)))
+                                                                keys.stream(config.seed, "gan_statistics")))
 
     def ema_sampler(state):
         return lambda key, count: sample(state.ema_params, state.ema_batch_stats, key, count)
@@ -221,9 +224,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
     @jax.jit  # one compiled call instead of one per operation: initialising a DCGAN eagerly takes many seconds
     def init_state(key):
         g_key, d_key = jax.random.split(key)
-        z = jnp.zeros((1, config.latent_dim), jnp.float32)
+        z = jnp.zeros((1, latent_dim), jnp.float32)
         x = jnp.zeros((1, *dataset.image_shape), jnp.float32)
-        labels = jnp.zeros((1,), jnp.int32) if config.conditional else None
+        labels = jnp.zeros((1,), jnp.int32) if conditional else None
         return steps.create_gan_state(generator.init(g_key, z, labels), discriminator.init(d_key, x, labels),
                                       g_tx, d_tx)
 
@@ -233,8 +236,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
     def scores(state, key):
         """D(real) on test images and D(fake) on EMA samples (inference mode), and with sample quality on, the
         FID and classifier score of eval_num_samples EMA samples (biased upwards against the final n)."""
-        fake_key, label_key = jax.random.split(jax.random.fold_in(key, _EVAL_TAG))
-        labels = jnp.asarray(test_labels) if config.conditional else None
+        fake_key, label_key = jax.random.split(jax.random.fold_in(key, keys.TAGS["gan_eval"]))
+        labels = jnp.asarray(test_labels) if conditional else None
         fake = sample(state.ema_params, state.ema_batch_stats, fake_key, len(test_real), labels)
         results = {
             "d_real_test": float(discriminator_probability(state.d_params, state.d_batch_stats, test_real, labels)),
@@ -249,10 +252,10 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def summarize(state, key):
         state = for_inference(state)
-        summary = {**scores(state, key), "loss": config.loss, "architecture": config.architecture,
-                   "conditional": config.conditional}
+        summary = {**scores(state, key), "loss": config.loss, "architecture": config.model.architecture,
+                   "conditional": conditional}
         if evaluator is not None:
-            summary.update(evaluator.summary(ema_sampler(state), jax.random.fold_in(base_key, _SCORE_TAG)))
+            summary.update(evaluator.summary(ema_sampler(state), keys.stream(config.seed, "gan_score")))
         return summary
 
     def snapshot(state, step, workdir):
@@ -264,19 +267,20 @@ def make_task(config, dataset: data.Dataset) -> Task:
                                 ncols=int(np.ceil(np.sqrt(len(images)))), title=f"Fixed noise, step {step}")
 
     def fixed_noise_samples(state, count):
-        labels = jnp.arange(count) % num_classes if config.conditional else None
-        return sample(state.ema_params, state.ema_batch_stats, jax.random.fold_in(base_key, _SNAPSHOT_TAG), count,
+        labels = jnp.arange(count) % num_classes if conditional else None
+        return sample(state.ema_params, state.ema_batch_stats, keys.stream(config.seed, "gan_snapshot"), count,
                       labels)
 
     def make_figures(state, key, workdir):
         del key
-        return gan_figures(config, sample, render, for_inference(state), dataset,
-                           jax.random.fold_in(base_key, _FIGURE_TAG), workdir)
+        return gan_figures(latent_dim, conditional, sample, render, for_inference(state), dataset,
+                           keys.stream(config.seed, "gan_figures"), workdir)
 
     train_step = steps.make_gan_train_step(
-        generator, discriminator, g_tx, d_tx, config.loss, config.latent_dim, d_steps=config.d_steps,
-        gp_weight=float(config.gp_weight), ema_decay=float(config.ema_decay), conditional=config.conditional)
-    return Task(name="gan", signature=signature(config, dataset.image_shape), init_state=init_state,
+        generator, discriminator, g_tx, d_tx, config.loss, latent_dim, d_steps=config.d_steps,
+        gp_weight=float(config.gp_weight), ema_decay=float(config.ema_decay), conditional=conditional)
+    return Task(name="gan", signature=config_lib.signature(config, dataset.image_shape, loss=config.loss),
+                init_state=init_state,
                 train_step=train_step, evaluate=evaluate, summarize=summarize, make_figures=make_figures,
                 loss_name="d_loss", snapshot=snapshot)
 
@@ -295,7 +299,7 @@ def evenly_spaced(count: int, keep: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(keep, count)).round().astype(int))
 
 
-def gan_figures(config, sample, render, state, dataset: data.Dataset, key: jax.Array,
+def gan_figures(latent_dim: int, conditional: bool, sample, render, state, dataset: data.Dataset, key: jax.Array,
                 workdir: str) -> list[tuple[str, str]]:
     """Samples of the EMA and of the raw generator, interpolations in z, and the progress strip and GIF."""
     figure_dir = os.path.join(workdir, "figures")
@@ -304,10 +308,10 @@ def gan_figures(config, sample, render, state, dataset: data.Dataset, key: jax.A
     def add(path, caption):
         made.append((os.path.relpath(path, workdir), caption))
 
-    rows = dataset.num_classes if config.conditional else 10
-    labels = jnp.repeat(jnp.arange(rows), 10) if config.conditional else None
-    row_labels = list(dataset.class_names) if config.conditional else None
-    how = ", one row per class" if config.conditional else ""
+    rows = dataset.num_classes if conditional else 10
+    labels = jnp.repeat(jnp.arange(rows), 10) if conditional else None
+    row_labels = list(dataset.class_names) if conditional else None
+    how = ", one row per class" if conditional else ""
     add(figures.save_image_grid(os.path.join(figure_dir, "samples.png"),
                                 sample(state.ema_params, state.ema_batch_stats, key, rows * 10, labels),
                                 ncols=10, row_labels=row_labels, title="Samples of the EMA generator"),
@@ -318,16 +322,16 @@ def gan_figures(config, sample, render, state, dataset: data.Dataset, key: jax.A
         "The same z through the generator's current weights (no averaging): compare with samples.png")
 
     pair_key, label_key = jax.random.split(jax.random.fold_in(key, 1))
-    ends = jax.random.normal(pair_key, (2, 6, config.latent_dim))
+    ends = jax.random.normal(pair_key, (2, 6, latent_dim))
     weights = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     paths = ends[0][:, None, :] * (1 - weights) + ends[1][:, None, :] * weights  # [6, 10, D]
     path_labels = jnp.repeat(jax.random.randint(label_key, (6,), 0, dataset.num_classes), 10) \
-        if config.conditional else None
+        if conditional else None
     strips = np.asarray(render(state.ema_params, state.ema_batch_stats, paths.reshape(60, -1), path_labels))
     add(figures.save_interpolations(os.path.join(figure_dir, "interpolations.png"),
                                     strips.reshape(6, 10, *dataset.image_shape),
                                     title="Straight lines in z through the EMA generator"),
-        "Straight paths between pairs of z ~ N(0, I)" + (" (one class per row)" if config.conditional else ""))
+        "Straight paths between pairs of z ~ N(0, I)" + (" (one class per row)" if conditional else ""))
 
     steps_done, snapshots = read_snapshots(workdir)
     if steps_done:

@@ -1,4 +1,4 @@
-"""Named image data sets as in-memory arrays, and on-device batching from a key.
+"""Named image data sets as in-memory arrays.
 
 `load_dataset(name)` returns a `Dataset` of float32 images in [0, 1] (NHWC) and int32 labels:
 
@@ -10,12 +10,7 @@
   ``tfds.data_source``, so TensorFlow is not needed, and never downloaded here: a missing data set
   fails at once with `DatasetUnavailableError`, which says how to provide it.
 
-The arrays are small enough to live on the accelerator, so batches are drawn inside the jitted step:
-`batch_indices` / `get_batch` turn (key, step) into a batch with a fresh permutation per epoch. A run
-resumed at any step therefore sees exactly the batches it would have seen without the interruption.
-
-Neighbours: `train.py` calls `load_dataset` and `preprocess` once and `get_batch` inside its step
-loop; `steps.py` calls `dynamic_binarize` per batch when the config asks for dynamic binarisation.
+Neighbours: `batching.py` turns the arrays into batches; `train.py` calls `load_dataset` once per run.
 """
 
 from __future__ import annotations
@@ -28,15 +23,10 @@ import os
 import struct
 import zlib
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import PIL.Image
-from jax import lax
 
 _log = logging.getLogger(__name__)
-
-BINARIZATIONS = ("none", "static", "dynamic")
 
 # Where the Debian package `dataset-fashion-mnist` puts the IDX files. Module-level so tests can point
 # it elsewhere.
@@ -285,10 +275,10 @@ def _load_fashion_mnist(data_dir: str | None, image_size: int | None) -> Dataset
             return _resized(_fashion_mnist_from_idx(paths), image_size)
     looked = " and ".join(([data_dir] if data_dir else []) + [FASHION_MNIST_SYSTEM_DIR])
     return _load_tfds("fashion_mnist", data_dir, image_size, extra_remedies=(
-        "install the Debian package: apt-get install dataset-fashion-mnist "
-        f"(puts the IDX files in {FASHION_MNIST_SYSTEM_DIR})",
-        f"or put the four IDX files ({', '.join(FASHION_MNIST_FILES)}, each optionally .gz) in a "
-        f"directory and pass data_dir=that directory (looked for them in {looked})",
+        ("install the Debian package: apt-get install dataset-fashion-mnist "
+         f"(puts the IDX files in {FASHION_MNIST_SYSTEM_DIR})"),
+        (f"or put the four IDX files ({', '.join(FASHION_MNIST_FILES)}, each optionally .gz) in a "
+         f"directory and pass data_dir=that directory (looked for them in {looked})"),
     ))
 
 
@@ -298,7 +288,7 @@ def _load_fashion_mnist(data_dir: str | None, image_size: int | None) -> Dataset
 def _load_tfds(name: str, data_dir: str | None, image_size: int | None,
                extra_remedies: tuple[str, ...] = ()) -> Dataset:
     """Reads a prepared TFDS image data set through `tfds.data_source` (no TensorFlow needed)."""
-    import tensorflow_datasets as tfds  # Lazy: importing TFDS costs ~0.5 s that digits users skip.
+    import tensorflow_datasets as tfds  # Lazy: digits users skip the cost of importing TFDS.
 
     try:
         # Only reads metadata, never the network; for a name TFDS does not register, it still finds
@@ -371,12 +361,12 @@ def _unavailable_message(name: str, data_dir: str | None, looked_in: str,
     where = f"data_dir={data_dir!r}" if data_dir else "TFDS's default data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
     remedies = [
         *extra_remedies,
-        f"prepare it once on a machine with network access (TFDS needs TensorFlow to write image "
-        f"data sets, not to read them): `tfds build {name} --file_format=array_record "
-        f"--data_dir=DIR`, or in Python tfds.builder({name!r}, data_dir=DIR)"
-        f".download_and_prepare(file_format='array_record'); then copy DIR here if needed",
-        "pass data_dir=DIR (a TFDS data directory where it is prepared) to load_dataset, or set "
-        "$TFDS_DATA_DIR",
+        (f"prepare it once on a machine with network access (TFDS needs TensorFlow to write image "
+         f"data sets, not to read them): `tfds build {name} --file_format=array_record "
+         f"--data_dir=DIR`, or in Python tfds.builder({name!r}, data_dir=DIR)"
+         f".download_and_prepare(file_format='array_record'); then copy DIR here if needed"),
+        ("pass data_dir=DIR (a TFDS data directory where it is prepared) to load_dataset, or set "
+         "$TFDS_DATA_DIR"),
     ]
     return (f"Data set {name!r} is not available offline: it is not prepared in {where} "
             f"(looked for {looked_in}). To provide it:\n" + "\n".join(f"  - {r}" for r in remedies))
@@ -450,107 +440,3 @@ def _resized(ds: Dataset, image_size: int | None) -> Dataset:
     return dataclasses.replace(ds, train_images=resize_all(ds.train_images),
                                test_images=resize_all(ds.test_images))
 
-
-# --- preprocessing -----------------------------------------------------------------------------
-
-
-def preprocess(images: np.ndarray, binarization: str) -> np.ndarray:
-    """Applies the data set-wide binarisation to f32[N, H, W, C] images in [0, 1].
-
-    'none' returns the images as they are; 'static' thresholds them once at 0.5 (f32 0/1);
-    'dynamic' also returns them unchanged, because they are resampled per batch with
-    `dynamic_binarize` inside the train step.
-    """
-    if binarization not in BINARIZATIONS:
-        raise ValueError(f"binarization must be one of {BINARIZATIONS}; got {binarization!r}.")
-    if binarization == "static":
-        return (images > 0.5).astype(np.float32)
-    return images
-
-
-def dynamic_binarize(key: jax.Array, x: jax.Array) -> jax.Array:
-    """Samples x_b ~ Bernoulli(x) elementwise: a fresh binarisation of f32[...] x in [0, 1].
-
-    Returns an array of x's shape and dtype holding 0s and 1s, with E[x_b] = x.
-    """
-    return jax.random.bernoulli(key, x).astype(x.dtype)
-
-
-# --- batching from a key, on the device --------------------------------------------------------
-
-
-# Rounds of the Feistel network behind `permute`: four make it a strong pseudo-random permutation (Luby & Rackoff
-# 1988) when each round function is pseudo-random.
-_FEISTEL_ROUNDS = 4
-
-
-def _mix32(x: jax.Array) -> jax.Array:
-    """A bijective avalanche mix of u32 values (the "lowbias32" integer hash): the Feistel round function."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def permute(key: jax.Array, positions: jax.Array, num_examples: int) -> jax.Array:
-    """The images of `positions` (ints in [0, num_examples)) under the pseudo-random permutation of `key`.
-
-    A bijection of [0, num_examples) computed pointwise: a balanced Feistel network on the smallest even number of
-    bits that holds num_examples, cycle-walked (re-applied until the value falls below num_examples) so it maps
-    [0, num_examples) onto itself.  Computing a batch's indices costs O(batch) instead of the sort of the whole
-    split that `jax.random.permutation` needs (~45 ms per call for 60,000 examples on a 2-core CPU: several
-    times an MLP train step, when it ran once per step).
-
-    Returns i32 of the shape of `positions`.
-    """
-    bits = max(2, (num_examples - 1).bit_length())
-    half = (bits + 1) // 2
-    mask = jnp.uint32((1 << half) - 1)
-    round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
-
-    def encrypt(v):
-        left, right = v >> half, v & mask
-        for r in range(_FEISTEL_ROUNDS):
-            left, right = right, left ^ (_mix32(right ^ round_keys[r]) & mask)
-        return (left << half) | right
-
-    values = encrypt(jnp.asarray(positions).astype(jnp.uint32))
-    # Walking the cycle of a bijection from a value below num_examples returns below it: the loop ends, after
-    # fewer than 4 rounds on average (the domain is under 4·num_examples).
-    values = lax.while_loop(lambda v: jnp.any(v >= num_examples),
-                            lambda v: jnp.where(v >= num_examples, encrypt(v), v), values)
-    return values.astype(jnp.int32)
-
-
-def epoch_permutation(key: jax.Array, epoch, num_examples: int) -> jax.Array:
-    """The order in which epoch `epoch` (an int, possibly traced) visits the examples: i32[num_examples]."""
-    return permute(jax.random.fold_in(key, epoch), jnp.arange(num_examples), num_examples)
-
-
-def batch_indices(key: jax.Array, step, batch_size: int, num_examples: int) -> jax.Array:
-    """Indices i32[batch_size] of the examples in batch `step` (an int >= 0, may be traced in jit).
-
-    Each epoch is steps_per_epoch = num_examples // batch_size batches of that epoch's permutation;
-    the remaining num_examples % batch_size examples of each epoch are skipped (a different few
-    each epoch). Depends only on (key, step), so a resumed run draws the same batches.  Only the batch's own
-    positions of the permutation are computed.
-    """
-    if not 1 <= batch_size <= num_examples:
-        raise ValueError(
-            f"batch_size must be between 1 and the number of examples ({num_examples}); "
-            f"got {batch_size}.")
-    steps_per_epoch = num_examples // batch_size
-    step = jnp.asarray(step)
-    epoch, position = step // steps_per_epoch, step % steps_per_epoch
-    positions = position * batch_size + jnp.arange(batch_size)
-    return permute(jax.random.fold_in(key, epoch), positions, num_examples)
-
-
-def get_batch(images: jax.Array, labels: jax.Array, key: jax.Array, step,
-              batch_size: int) -> tuple[jax.Array, jax.Array]:
-    """Gathers batch `step`: (f32[batch_size, H, W, C], i32[batch_size]) from the full arrays."""
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"images has {images.shape[0]} examples but labels has {labels.shape[0]}.")
-    idx = batch_indices(key, step, batch_size, images.shape[0])
-    return jnp.take(images, idx, axis=0), jnp.take(labels, idx, axis=0)

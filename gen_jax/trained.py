@@ -15,12 +15,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from gen_jax import checkpoint, data, train
+from gen_jax import checkpoint, data, keys, tasks
 from gen_jax import config as config_lib
-from gen_jax.tasks import ae, vae
-
-# Families whose models encode to a latent code: each module has make_task, build_model and codec.
-FAMILIES = {"ae": ae, "vae": vae}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,35 +50,38 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
 
     Raises:
       FileNotFoundError: no config.json or no checkpoint there.
-      ConfigError: not a run of a family in FAMILIES, or `dataset` is not the run's.
+      ConfigError: not a run of a family with a latent code (`Task.codec`), or `dataset` is not the run's.
     """
     config_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{config_path} does not exist: the run directory must be one written by "
                                 "python -m experiments.main")
     with open(config_path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    if config.get("model") == "vae" and "ema_decay" not in config:
-        config.ema_decay = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none
-    if config.get("model") not in FAMILIES:
-        raise config_lib.ConfigError(f"{config_path}: model {config.get('model')!r} has no latent code; "
-                                     f"use a run of {', '.join(map(repr, FAMILIES))}")
+        stored = json.load(f)
+    family = tasks.get(stored.get("family") or stored.get("model"))
+    if "family" in stored:
+        config = ml_collections.ConfigDict(stored)
+    else:  # written before configs were nested
+        if stored.get("model") == "vae" and "ema_decay" not in stored:
+            stored["ema_decay"] = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none
+        config = config_lib.from_legacy(stored, family.default_config())
     if dataset is None:
         dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
     elif dataset.name != config.dataset:
         raise config_lib.ConfigError(f"{workdir} was trained on {config.dataset!r}, not on {dataset.name!r}")
-    family = FAMILIES[config.model]
     task = family.make_task(config, dataset)
+    if task.codec is None:
+        raise config_lib.ConfigError(f"{config_path}: family {config.family!r} has no latent code; use a run of "
+                                     "a family with one (ae, vae)")
     # Jitted: one compilation instead of one per initialiser op; only the structure matters, the values are replaced.
-    template = jax.jit(task.init_state)(train.derive_keys(config.seed)["init"])
+    template = jax.jit(task.init_state)(keys.stream(config.seed, "init"))
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), template)
-    encode, decode = family.codec(config, family.build_model(config, dataset.image_shape),
-                                   state.inference_params())
+    encode, decode = task.codec(state)
     # The same fixed key as the task's own test set, so a dynamically binarised run sees the same test images.
-    test_images = vae.prepare_test_images(config, dataset.test_images,
-                                          jax.random.fold_in(jax.random.key(config.seed), 10_000))
+    test_images = data.eval_images(dataset.test_images, config.binarization,
+                                   keys.stream(config.seed, "test_binarization"))
     # Dynamic binarisation samples around the grey values, whose mean image is the grey image itself.
     binarization = "static" if config.binarization == "static" else "none"
     return TrainedRun(workdir=workdir, config=config, dataset=dataset, step=step, encode=encode, decode=decode,
-                      params=state.inference_params(),
+                      params=state.inference_params() if hasattr(state, "inference_params") else state.params,
                       train_images=data.preprocess(dataset.train_images, binarization), test_images=test_images)
