@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 WORKDIR ?= runs/vae_digits
 
-.PHONY: demo test benchmark clean-venv
+.PHONY: demo test lint format benchmark clean-venv
 
 # (Re)install when the project's dependencies change.
 $(VENV)/.installed: pyproject.toml
@@ -20,6 +20,15 @@ demo: $(VENV)/.installed
 # The whole test suite (what CI runs).
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# Formatting and lint (ruff, configured in pyproject.toml): CI fails on either.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
 
 benchmark: $(VENV)/.installed
 	$(PY) -m benchmarks.throughput --all --json runs/benchmarks.json

@@ -5,7 +5,8 @@
     python -m benchmarks.throughput --all [--json all.json] [--markdown table.md]
 
 Each model is built by its experiment's own code: the experiment config (`experiments/configs/*.py`) and the
-family's `make_task` (`gen_jax/tasks/<config.family>.py`), on synthetic data of the experiment's shape that lives on the device.
+family's `make_task` (`gen_jax/tasks/<config.family>.py`), on synthetic data of the experiment's shape that lives on
+the device.
 Two ways of running the same `task.train_step` are timed, interleaved repeat by repeat so that load from other
 processes hits both alike:
 
@@ -18,7 +19,7 @@ Reported per model (medians over repeats, after a warm-up call of each): steps/s
 their ratio, compile time, the FLOPs of one step from XLA's cost analysis of the compiled step, the device's
 measured peak (a large matrix product in the step's compute dtype, timed between the repeats) and the fraction
 of it the fused step reaches, the memory XLA planned for the fused executable, and the device's peak memory where
-the backend reports it (not on CPU).  A faster formulation of a network (the DCGAN's upsampling forms) also times
+the backend reports it (not on CPU).  A faster formulation of a network (the DCGAN under `conv_impl`) also times
 the plain f32 network's fused step in the same run: `speedup_vs_reference`.  The raw per-repeat times are in the
 JSON, to judge the noise of a shared machine.
 
@@ -38,7 +39,8 @@ import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -84,23 +86,47 @@ _MNIST_SHAPED = (("dataset", "fashion_mnist"),)
 _NO_SAMPLE_QUALITY = (("sample_quality.enabled", False),)  # the benchmark times training, not the FID evaluator
 
 MODELS: dict[str, ModelSpec] = {
-    "vae_mlp": ModelSpec("vae_mlp_fashion_mnist", 128, images="binary",
-                         description="MLP VAE 784-500-20, Bernoulli, Adam"),
-    "vae_conv": ModelSpec("vae_conv_fashion_mnist", 128, 20, images="binary",
-                          description="conv VAE 32-64 / 256 hidden, latent 20"),
-    "ae_mlp": ModelSpec("ae_digits", 128, overrides=_MNIST_SHAPED + (("model.hidden", (500,)), ("model.latent_dim", 20)),
-                        description="MLP AE 784-500-20, MSE, Adam"),
-    "gan_mlp": ModelSpec("gan_digits", 64, overrides=_MNIST_SHAPED + _NO_SAMPLE_QUALITY,
-                         description="MLP GAN, G 64-256-512-784, D 784-512-256-1"),
-    "dcgan": ModelSpec("dcgan_fashion_mnist", 256, 2,
-                       overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "flax"),),
-                       description="TF tutorial DCGAN, Flax nn.ConvTranspose (the tutorial's exact layers)"),
-    "dcgan_dual_grad": ModelSpec("dcgan_fashion_mnist", 256, 2,
-                                 overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "dual_grad"),), reference="dcgan",
-                                 description="the same network, transposed-conv kernel gradient by duality"),
-    "dcgan_subpixel": ModelSpec("dcgan_fashion_mnist", 256, 2,
-                                overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "subpixel"),), reference="dcgan",
-                                description="the same network, transposed convs in sub-pixel form"),
+    "vae_mlp": ModelSpec(
+        "vae_mlp_fashion_mnist", 128, images="binary", description="MLP VAE 784-500-20, Bernoulli, Adam"
+    ),
+    "vae_conv": ModelSpec(
+        "vae_conv_fashion_mnist", 128, 20, images="binary", description="conv VAE 32-64 / 256 hidden, latent 20"
+    ),
+    "ae_mlp": ModelSpec(
+        "ae_digits",
+        128,
+        overrides=_MNIST_SHAPED + (("model.hidden", (500,)), ("model.latent_dim", 20)),
+        description="MLP AE 784-500-20, MSE, Adam",
+    ),
+    "gan_mlp": ModelSpec(
+        "gan_digits",
+        64,
+        overrides=_MNIST_SHAPED + _NO_SAMPLE_QUALITY,
+        description="MLP GAN, G 64-256-512-784, D 784-512-256-1",
+    ),
+    "dcgan": ModelSpec(
+        "dcgan_fashion_mnist",
+        256,
+        2,
+        overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "flax"),),
+        description="TF tutorial DCGAN, Flax nn.ConvTranspose (the tutorial's exact layers)",
+    ),
+    "dcgan_dual_grad": ModelSpec(
+        "dcgan_fashion_mnist",
+        256,
+        2,
+        overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "dual_grad"),),
+        reference="dcgan",
+        description="the same network, transposed-conv kernel gradient by duality",
+    ),
+    "dcgan_subpixel": ModelSpec(
+        "dcgan_fashion_mnist",
+        256,
+        2,
+        overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "subpixel"),),
+        reference="dcgan",
+        description="the same network, transposed convs in sub-pixel form",
+    ),
 }
 
 # What `--all` runs: (model, precision), each at its experiment's batch size.
@@ -118,8 +144,7 @@ def image_shape_of(config) -> tuple[int, int, int]:
     return (28, 28, 1)
 
 
-def synthetic_dataset(image_shape: tuple[int, int, int], num_examples: int, images: str,
-                      seed: int = 0) -> data.Dataset:
+def synthetic_dataset(image_shape: tuple[int, int, int], num_examples: int, images: str, seed: int = 0) -> data.Dataset:
     """A `data.Dataset` of random images (f32 in [0, 1], or 0/1 when `images` is "binary") and labels 0-9.
 
     The test split is small (64 examples): the benchmark builds the task's evaluators but never runs them.
@@ -140,10 +165,15 @@ def synthetic_dataset(image_shape: tuple[int, int, int], num_examples: int, imag
         x = rng.random((n, *image_shape), dtype=np.float32)
         return (x > 0.5).astype(np.float32) if images == "binary" else x
 
-    return data.Dataset(name="synthetic", train_images=draw(num_examples),
-                        train_labels=rng.integers(0, 10, num_examples).astype(np.int32), test_images=draw(64),
-                        test_labels=rng.integers(0, 10, 64).astype(np.int32), num_classes=10,
-                        class_names=tuple(str(i) for i in range(10)))
+    return data.Dataset(
+        name="synthetic",
+        train_images=draw(num_examples),
+        train_labels=rng.integers(0, 10, num_examples).astype(np.int32),
+        test_images=draw(64),
+        test_labels=rng.integers(0, 10, 64).astype(np.int32),
+        num_classes=10,
+        class_names=tuple(str(i) for i in range(10)),
+    )
 
 
 def build_task(name: str, batch_size: int, precision: str, num_examples: int):
@@ -177,8 +207,9 @@ def xla_memory_bytes(compiled) -> int | None:
     stats = compiled.memory_analysis()
     if stats is None:
         return None
-    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes
-               - stats.alias_size_in_bytes)
+    return int(
+        stats.argument_size_in_bytes + stats.output_size_in_bytes + stats.temp_size_in_bytes - stats.alias_size_in_bytes
+    )
 
 
 def step_cost(compiled) -> dict[str, float]:
@@ -190,8 +221,11 @@ def step_cost(compiled) -> dict[str, float]:
     if isinstance(analysis, (list, tuple)):
         analysis = analysis[0] if analysis else {}
     analysis = analysis or {}
-    return {key: float(analysis[name]) for key, name in (("flops", "flops"), ("bytes_accessed", "bytes accessed"))
-            if name in analysis}
+    return {
+        key: float(analysis[name])
+        for key, name in (("flops", "flops"), ("bytes_accessed", "bytes accessed"))
+        if name in analysis
+    }
 
 
 def peak_memory_bytes(device) -> int | None:
@@ -221,7 +255,7 @@ def make_matmul_probe(dtype, size: int, count: int) -> Callable[[], float]:
       measure() -> float: runs the chain once (already compiled and warmed up) and returns its rate in FLOP/s.
     """
     a = jax.random.normal(jax.random.key(1), (size, size), jnp.float32).astype(dtype)
-    scale = size ** -0.5
+    scale = size**-0.5
 
     def product(_, y):
         return (jnp.dot(y, a, preferred_element_type=jnp.float32) * scale).astype(dtype)
@@ -265,7 +299,7 @@ def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
     while True:
         order = rng.permutation(len(images))
         for i in range(per_epoch):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             yield {"image": images[idx], "label": labels[idx]}
 
 
@@ -273,8 +307,11 @@ def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, ke
     """(run, compiled, compile seconds): run(state or None to start) -> state advances `steps_per_call` steps by
     one call of the training loop's own jitted function, `train.jit_multi_step`, compiled ahead of time."""
     started = time.perf_counter()
-    compiled = train.jit_multi_step(task.train_step, batch_size).lower(
-        task.init_state(keys["init"]), images, labels, keys["train"], keys["data"], steps_per_call).compile()
+    compiled = (
+        train.jit_multi_step(task.train_step, batch_size)
+        .lower(task.init_state(keys["init"]), images, labels, keys["train"], keys["data"], steps_per_call)
+        .compile()
+    )
     compile_s = time.perf_counter() - started
 
     def run(state):
@@ -307,9 +344,16 @@ def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_cal
     return run, compiled, compile_s
 
 
-def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", steps_per_call: int | None = None,
-              repeats: int = 5, num_examples: int = DEFAULT_NUM_EXAMPLES, peak_size: int | None = None,
-              seed: int = 0) -> dict:
+def benchmark(
+    name: str,
+    batch_size: int | None = None,
+    precision: str = "f32",
+    steps_per_call: int | None = None,
+    repeats: int = 5,
+    num_examples: int = DEFAULT_NUM_EXAMPLES,
+    peak_size: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Times model `name` fused and per-step (and its reference, if it has one); returns one result record.
 
     Each repeat runs `steps_per_call` steps per-step, one fused call of `steps_per_call` steps, the reference's
@@ -353,8 +397,9 @@ def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", 
     keys = loop_keys.loop_streams(seed)
     images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
 
-    run_baseline, baseline_compiled, baseline_compile_s = _baseline_runner(task, dataset, batch_size, steps_per_call,
-                                                                           keys, seed)
+    run_baseline, baseline_compiled, baseline_compile_s = _baseline_runner(
+        task, dataset, batch_size, steps_per_call, keys, seed
+    )
     cost = step_cost(baseline_compiled)
     run_fused, fused_compiled, compile_s = _fused_runner(task, batch_size, steps_per_call, images, labels, keys)
     runners = {"baseline": run_baseline, "fused": run_fused}
@@ -363,8 +408,9 @@ def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", 
         # convolutions far slower inside the scan), so the comparison is with its faster way to train.
         reference_task, _ = build_task(spec.reference, batch_size, "f32", num_examples)
         runners["reference"] = _fused_runner(reference_task, batch_size, steps_per_call, images, labels, keys)[0]
-        runners["reference_baseline"] = _baseline_runner(reference_task, dataset, batch_size, steps_per_call, keys,
-                                                         seed)[0]
+        runners["reference_baseline"] = _baseline_runner(
+            reference_task, dataset, batch_size, steps_per_call, keys, seed
+        )[0]
 
     probe = matmul_probe_for(device.platform, PRECISIONS[precision], peak_size)
     states = {kind: None for kind in runners}
@@ -402,8 +448,9 @@ def benchmark(name: str, batch_size: int | None = None, precision: str = "f32", 
         "reference": spec.reference,
         "reference_ms_per_step": 1e3 * seconds["reference"] if spec.reference else None,
         "reference_baseline_ms_per_step": 1e3 * seconds["reference_baseline"] if spec.reference else None,
-        "speedup_vs_reference": (min(seconds["reference"], seconds["reference_baseline"]) / seconds["fused"]
-                                 if spec.reference else None),
+        "speedup_vs_reference": (
+            min(seconds["reference"], seconds["reference_baseline"]) / seconds["fused"] if spec.reference else None
+        ),
         "flops_per_step": flops,
         "bytes_accessed_per_step": cost.get("bytes_accessed"),
         "achieved_flops_per_s": flops / seconds["fused"] if flops else None,
@@ -426,7 +473,7 @@ def environment(device) -> dict[str, str]:
         "jax_version": jax.__version__,
         "python": platform.python_version(),
         "host_cpus": os.cpu_count(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -466,40 +513,55 @@ def markdown_table(results: list[dict]) -> str:
     Returns:
       Markdown text ending in a newline.
     """
-    lines = ["| " + " | ".join(header for header, *_ in _COLUMNS) + " |",
-             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    lines = ["| " + " | ".join(header for header, *_ in _COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in results:
-        lines.append("| " + " | ".join(_fmt(r[field], spec, scale, unit) for _, field, spec, scale, unit in _COLUMNS)
-                     + " |")
+        lines.append(
+            "| " + " | ".join(_fmt(r[field], spec, scale, unit) for _, field, spec, scale, unit in _COLUMNS) + " |"
+        )
     first = results[0]
-    peak_of = {precision: statistics.median(r["peak_flops_per_s"] for r in results if r["precision"] == precision)
-               for precision in dict.fromkeys(r["precision"] for r in results)}
+    peak_of = {
+        precision: statistics.median(r["peak_flops_per_s"] for r in results if r["precision"] == precision)
+        for precision in dict.fromkeys(r["precision"] for r in results)
+    }
     peaks = "; ".join(f"{precision} {peak / 1e9:.0f} GFLOP/s" for precision, peak in peak_of.items())
-    preamble = (f"{first['device']} ({first['host_cpus']} host CPUs), JAX {first['jax_version']}, {first['date']}. "
-                f"Measured matmul peak: {peaks}. Medians of {first['repeats']} repeats; the fused step runs "
-                f"K = {', '.join(sorted({str(r['steps_per_call']) for r in results}))} steps per call.")
+    preamble = (
+        f"{first['device']} ({first['host_cpus']} host CPUs), JAX {first['jax_version']}, {first['date']}. "
+        f"Measured matmul peak: {peaks}. Medians of {first['repeats']} repeats; the fused step runs "
+        f"K = {', '.join(sorted({str(r['steps_per_call']) for r in results}))} steps per call."
+    )
     return preamble + "\n\n" + "\n".join(lines) + "\n"
 
 
 def print_result(result: dict) -> None:
     """One result as readable lines on stdout."""
-    print(f"{result['model']} ({result['description']}), {result['precision']}, batch {result['batch_size']}, "
-          f"{result['steps_per_call']} steps per fused call, {result['device']}")
-    print(f"  fused:    {result['steps_per_s']:9.1f} steps/s {result['examples_per_s']:10.0f} examples/s "
-          f"{result['ms_per_step']:9.2f} ms/step   compile {result['compile_s']:.1f} s")
-    print(f"  baseline: {result['baseline_steps_per_s']:9.1f} steps/s {result['baseline_examples_per_s']:10.0f} "
-          f"examples/s {result['baseline_ms_per_step']:9.2f} ms/step   compile {result['baseline_compile_s']:.1f} s"
-          f"   -> fused is {result['speedup_vs_baseline']:.2f}× the baseline")
+    print(
+        f"{result['model']} ({result['description']}), {result['precision']}, batch {result['batch_size']}, "
+        f"{result['steps_per_call']} steps per fused call, {result['device']}"
+    )
+    print(
+        f"  fused:    {result['steps_per_s']:9.1f} steps/s {result['examples_per_s']:10.0f} examples/s "
+        f"{result['ms_per_step']:9.2f} ms/step   compile {result['compile_s']:.1f} s"
+    )
+    print(
+        f"  baseline: {result['baseline_steps_per_s']:9.1f} steps/s {result['baseline_examples_per_s']:10.0f} "
+        f"examples/s {result['baseline_ms_per_step']:9.2f} ms/step   compile {result['baseline_compile_s']:.1f} s"
+        f"   -> fused is {result['speedup_vs_baseline']:.2f}× the baseline"
+    )
     if result["reference"]:
-        print(f"  reference {result['reference']} (f32): fused {result['reference_ms_per_step']:.2f} ms/step, per-step "
-              f"{result['reference_baseline_ms_per_step']:.2f} ms/step -> {result['speedup_vs_reference']:.2f}× "
-              "faster than its faster way")
-    print(f"  {_fmt(result['flops_per_step'], '.3f', 1e-9)} GFLOP/step (XLA cost analysis), "
-          f"{_fmt(result['achieved_flops_per_s'], '.1f', 1e-9)} GFLOP/s = "
-          f"{_fmt(result['fraction_of_peak'], '.0f', 100.0)}% of the measured matmul peak "
-          f"{result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s; memory: XLA "
-          f"{_fmt(result['xla_memory_bytes'], '.0f', 2.0**-20, ' MiB')}, device peak "
-          f"{_fmt(result['peak_memory_bytes'], '.0f', 2.0**-20, ' MiB')}", flush=True)
+        print(
+            f"  reference {result['reference']} (f32): fused {result['reference_ms_per_step']:.2f} ms/step, per-step "
+            f"{result['reference_baseline_ms_per_step']:.2f} ms/step -> {result['speedup_vs_reference']:.2f}× "
+            "faster than its faster way"
+        )
+    print(
+        f"  {_fmt(result['flops_per_step'], '.3f', 1e-9)} GFLOP/step (XLA cost analysis), "
+        f"{_fmt(result['achieved_flops_per_s'], '.1f', 1e-9)} GFLOP/s = "
+        f"{_fmt(result['fraction_of_peak'], '.0f', 100.0)}% of the measured matmul peak "
+        f"{result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s; memory: XLA "
+        f"{_fmt(result['xla_memory_bytes'], '.0f', 2.0**-20, ' MiB')}, device peak "
+        f"{_fmt(result['peak_memory_bytes'], '.0f', 2.0**-20, ' MiB')}",
+        flush=True,
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -508,14 +570,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     which.add_argument("--model", choices=tuple(MODELS), help="one model to time")
     which.add_argument("--all", action="store_true", help="every model (and the bf16 rows) at its experiment's batch")
     parser.add_argument("--batch-size", type=int, help="default: the experiment's batch size")
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="f32",
-                        help="compute dtype of matmuls and convolutions; parameters stay f32")
+    parser.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="f32",
+        help="compute dtype of matmuls and convolutions; parameters stay f32",
+    )
     parser.add_argument("--steps-per-call", type=int, help="K, the steps fused per call (default 100; 2 for DCGANs)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up (default 5)")
-    parser.add_argument("--num-examples", type=int, default=DEFAULT_NUM_EXAMPLES,
-                        help="size of the synthetic on-device training split (default 60000, as Fashion-MNIST)")
-    parser.add_argument("--peak-size", type=int, help="side of the matrices of the peak probe (default 2048 on CPU, "
-                        "8192 on accelerators; smaller only for quick checks)")
+    parser.add_argument(
+        "--num-examples",
+        type=int,
+        default=DEFAULT_NUM_EXAMPLES,
+        help="size of the synthetic on-device training split (default 60000, as Fashion-MNIST)",
+    )
+    parser.add_argument(
+        "--peak-size",
+        type=int,
+        help="side of the matrices of the peak probe (default 2048 on CPU, "
+        "8192 on accelerators; smaller only for quick checks)",
+    )
     parser.add_argument("--only", nargs="+", choices=tuple(MODELS), help="with --all: just these models")
     parser.add_argument("--json", help="write the result(s) here as JSON")
     parser.add_argument("--markdown", help="write the table here as Markdown")
@@ -530,8 +604,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         rows = [(args.model, args.precision)]
     results = []
     for name, precision in rows:
-        result = benchmark(name, args.batch_size, precision, args.steps_per_call, args.repeats, args.num_examples,
-                           args.peak_size)
+        result = benchmark(
+            name, args.batch_size, precision, args.steps_per_call, args.repeats, args.num_examples, args.peak_size
+        )
         print_result(result)
         results.append(result)
         if args.json:  # rewritten after each row, so a long --all run leaves what it has measured

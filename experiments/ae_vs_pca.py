@@ -30,10 +30,12 @@ from gen_jax.tasks import ae
 
 # The fields this experiment adds to an AutoEncoder config (experiments/configs/ae_vs_pca.py).
 FIELDS = ("ks", "linear_num_steps", "linear_learning_rate", "vae_workdir")
-NOTES = ("PCA is fitted on the training split; the AutoEncoders train on the whole training split; all are "
-         "scored on the test split by squared error per pixel (pixels in [0, 1]). The linear AE (no hidden layer, "
-         "MSE) should come within 2% of PCA (Eckart–Young: PCA is the best rank-k linear reconstruction of the "
-         "training data), its decoder's columns spanning PCA's top-k subspace.")
+NOTES = (
+    "PCA is fitted on the training split; the AutoEncoders train on the whole training split; all are "
+    "scored on the test split by squared error per pixel (pixels in [0, 1]). The linear AE (no hidden layer, "
+    "MSE) should come within 2% of PCA (Eckart–Young: PCA is the best rank-k linear reconstruction of the "
+    "training data), its decoder's columns spanning PCA's top-k subspace."
+)
 # Test images shown in the scatter plots and in the reconstructions figure.
 _NUM_EMBEDDED, _NUM_SHOWN = 2000, 10
 
@@ -41,16 +43,21 @@ _NUM_EMBEDDED, _NUM_SHOWN = 2000, 10
 def validate(config) -> None:
     config_lib.require_fields(config, FIELDS)
     ks = config.ks
-    if not isinstance(ks, (tuple, list)) or not ks or not all(
-            isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in ks):
+    if (
+        not isinstance(ks, (tuple, list))
+        or not ks
+        or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in ks)
+    ):
         raise config_lib.ConfigError(f"config.ks must be a non-empty tuple of positive integers, got {ks!r}")
     config_lib.require_positive_int(config, "linear_num_steps")
     config_lib.require_positive(config, "linear_learning_rate")
     if not isinstance(config.vae_workdir, str):
         raise config_lib.ConfigError(f"config.vae_workdir must be a run directory or '', got {config.vae_workdir!r}")
     if config.binarization != "none":
-        raise config_lib.ConfigError(f"config.binarization must be 'none' for ae_vs_pca (PCA and the MSE are "
-                                     f"compared on the grey values), got {config.binarization!r}")
+        raise config_lib.ConfigError(
+            f"config.binarization must be 'none' for ae_vs_pca (PCA and the MSE are "
+            f"compared on the grey values), got {config.binarization!r}"
+        )
 
 
 def capped_ks(ks, dimension: int) -> list[int]:
@@ -92,10 +99,12 @@ def pca_results(train_images: np.ndarray, test_images: np.ndarray, ks: list[int]
         x = jnp.asarray(images)
         return float(jnp.mean(losses.squared_error(pca.reconstruct(fit, x), x)))
 
-    return {"fits": fits, "test_mse": [mse(f, test_images) for f in fits],
-            "train_mse": [mse(f, train_images) for f in fits],
-            "eigenvalue_ratio": [float(variances[k - 1] / variances[k]) if k < len(variances) else None
-                                 for k in ks]}
+    return {
+        "fits": fits,
+        "test_mse": [mse(f, test_images) for f in fits],
+        "train_mse": [mse(f, train_images) for f in fits],
+        "eigenvalue_ratio": [float(variances[k - 1] / variances[k]) if k < len(variances) else None for k in ks],
+    }
 
 
 def principal_angles_deg(fit: pca.PCA, params) -> list[float]:
@@ -132,8 +141,11 @@ def run(config, dataset: data.Dataset, workdir: str) -> dict:
         tasks[kind, k] = ae.make_task(member, dataset)
     vae_run = load_vae_run(config.vae_workdir, dataset) if config.vae_workdir else None
     # prepare_workdir reads only a task's name and signature: this one guards the experiment's own files.
-    train.prepare_workdir(workdir, config.to_dict(),
-                          types.SimpleNamespace(name="ae_vs_pca", signature={"family": "ae_vs_pca", "dataset": config.dataset}))
+    train.prepare_workdir(
+        workdir,
+        config.to_dict(),
+        types.SimpleNamespace(name="ae_vs_pca", signature={"family": "ae_vs_pca", "dataset": config.dataset}),
+    )
     for (kind, k), task in tasks.items():
         train.prepare_workdir(os.path.join(workdir, f"{kind}_k{k}"), members[kind, k].to_dict(), task)
 
@@ -148,26 +160,27 @@ def run(config, dataset: data.Dataset, workdir: str) -> dict:
         runs[kind, k] = trained.load_run(member_dir, dataset)
 
     summary = {
-        "dataset": config.dataset, "k": ks,
+        "dataset": config.dataset,
+        "k": ks,
         "pca_mse": reference["test_mse"],
         "linear_ae_mse": [results["linear_ae", k]["test_mse"] for k in ks],
         "ae_mse": [results["ae", k]["test_mse"] for k in ks],
-        "principal_angles_deg": [principal_angles_deg(fit, runs["linear_ae", k].params)
-                                 for fit, k in zip(reference["fits"], ks)],
+        "principal_angles_deg": [
+            principal_angles_deg(fit, runs["linear_ae", k].params) for fit, k in zip(reference["fits"], ks)
+        ],
         "pca_train_mse": reference["train_mse"],
         "pca_eigenvalue_ratio": reference["eigenvalue_ratio"],
         "units": "squared error per pixel on the test split (pixels in [0, 1]); PCA fitted on the training split, "
-                 "the AutoEncoders trained on it; principal angles in degrees, ascending; pca_eigenvalue_ratio: "
-                 "λ_k / λ_(k+1) of the training covariance (near 1: the k-th direction is nearly arbitrary, so "
-                 "its angle may be large)",
+        "the AutoEncoders trained on it; principal angles in degrees, ascending; pca_eigenvalue_ratio: "
+        "λ_k / λ_(k+1) of the training covariance (near 1: the k-th direction is nearly arbitrary, so "
+        "its angle may be large)",
     }
     summary["linear_ae_over_pca"] = [a / p for a, p in zip(summary["linear_ae_mse"], summary["pca_mse"])]
     with open(os.path.join(workdir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
     figure_list = comparison_figures(ks, summary, reference["fits"], runs, vae_run, dataset, workdir)
-    report.write_report(workdir, f"ae_vs_pca — {config.dataset}", report_rows(summary), figure_list,
-                        notes=NOTES)
+    report.write_report(workdir, f"ae_vs_pca — {config.dataset}", report_rows(summary), figure_list, notes=NOTES)
     print(format_table(summary), flush=True)
     return summary
 
@@ -181,20 +194,25 @@ def report_rows(summary: dict) -> dict:
         rows[f"k={k}: linear AE above PCA (%)"] = 100 * (summary["linear_ae_over_pca"][i] - 1)
         rows[f"k={k}: AE test MSE"] = summary["ae_mse"][i]
         rows[f"k={k}: median, largest principal angle (deg)"] = (
-            f"{np.median(summary['principal_angles_deg'][i]):.3g}, {max(summary['principal_angles_deg'][i]):.3g}")
+            f"{np.median(summary['principal_angles_deg'][i]):.3g}, {max(summary['principal_angles_deg'][i]):.3g}"
+        )
         rows[f"k={k}: PCA λ_k / λ_(k+1)"] = summary["pca_eigenvalue_ratio"][i]
     return rows
 
 
 def format_table(summary: dict) -> str:
     """The summary as a Markdown table: one row per k."""
-    lines = ["| k | PCA | linear AE | linear AE / PCA | AE | principal angles (deg): median, max | λ_k / λ_(k+1) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| k | PCA | linear AE | linear AE / PCA | AE | principal angles (deg): median, max | λ_k / λ_(k+1) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for i, k in enumerate(summary["k"]):
         angles, gap = summary["principal_angles_deg"][i], summary["pca_eigenvalue_ratio"][i]
-        lines.append(f"| {k} | {summary['pca_mse'][i]:.5f} | {summary['linear_ae_mse'][i]:.5f} | "
-                     f"{summary['linear_ae_over_pca'][i]:.4f} | {summary['ae_mse'][i]:.5f} | "
-                     f"{np.median(angles):.2f}, {max(angles):.2f} | {'—' if gap is None else f'{gap:.4f}'} |")
+        lines.append(
+            f"| {k} | {summary['pca_mse'][i]:.5f} | {summary['linear_ae_mse'][i]:.5f} | "
+            f"{summary['linear_ae_over_pca'][i]:.4f} | {summary['ae_mse'][i]:.5f} | "
+            f"{np.median(angles):.2f}, {max(angles):.2f} | {'—' if gap is None else f'{gap:.4f}'} |"
+        )
     return "\n".join(lines)
 
 
@@ -206,12 +224,21 @@ def comparison_figures(ks, summary, fits, runs, vae_run, dataset, workdir) -> li
     def add(path, caption):
         made.append((os.path.relpath(path, workdir), caption))
 
-    add(figures.save_curves(os.path.join(figure_dir, "error_vs_k.png"),
-                            {"PCA": (ks, summary["pca_mse"]), "linear AE": (ks, summary["linear_ae_mse"]),
-                             "AE": (ks, summary["ae_mse"])},
-                            xlabel="code size k", ylabel="test MSE per pixel", logy=True,
-                            title=f"Reconstruction error against code size ({dataset.name})"),
-        "Test squared error per pixel against the code size k: PCA, the linear AE and the non-linear AE")
+    add(
+        figures.save_curves(
+            os.path.join(figure_dir, "error_vs_k.png"),
+            {
+                "PCA": (ks, summary["pca_mse"]),
+                "linear AE": (ks, summary["linear_ae_mse"]),
+                "AE": (ks, summary["ae_mse"]),
+            },
+            xlabel="code size k",
+            ylabel="test MSE per pixel",
+            logy=True,
+            title=f"Reconstruction error against code size ({dataset.name})",
+        ),
+        "Test squared error per pixel against the code size k: PCA, the linear AE and the non-linear AE",
+    )
 
     test_images = dataset.test_images
     count = min(len(test_images), _NUM_EMBEDDED)
@@ -221,23 +248,42 @@ def comparison_figures(ks, summary, fits, runs, vae_run, dataset, workdir) -> li
         codes[f"{title}, k={k0}"] = latent.encode_in_batches(runs[kind, k0].encode, test_images[:count])
     if vae_run is not None:
         codes[f"VAE means, k={vae_run.config.model.latent_dim}"] = latent.encode_in_batches(
-            vae_run.encode, vae_run.test_images[:count])
+            vae_run.encode, vae_run.test_images[:count]
+        )
     # Codes of more than two dimensions are shown on their own first two principal components.
-    embeddings = {name if values.shape[1] <= 2 else f"{name} (2 PCs)": latent.plane_points(values)[0]
-                  for name, values in codes.items()}
-    add(figures.save_embeddings_side_by_side(os.path.join(figure_dir, "embeddings_2d.png"), embeddings,
-                                             dataset.test_labels[:count], class_names=dataset.class_names),
+    embeddings = {
+        name if values.shape[1] <= 2 else f"{name} (2 PCs)": latent.plane_points(values)[0]
+        for name, values in codes.items()
+    }
+    add(
+        figures.save_embeddings_side_by_side(
+            os.path.join(figure_dir, "embeddings_2d.png"),
+            embeddings,
+            dataset.test_labels[:count],
+            class_names=dataset.class_names,
+        ),
         f"{count} test images in two dimensions, coloured by class: PCA, the AEs with the smallest k"
-        + (" and the VAE run" if vae_run is not None else "") + "; codes of more dimensions on their first 2 PCs")
+        + (" and the VAE run" if vae_run is not None else "")
+        + "; codes of more dimensions on their first 2 PCs",
+    )
 
     shown = test_images[:_NUM_SHOWN]
     rows, labels = [shown], ["input"]
     for fit, k in zip(fits, ks):
         rows.append(np.clip(np.asarray(pca.reconstruct(fit, jnp.asarray(shown))), 0.0, 1.0))
-        rows += [runs["linear_ae", k].decode(runs["linear_ae", k].encode(shown)),
-                 runs["ae", k].decode(runs["ae", k].encode(shown))]
+        rows += [
+            runs["linear_ae", k].decode(runs["linear_ae", k].encode(shown)),
+            runs["ae", k].decode(runs["ae", k].encode(shown)),
+        ]
         labels += [f"PCA k={k}", f"lin. AE k={k}", f"AE k={k}"]
-    add(figures.save_image_grid(os.path.join(figure_dir, "reconstructions.png"), np.concatenate(rows),
-                                ncols=_NUM_SHOWN, row_labels=labels, title="Test reconstructions at each k"),
-        "Test images (top row) and their reconstructions by PCA, the linear AE and the AE at each k")
+    add(
+        figures.save_image_grid(
+            os.path.join(figure_dir, "reconstructions.png"),
+            np.concatenate(rows),
+            ncols=_NUM_SHOWN,
+            row_labels=labels,
+            title="Test reconstructions at each k",
+        ),
+        "Test images (top row) and their reconstructions by PCA, the linear AE and the AE at each k",
+    )
     return made

@@ -46,13 +46,14 @@ def resolve_attribute(dataset: data.Dataset, attribute: str) -> tuple[str, np.nd
         index = int(attribute)
     else:
         allowed = ", ".join(map(repr, dataset.attribute_names + dataset.class_names))
-        raise ValueError(f"--attribute {attribute!r} is not an attribute of {dataset.name}; choose one of {allowed} "
-                         f"or a class index in 0..{dataset.num_classes - 1}")
+        raise ValueError(
+            f"--attribute {attribute!r} is not an attribute of {dataset.name}; choose one of {allowed} "
+            f"or a class index in 0..{dataset.num_classes - 1}"
+        )
     return dataset.class_names[index], dataset.train_labels == index, dataset.test_labels == index
 
 
-def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images: int,
-                max_train_images: int) -> str:
+def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images: int, max_train_images: int) -> str:
     """Writes <workdir>/figures/edit_<attribute>.png for `run` (see the module docstring).
 
     Args:
@@ -72,9 +73,15 @@ def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images
     rows = editing.edit_rows(run.encode, run.decode, run.test_images[chosen], vector, alphas)
     labels = [run.dataset.class_names[label] for label in run.dataset.test_labels[chosen]]
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-    return str(figures.save_edit_rows(
-        os.path.join(run.workdir, "figures", f"edit_{safe}.png"), rows, alphas, row_labels=labels,
-        title=f"{run.config.family} (step {run.step}): code + α·(mean code with '{name}' − mean without)"))
+    return str(
+        figures.save_edit_rows(
+            os.path.join(run.workdir, "figures", f"edit_{safe}.png"),
+            rows,
+            alphas,
+            row_labels=labels,
+            title=f"{run.config.family} (step {run.step}): code + α·(mean code with '{name}' − mean without)",
+        )
+    )
 
 
 def main(argv):
@@ -85,7 +92,7 @@ def main(argv):
     try:
         alphas = [float(a) for a in options.alphas]
     except ValueError:
-        raise app.UsageError(f"--alphas must be numbers separated by commas, got {','.join(options.alphas)}")
+        raise app.UsageError(f"--alphas must be numbers separated by commas, got {','.join(options.alphas)}") from None
     if options.num_images < 1 or options.max_train_images < 1:
         raise app.UsageError("--num_images and --max_train_images must be positive")
     try:
@@ -105,8 +112,9 @@ def define_flags() -> None:
     flags.DEFINE_string("attribute", None, "A class name or index, or a CelebA attribute name.")
     flags.DEFINE_list("alphas", ["-2", "-1", "-0.5", "0", "0.5", "1", "2"], "Edit strengths α.")
     flags.DEFINE_integer("num_images", 8, "Test images (rows) to edit.")
-    flags.DEFINE_integer("max_train_images", 20_000,
-                         "Training images encoded for the attribute vector (the first ones).")
+    flags.DEFINE_integer(
+        "max_train_images", 20_000, "Training images encoded for the attribute vector (the first ones)."
+    )
     flags.mark_flags_as_required(["workdir", "attribute"])
 
 

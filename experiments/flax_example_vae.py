@@ -68,8 +68,9 @@ def negative_elbo(model, params, x, key):
     return jnp.mean(cross_entropy + kl)
 
 
-def train_one_seed(seed: int, train_x: np.ndarray, test_x: np.ndarray, num_steps: int, batch_size: int,
-                   ema_decays: list[float]) -> dict[str, float]:
+def train_one_seed(
+    seed: int, train_x: np.ndarray, test_x: np.ndarray, num_steps: int, batch_size: int, ema_decays: list[float]
+) -> dict[str, float]:
     """Trains the recipe for one seed and scores it on the whole test split.
 
     Args:
@@ -105,7 +106,7 @@ def train_one_seed(seed: int, train_x: np.ndarray, test_x: np.ndarray, num_steps
     stream = np.concatenate([host_rng.permutation(len(train_x)) for _ in range(epochs)])
     for step in range(num_steps):
         rng, key = jax.random.split(rng)
-        batch = train_x[stream[step * batch_size:(step + 1) * batch_size]]
+        batch = train_x[stream[step * batch_size : (step + 1) * batch_size]]
         params, opt_state, averages, _ = train_step(params, opt_state, averages, batch, key, step)
     rng, key = jax.random.split(rng)
     results = {"last iterate": float(evaluate(params, key))}
@@ -131,8 +132,10 @@ def main(argv=None) -> None:
     if len(per_seed) > 1:
         for name in per_seed[0]:
             values = [r[name] for r in per_seed]
-            print(f"{name}: mean {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} "
-                  f"over {len(values)} seeds (test −ELBO, nats)")
+            print(
+                f"{name}: mean {statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} "
+                f"over {len(values)} seeds (test −ELBO, nats)"
+            )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,19 @@ from ml_collections import config_flags
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
 _COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None,
+    "coordinator_address",
+    None,
     "Multi-host runs: host:port of process 0. Without it, JAX_COORDINATOR_ADDRESS (and JAX_NUM_PROCESSES, "
-    "JAX_PROCESS_ID) are read; with neither the run is single-process.")
+    "JAX_PROCESS_ID) are read; with neither the run is single-process.",
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host runs: the number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host runs: this process's index.")
+_RECORD = flags.DEFINE_string(
+    "record",
+    None,
+    "Also write the run's results record here (results/<name>.json): the command, date, machine, versions, "
+    "resolved config and summary; the README's tables are made from these files (experiments/readme_tables.py).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -70,25 +78,75 @@ def _experiment(name: str):
             if error.name != f"experiments.{name}":
                 raise
     if module is None or not hasattr(module, "run") or name == "main":
-        raise config_lib.ConfigError(f"config.experiment: no experiment module experiments/{name}.py with a "
-                                     "run(config, dataset, workdir)")
+        raise config_lib.ConfigError(
+            f"config.experiment: no experiment module experiments/{name}.py with a run(config, dataset, workdir)"
+        )
     return module
 
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The errors that describe a mistake in the input: shown as one message, without a traceback."""
     from gen_jax import checkpoint, config, data, train
-    return (config.ConfigError, data.DatasetUnavailableError, train.WorkdirMismatchError,
-            checkpoint.CheckpointMismatchError, train.TrainingDivergedError)
+
+    return (
+        config.ConfigError,
+        data.DatasetUnavailableError,
+        train.WorkdirMismatchError,
+        checkpoint.CheckpointMismatchError,
+        train.TrainingDivergedError,
+    )
+
+
+def jax_process_index() -> int:
+    import jax
+
+    return jax.process_index()
+
+
+def write_record(path: str, argv: list[str], config, summary: dict) -> None:
+    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}."""
+    import datetime
+    import json
+    import platform
+
+    import flax
+    import jax
+    import optax
+
+    devices = jax.devices()
+    record = {
+        "command": " ".join(["python -m experiments.main", *argv[1:]]),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "devices": f"{len(devices)} × {devices[0].device_kind}",
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "jax": jax.__version__,
+            "flax": flax.__version__,
+            "optax": optax.__version__,
+        },
+        "config": config.to_dict(),
+        "summary": summary,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2, sort_keys=True, default=lambda v: list(v) if isinstance(v, tuple) else str(v))
+        f.write("\n")
 
 
 def main(argv):
-    # Orbax logs every file it writes at INFO; keep the console for progress and errors.
-    logging.set_verbosity(logging.WARNING)
+    # Orbax logs every file it writes at INFO and the files it cannot parse at ERROR; every failure reaches the user
+    # as one line of ours (below), so keep the console for progress and those lines.
+    logging.set_verbosity(logging.FATAL)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = os.path.abspath(_WORKDIR.value)
     from gen_jax import sharding
+
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     try:
@@ -96,9 +154,28 @@ def main(argv):
     except user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    if _RECORD.value and jax_process_index() == 0:
+        write_record(_RECORD.value, sys.argv, _CONFIG.value, summary)
     print("summary:", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"Figures: {os.path.join(workdir, 'figures')}  Report: {os.path.join(workdir, 'report.md')}")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every mistake in a flag or a --config override (a field the config does not have,
+    a value of the wrong type) reported in one line and exit status 2, before anything runs."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        message = str(error)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        message = (
+            "a --config override names a field the config does not have, or gives it a value of the wrong type: "
+            f"{error}"
+        )
+    message = " ".join(message.replace("\\n", " ").replace("\n", " ").split()).replace("\\'", "'")
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

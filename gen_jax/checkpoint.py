@@ -35,8 +35,9 @@ def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool
     else:
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
     # One item saved with the standard handler, so metadata can be read before a restore.
-    return ocp.CheckpointManager(os.path.abspath(directory), options=options,
-                                 item_handlers=ocp.StandardCheckpointHandler())
+    return ocp.CheckpointManager(
+        os.path.abspath(directory), options=options, item_handlers=ocp.StandardCheckpointHandler()
+    )
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
@@ -61,8 +62,10 @@ def _describe_leaves(tree: Any) -> dict[str, tuple]:
     """'params/encoder/Dense_0/kernel' -> shape, for a state or for its checkpoint metadata alike (the metadata
     names dataclass fields and named tuples as dict keys and sequence indices)."""
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(_key_name(entry) for entry in path): tuple(getattr(leaf, "shape", np.shape(leaf)))
-            for path, leaf in flat}
+    return {
+        "/".join(_key_name(entry) for entry in path): tuple(getattr(leaf, "shape", np.shape(leaf)))
+        for path, leaf in flat
+    }
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> None:
@@ -91,13 +94,15 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> 
     for name in sorted(set(stored_shapes) | set(wanted_shapes)):
         have, want = stored_shapes.get(name), wanted_shapes.get(name)
         if have != want:
-            problems.append(f"  {name}: checkpoint {have if have is not None else 'missing'}, "
-                            f"model {want if want is not None else 'missing'}")
+            problems.append(
+                f"{name}: checkpoint {have if have is not None else 'missing'}, "
+                f"model {want if want is not None else 'missing'}"
+            )
     if problems:
-        shown = "\n".join(problems[:12]) + ("\n  …" if len(problems) > 12 else "")
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more arrays" if len(problems) > 3 else "")
         raise CheckpointMismatchError(
-            f"checkpoint {step} in {manager.directory} was written by a different model:\n{shown}\n"
-            "The checkpoint is left untouched. Use the config it was trained with, or a new --workdir."
+            f"checkpoint {step} in {manager.directory} was written by a different model ({shown}); it is left "
+            "untouched. Use the config it was trained with, or a new --workdir."
         )
 
 
@@ -147,4 +152,3 @@ def restore_latest(directory: str, target: Any) -> tuple[Any, int]:
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {directory}; train first (python -m experiments.main …)")
     return restore(manager, step, target), step
-

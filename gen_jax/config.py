@@ -15,7 +15,8 @@ Errors name the field by its dotted path (`config.model.hidden`) and say what is
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # Orbax and JSON agree on lists, not tuples: signatures compare JSON-normalised values.
 _SIGNATURE_EXCLUDED = ("compute_dtype",)
@@ -53,10 +54,11 @@ def base_config():
     config.write_figures = True  # figures/ and report.md at the end (sweeps and tests may skip them)
     config.fsdp = False  # split large parameter/optimizer arrays over the devices instead of replicating them
     config.compute_dtype = "float32"  # "float32" | "bfloat16": matmuls/convolutions only; parameters stay float32
-    # How convolutions are computed; every choice is the same function of the same parameters, so a checkpoint
-    # resumes under any.  "flax" = nn.Conv / nn.ConvTranspose as written; "dual_grad" = the same layers with
-    # gradients XLA:CPU keeps on its fast path (`models/upsampling.py`); "subpixel" = transposed convolutions in
-    # sub-pixel form (the DCGAN generator; other layers as "dual_grad").
+    # How every conv model (DCGAN G and D, conv AE/VAE, classifier) computes its convolutions; every choice is the
+    # same function of the same parameters, so a checkpoint resumes under any.  "flax" = nn.Conv / nn.ConvTranspose
+    # as written; "dual_grad" = the same layers with gradients XLA:CPU keeps on its fast path
+    # (`models/upsampling.py: conv, conv_transpose`); "subpixel" = transposed convolutions in sub-pixel form (other
+    # convolutions as "dual_grad").
     config.conv_impl = "dual_grad"
     config.model = new_config()
     config.optim = optimizer_config()
@@ -167,9 +169,7 @@ def require_bool(config, *paths: str) -> None:
 def require_widths(config, path: str, min_length: int = 0) -> None:
     """config's `path` must be a tuple/list of at least `min_length` positive integers (layer widths)."""
     value = value_at(config, path)
-    if not isinstance(value, (tuple, list)) or len(value) < min_length or not all(
-        _is_int(w) and w > 0 for w in value
-    ):
+    if not isinstance(value, (tuple, list)) or len(value) < min_length or not all(_is_int(w) and w > 0 for w in value):
         least = f"at least {min_length} " if min_length else ""
         raise ConfigError(f"config.{path} must be a tuple of {least}positive integers, got {value!r}")
 
@@ -183,7 +183,13 @@ def validate_common(config) -> None:
     if not _is_int(seed) or seed < 0:
         raise ConfigError(f"config.seed must be a non-negative integer, got {seed!r}")
     require_positive_int(
-        config, "batch_size", "num_steps", "eval_every", "checkpoint_every", "log_every", "keep_checkpoints",
+        config,
+        "batch_size",
+        "num_steps",
+        "eval_every",
+        "checkpoint_every",
+        "log_every",
+        "keep_checkpoints",
         "eval_batch_size",
     )
     dataset = value_at(config, "dataset")
@@ -261,10 +267,17 @@ def from_legacy(flat: dict, defaults, renamed: dict | None = None):
     `renamed` adds a family's own moves (old name -> dotted path).  Fields with no home today are dropped.
     """
     config = defaults.copy_and_resolve_references()
-    renamed = {"learning_rate": "optim.learning_rate", "lr_schedule": "optim.schedule", "adam_b1": "optim.b1",
-               "adam_b2": "optim.b2", "d_learning_rate": "d_optim.learning_rate",
-               "sample_quality": "sample_quality.enabled", "num_samples": "sample_quality.num_samples",
-               "classifier_dir": "sample_quality.classifier_dir", **(renamed or {})}
+    renamed = {
+        "learning_rate": "optim.learning_rate",
+        "lr_schedule": "optim.schedule",
+        "adam_b1": "optim.b1",
+        "adam_b2": "optim.b2",
+        "d_learning_rate": "d_optim.learning_rate",
+        "sample_quality": "sample_quality.enabled",
+        "num_samples": "sample_quality.num_samples",
+        "classifier_dir": "sample_quality.classifier_dir",
+        **(renamed or {}),
+    }
     with config.unlocked():
         for name, value in flat.items():
             if name == "model":

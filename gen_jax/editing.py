@@ -8,7 +8,7 @@ decoder come from a trained AutoEncoder or VAE (`experiments/edit.py` loads them
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,12 +27,16 @@ def attribute_vector(codes: jax.Array, has_attribute: jax.Array) -> jax.Array:
     codes = jnp.asarray(codes)
     has_attribute = jnp.asarray(has_attribute)
     if has_attribute.shape != codes.shape[:1] or has_attribute.dtype != jnp.bool_:
-        raise ValueError(f"has_attribute must be bool[{codes.shape[0]}] (one flag per code), got "
-                         f"{has_attribute.dtype}{list(has_attribute.shape)}")
+        raise ValueError(
+            f"has_attribute must be bool[{codes.shape[0]}] (one flag per code), got "
+            f"{has_attribute.dtype}{list(has_attribute.shape)}"
+        )
     count = int(has_attribute.sum())
     if count in (0, len(has_attribute)):
-        raise ValueError(f"the attribute vector needs codes both with and without the attribute; "
-                         f"{count} of {len(has_attribute)} have it")
+        raise ValueError(
+            f"the attribute vector needs codes both with and without the attribute; "
+            f"{count} of {len(has_attribute)} have it"
+        )
     # Weighted means rather than boolean indexing: one matrix product, no shapes that depend on the data.
     with_weights = has_attribute / count
     without_weights = ~has_attribute / (len(has_attribute) - count)
@@ -52,8 +56,13 @@ def edit(codes: jax.Array, vector: jax.Array, alphas: jax.Array) -> jax.Array:
     return codes[:, None, :] + alphas[None, :, None] * vector
 
 
-def edit_rows(encode: Callable[[jax.Array], jax.Array], decode: Callable[[jax.Array], jax.Array],
-              images: jax.Array, vector: jax.Array, alphas: jax.Array) -> jax.Array:
+def edit_rows(
+    encode: Callable[[jax.Array], jax.Array],
+    decode: Callable[[jax.Array], jax.Array],
+    images: jax.Array,
+    vector: jax.Array,
+    alphas: jax.Array,
+) -> jax.Array:
     """Decoded edits of `images`: row b, column a is decode(encode(images[b]) + alphas[a] · vector).
 
     Args:

@@ -177,8 +177,9 @@ def _label_tiles(ax, tile_hw, rows: int, cols: int, row_labels=None, col_labels=
         ax.tick_params(axis="x", length=0)
 
 
-def _mosaic_figure(mosaic: np.ndarray, title=None, tile_hw=None, rows=0, cols=0, row_labels=None,
-                   col_labels=None) -> Figure:
+def _mosaic_figure(
+    mosaic: np.ndarray, title=None, tile_hw=None, rows=0, cols=0, row_labels=None, col_labels=None
+) -> Figure:
     """One-axes figure showing a mosaic at ~_INCHES_PER_PIXEL, with optional tile labels and title."""
     hm, wm = mosaic.shape[:2]
     fig = _new_figure(wm * _INCHES_PER_PIXEL, hm * _INCHES_PER_PIXEL)
@@ -197,9 +198,14 @@ def _mosaic_figure(mosaic: np.ndarray, title=None, tile_hw=None, rows=0, cols=0,
 # ----------------------------------------------------------------------------------------------------------
 
 
-def save_image_grid(path: PathLike, images, ncols: int = 10, title: str | None = None,
-                    row_labels: Sequence[str] | None = None,
-                    col_labels: Sequence[str] | None = None) -> pathlib.Path:
+def save_image_grid(
+    path: PathLike,
+    images,
+    ncols: int = 10,
+    title: str | None = None,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+) -> pathlib.Path:
     """Saves images as a grid (e.g. samples from a generator).
 
     Args:
@@ -221,8 +227,9 @@ def save_image_grid(path: PathLike, images, ncols: int = 10, title: str | None =
     return _save(fig, path)
 
 
-def save_reconstructions(path: PathLike, inputs, reconstructions, title: str | None = None,
-                         ncols: int = 10) -> pathlib.Path:
+def save_reconstructions(
+    path: PathLike, inputs, reconstructions, title: str | None = None, ncols: int = 10
+) -> pathlib.Path:
     """Saves inputs above their reconstructions: row pairs (input, reconstruction) of ``ncols`` each.
 
     Args:
@@ -255,8 +262,9 @@ def save_reconstructions(path: PathLike, inputs, reconstructions, title: str | N
     return _save(fig, path)
 
 
-def save_manifold_grid(path: PathLike, decoded, n: int, title: str | None = None,
-                       extent_quantile: float | None = 0.95) -> pathlib.Path:
+def save_manifold_grid(
+    path: PathLike, decoded, n: int, title: str | None = None, extent_quantile: float | None = 0.95
+) -> pathlib.Path:
     """Saves the decoded 2-D latent manifold as an n x n grid, z1 along x and z2 up.
 
     Args:
@@ -314,8 +322,9 @@ def _format_alpha(a: float) -> str:
     return f"α={a:.1f}" if abs(a * 10 - round(a * 10)) < 1e-9 else f"α={a:g}"
 
 
-def save_edit_rows(path: PathLike, rows, alphas: Sequence[float], row_labels: Sequence[str] | None = None,
-                   title: str | None = None) -> pathlib.Path:
+def save_edit_rows(
+    path: PathLike, rows, alphas: Sequence[float], row_labels: Sequence[str] | None = None, title: str | None = None
+) -> pathlib.Path:
     """Saves latent edits (z + α·direction): one row per example or attribute, one column per α.
 
     Args:
@@ -336,8 +345,7 @@ def save_edit_rows(path: PathLike, rows, alphas: Sequence[float], row_labels: Se
     if len(alphas) != n_alpha:
         raise ValueError(f"got {len(alphas)} alphas for {n_alpha} columns in rows {r.shape}.")
     mosaic = tile_images(r.reshape(n_rows * n_alpha, *r.shape[2:]), n_alpha)
-    fig = _mosaic_figure(mosaic, title, r.shape[2:4], n_rows, n_alpha, row_labels,
-                         [_format_alpha(a) for a in alphas])
+    fig = _mosaic_figure(mosaic, title, r.shape[2:4], n_rows, n_alpha, row_labels, [_format_alpha(a) for a in alphas])
     return _save(fig, path)
 
 
@@ -382,8 +390,9 @@ def _scatter(ax, z: np.ndarray, labels, class_names=None):
     return handles, names
 
 
-def save_latent_scatter(path: PathLike, z, labels, class_names: Sequence[str] | None = None,
-                        title: str | None = None) -> pathlib.Path:
+def save_latent_scatter(
+    path: PathLike, z, labels, class_names: Sequence[str] | None = None, title: str | None = None
+) -> pathlib.Path:
     """Saves a 2-D latent scatter coloured by class, with a legend.
 
     Args:
@@ -400,8 +409,7 @@ def save_latent_scatter(path: PathLike, z, labels, class_names: Sequence[str] | 
     ax = fig.add_subplot()
     handles, names = _scatter(ax, z, labels, class_names)
     if handles:
-        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2,
-                  frameon=False)
+        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2, frameon=False)
     ax.set_xlabel("z₁")
     ax.set_ylabel("z₂")
     if title:
@@ -409,9 +417,13 @@ def save_latent_scatter(path: PathLike, z, labels, class_names: Sequence[str] | 
     return _save(fig, path)
 
 
-def save_embeddings_side_by_side(path: PathLike, embeddings: Mapping[str, np.ndarray], labels,
-                                 class_names: Sequence[str] | None = None,
-                                 title: str | None = None) -> pathlib.Path:
+def save_embeddings_side_by_side(
+    path: PathLike,
+    embeddings: Mapping[str, np.ndarray],
+    labels,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> pathlib.Path:
     """Saves one 2-D scatter panel per method (e.g. PCA, AE, VAE) with a shared legend.
 
     Each panel keeps its own axis limits: the methods' coordinates are not comparable, only the cluster
@@ -439,8 +451,7 @@ def save_embeddings_side_by_side(path: PathLike, embeddings: Mapping[str, np.nda
         ax.set_xticks([])
         ax.set_yticks([])
     if handles:
-        fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2,
-                   frameon=False)
+        fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, frameon=False)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
@@ -451,8 +462,14 @@ def save_embeddings_side_by_side(path: PathLike, embeddings: Mapping[str, np.nda
 # ----------------------------------------------------------------------------------------------------------
 
 
-def save_curves(path: PathLike, curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str,
-                ylabel: str, title: str | None = None, logy: bool = False) -> pathlib.Path:
+def save_curves(
+    path: PathLike,
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logy: bool = False,
+) -> pathlib.Path:
     """Saves line plots with markers, one line per named curve (e.g. reconstruction error vs k).
 
     Args:
@@ -489,22 +506,27 @@ def _is_number(v) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
 
 
-def save_loss_curves(path: PathLike, records: Sequence[Mapping], keys: Sequence[str] | None = None,
-                     step_key: str = "step") -> pathlib.Path:
-    """Saves one subplot per metric against the step, from records as read by ``report.read_metrics``.
+def save_loss_curves(
+    path: PathLike, records: Sequence[Mapping], keys: Sequence[str] | None = None, step_key: str = "step"
+) -> pathlib.Path:
+    """Saves ``loss_curves_figure(records, keys, step_key)`` to ``path`` (PNG) and returns it as a ``pathlib.Path``."""
+    return _save(loss_curves_figure(records, keys, step_key), path)
+
+
+def loss_curves_figure(records: Sequence[Mapping], keys: Sequence[str] | None = None, step_key: str = "step") -> Figure:
+    """One subplot per metric against the step, from records as read by ``report.read_metrics``.
 
     Train and eval metrics are logged at different cadences, so each key is plotted from only the records
     that carry it (and a step).
 
     Args:
-      path: output PNG path.
       records: dicts such as ``{"step": 100, "train/loss": 93.1, "eval/neg_elbo": 95.0}``.
-      keys: metrics to plot, one subplot each; default every numeric key except ``step_key``, in the order
-        first seen.
+      keys: metrics to plot, one subplot each (titled by the key); default every numeric key except ``step_key``,
+        in the order first seen.  A key no record carries gets a panel with no line and the text "no data".
       step_key: the x-axis key.
 
     Returns:
-      ``path`` as a ``pathlib.Path``.
+      The figure (one visible axis per key, in order).
     """
     if keys is None:
         keys = []
@@ -523,8 +545,7 @@ def save_loss_curves(path: PathLike, records: Sequence[Mapping], keys: Sequence[
     fig = Figure(figsize=(4 * cols, 3 * rows), dpi=_DPI, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, key in zip(axes, keys):
-        pts = [(r[step_key], r[key]) for r in records
-               if _is_number(r.get(step_key)) and _is_number(r.get(key))]
+        pts = [(r[step_key], r[key]) for r in records if _is_number(r.get(step_key)) and _is_number(r.get(key))]
         if pts:
             xs, ys = zip(*pts)
             # Markers only when sparse: eval points every few thousand steps would otherwise be invisible.
@@ -534,9 +555,9 @@ def save_loss_curves(path: PathLike, records: Sequence[Mapping], keys: Sequence[
         ax.set_title(key)
         ax.set_xlabel(step_key)
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(keys):]:
+    for ax in axes[len(keys) :]:
         ax.set_visible(False)
-    return _save(fig, path)
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -580,6 +601,5 @@ def save_gif(path: PathLike, frames: Sequence[np.ndarray], duration_ms: int = 30
     images = [Image.fromarray(a) for a in arrays]
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=int(duration_ms),
-                   loop=0)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=int(duration_ms), loop=0)
     return path

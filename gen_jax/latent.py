@@ -9,7 +9,7 @@ themselves are `figures.py`'s.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +22,7 @@ _SCATTER_COUNT, _NUM_PAIRS, _PATH_STEPS, _MANIFOLD_SIDE = 2000, 6, 10, 20
 
 def encode_in_batches(encode: Callable, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Codes f32[N, D] of images f32[N, H, W, C], encoded `batch_size` at a time to bound memory."""
-    return np.concatenate([np.asarray(encode(images[i:i + batch_size])) for i in range(0, len(images), batch_size)])
+    return np.concatenate([np.asarray(encode(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
 
 
 def plane_points(codes: np.ndarray) -> tuple[np.ndarray, str]:
@@ -50,9 +50,16 @@ def interpolation_pairs(labels: np.ndarray, num_pairs: int) -> list[tuple[int, i
     return pairs
 
 
-def figures_of(workdir: str, encode: Callable, decode: Callable, dataset: data.Dataset, test_images: np.ndarray,
-               code_name: str = "codes", sample: Callable | None = None,
-               key: jax.Array | None = None) -> list[tuple[str, str]]:
+def figures_of(
+    workdir: str,
+    encode: Callable,
+    decode: Callable,
+    dataset: data.Dataset,
+    test_images: np.ndarray,
+    code_name: str = "codes",
+    sample: Callable | None = None,
+    key: jax.Array | None = None,
+) -> list[tuple[str, str]]:
     """Writes the latent-space figures under <workdir>/figures; returns [(path relative to workdir, caption)].
 
     Args:
@@ -76,31 +83,51 @@ def figures_of(workdir: str, encode: Callable, decode: Callable, dataset: data.D
         made.append((os.path.relpath(path, workdir), caption))
 
     inputs = test_images[:20]
-    add(figures.save_reconstructions(os.path.join(figure_dir, "reconstructions.png"), inputs,
-                                     decode(encode(inputs)), title="Test inputs and reconstructions"),
-        f"Test images (rows 1, 3) and their reconstructions from the {code_name} (rows 2, 4)")
+    add(
+        figures.save_reconstructions(
+            os.path.join(figure_dir, "reconstructions.png"),
+            inputs,
+            decode(encode(inputs)),
+            title="Test inputs and reconstructions",
+        ),
+        f"Test images (rows 1, 3) and their reconstructions from the {code_name} (rows 2, 4)",
+    )
 
     if sample is not None:
         sample_key, _ = jax.random.split(key)
-        add(figures.save_image_grid(os.path.join(figure_dir, "samples.png"), sample(sample_key, 100), ncols=10,
-                                    title="Samples: z ~ N(0, I), decoded (means)"),
-            "100 samples: z ~ N(0, I) through the decoder (pixel means shown)")
+        add(
+            figures.save_image_grid(
+                os.path.join(figure_dir, "samples.png"),
+                sample(sample_key, 100),
+                ncols=10,
+                title="Samples: z ~ N(0, I), decoded (means)",
+            ),
+            "100 samples: z ~ N(0, I) through the decoder (pixel means shown)",
+        )
 
     count = min(len(test_images), _SCATTER_COUNT)
     codes = encode_in_batches(encode, test_images[:count])
     points, how = plane_points(codes)
     how = how.replace("codes", code_name, 1)
-    add(figures.save_latent_scatter(os.path.join(figure_dir, "latent_scatter.png"), points,
-                                    dataset.test_labels[:count], class_names=dataset.class_names,
-                                    title=f"Test set: {how}"),
-        f"Latent space of {count} test images ({how}), coloured by class")
+    add(
+        figures.save_latent_scatter(
+            os.path.join(figure_dir, "latent_scatter.png"),
+            points,
+            dataset.test_labels[:count],
+            class_names=dataset.class_names,
+            title=f"Test set: {how}",
+        ),
+        f"Latent space of {count} test images ({how}), coloured by class",
+    )
 
     if sample is not None and codes.shape[1] == 2:
         decoded = decode(jnp.asarray(figures.manifold_latents(_MANIFOLD_SIDE)))
-        add(figures.save_manifold_grid(os.path.join(figure_dir, "manifold.png"), decoded, _MANIFOLD_SIDE,
-                                       title="Decoded 2-D latent manifold"),
-            f"The decoder over a {_MANIFOLD_SIDE}×{_MANIFOLD_SIDE} grid of the latent plane (N(0, 1) quantiles "
-            "5%–95%)")
+        add(
+            figures.save_manifold_grid(
+                os.path.join(figure_dir, "manifold.png"), decoded, _MANIFOLD_SIDE, title="Decoded 2-D latent manifold"
+            ),
+            f"The decoder over a {_MANIFOLD_SIDE}×{_MANIFOLD_SIDE} grid of the latent plane (N(0, 1) quantiles 5%–95%)",
+        )
 
     pairs = interpolation_pairs(dataset.test_labels, _NUM_PAIRS)
     weights = np.linspace(0.0, 1.0, _PATH_STEPS)[:, None]
@@ -108,8 +135,12 @@ def figures_of(workdir: str, encode: Callable, decode: Callable, dataset: data.D
     ends = np.asarray(encode(test_images[np.array([j for _, j in pairs])]))
     paths = starts[:, None, :] * (1 - weights) + ends[:, None, :] * weights  # [P, S, D]
     strips = decode(jnp.asarray(paths.reshape(-1, codes.shape[1])))
-    add(figures.save_interpolations(os.path.join(figure_dir, "interpolations.png"),
-                                    np.asarray(strips).reshape(len(pairs), _PATH_STEPS, *dataset.image_shape),
-                                    title="Interpolating between test images in latent space"),
-        f"Straight paths between the {code_name} of pairs of test images of different classes")
+    add(
+        figures.save_interpolations(
+            os.path.join(figure_dir, "interpolations.png"),
+            np.asarray(strips).reshape(len(pairs), _PATH_STEPS, *dataset.image_shape),
+            title="Interpolating between test images in latent space",
+        ),
+        f"Straight paths between the {code_name} of pairs of test images of different classes",
+    )
     return made

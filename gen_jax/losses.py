@@ -57,7 +57,7 @@ def gaussian_log_likelihood(mean: jax.Array, log_scale: jax.Array, x: jax.Array)
 
 
 def reconstruction_log_likelihood(
-        likelihood: str, decoded: jax.Array, log_scale: jax.Array | None, x: jax.Array
+    likelihood: str, decoded: jax.Array, log_scale: jax.Array | None, x: jax.Array
 ) -> jax.Array:
     """log p(x | z) for the decoder output `decoded` under the named likelihood.
 
@@ -127,9 +127,7 @@ def log_normal_diag(z: jax.Array, mean: jax.Array, log_var: jax.Array) -> jax.Ar
     Returns:
         f32[...], nats.
     """
-    return -0.5 * jnp.sum(
-            math.log(2 * math.pi) + log_var + (z - mean) ** 2 * jnp.exp(-log_var), axis=-1
-    )
+    return -0.5 * jnp.sum(math.log(2 * math.pi) + log_var + (z - mean) ** 2 * jnp.exp(-log_var), axis=-1)
 
 
 def iwae_log_marginal(log_px_given_z: jax.Array, log_pz: jax.Array, log_qz: jax.Array) -> jax.Array:
@@ -269,8 +267,9 @@ def generator_loss(kind: str, fake_logits: jax.Array) -> jax.Array:
     raise ValueError(f"GAN loss must be one of {GAN_LOSSES}, got {kind!r}")
 
 
-def gradient_penalty(critic, real: jax.Array, fake: jax.Array, alpha: jax.Array, eps: float = 1e-12,
-                     critic_args: tuple = ()) -> jax.Array:
+def gradient_penalty(
+    critic, real: jax.Array, fake: jax.Array, alpha: jax.Array, eps: float = 1e-12, critic_args: tuple = ()
+) -> jax.Array:
     """WGAN-GP's penalty (‖∇ₓ critic(x̂)‖₂ − 1)² at x̂ = α·real + (1 − α)·fake (Gulrajani et al. 2017).
 
     Args:

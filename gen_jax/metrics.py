@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +47,11 @@ def map_batches(fn: Callable, inputs, batch_size: int, key: jax.Array):
         return np.concatenate([array, np.zeros((padded - num_examples, *array.shape[1:]), array.dtype)])
 
     inputs = jax.tree.map(pad, inputs)
-    outputs = [
-        jax.tree.map(np.asarray, fn(jax.tree.map(lambda a: a[i * batch_size : (i + 1) * batch_size], inputs),
-                                    jax.random.fold_in(key, i)))
-        for i in range(num_batches)
-    ]
+
+    def batch(i):
+        return jax.tree.map(lambda a: a[i * batch_size : (i + 1) * batch_size], inputs)
+
+    outputs = [jax.tree.map(np.asarray, fn(batch(i), jax.random.fold_in(key, i))) for i in range(num_batches)]
     return jax.tree.map(lambda *parts: np.concatenate(parts)[:num_examples], *outputs)
 
 
@@ -68,7 +68,8 @@ def split_means(per_example: Callable, inputs, batch_size: int, key: jax.Array) 
 def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: int) -> Callable:
     """(params, x: f32[B, ...], key) -> −log p̂(x) f32[B], the IWAE estimate with `num_samples` samples, nats.
 
-    Samples are drawn `sample_chunk` at a time (`lax.map`), so memory is O(sample_chunk · B · pixels).
+    Samples are drawn `sample_chunk` at a time (`lax.map`), so memory is O(sample_chunk · B · pixels).  Sample i
+    uses the key fold_in(key, i) whatever the chunk, so the chunk size changes the memory, never the estimate.
     """
     if num_samples % sample_chunk:
         raise ValueError(f"iwae_k ({num_samples}) must be a multiple of the sample chunk ({sample_chunk})")
@@ -79,9 +80,8 @@ def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: in
         mean, log_var = model.apply(variables, x, method=model.encode)
         log_scale = model.apply(variables, method=model.observation_log_scale)
 
-        def log_weights(chunk_key):  # -> f32[sample_chunk, B]
-            z = losses.reparameterize(chunk_key, jnp.broadcast_to(mean, (sample_chunk, *mean.shape)),
-                                      jnp.broadcast_to(log_var, (sample_chunk, *log_var.shape)))
+        def log_weights(indices):  # i32[sample_chunk] -> f32[sample_chunk, B]
+            z = jax.vmap(lambda i: losses.reparameterize(jax.random.fold_in(key, i), mean, log_var))(indices)
             decoded = model.apply(variables, z.reshape(-1, z.shape[-1]), method=model.decode)
             targets = jnp.broadcast_to(x, (sample_chunk, *x.shape)).reshape(decoded.shape)
             log_px = losses.reconstruction_log_likelihood(likelihood, decoded, log_scale, targets)
@@ -89,14 +89,14 @@ def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: in
             log_qz = losses.log_normal_diag(z, mean, log_var)
             return log_px.reshape(sample_chunk, -1) + log_pz - log_qz
 
-        chunks = jax.lax.map(log_weights, jax.random.split(key, num_samples // sample_chunk))
+        chunks = jax.lax.map(log_weights, jnp.arange(num_samples).reshape(-1, sample_chunk))
         all_weights = chunks.reshape(num_samples, -1)
         return -(jax.nn.logsumexp(all_weights, axis=0) - math.log(num_samples))
 
     return iwae_nll
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sample_chunk_for(num_samples: int, limit: int = 100) -> int:
     """The largest divisor of num_samples not above `limit`: the IWAE's samples per `lax.map` step."""
     return max(d for d in range(1, min(limit, num_samples) + 1) if num_samples % d == 0)
@@ -121,8 +121,9 @@ def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
     return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
 
 
-def frechet_distance_from_statistics(mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray,
-                                     cov_b: np.ndarray) -> float:
+def frechet_distance_from_statistics(
+    mean_a: np.ndarray, cov_a: np.ndarray, mean_b: np.ndarray, cov_b: np.ndarray
+) -> float:
     """Fréchet (2-Wasserstein) distance² between N(mean_a, cov_a) and N(mean_b, cov_b) (Heusel et al. 2017).
 
     ‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½), with Tr (Σa Σb)^½ = Σᵢ √λᵢ(Σa^½ Σb Σa^½): the eigenvalues of a
@@ -162,8 +163,9 @@ def knn_radii(features: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
     if not 0 < k < len(x):
         raise ValueError(f"k must be in [1, N - 1] = [1, {len(x) - 1}], got {k}")
     # Column 0 of each sorted row is the point itself (distance 0), so the k-th neighbour sits at index k.
-    return np.concatenate([np.partition(_squared_distances(x[i:i + chunk], x), k, axis=1)[:, k]
-                           for i in range(0, len(x), chunk)])
+    return np.concatenate(
+        [np.partition(_squared_distances(x[i : i + chunk], x), k, axis=1)[:, k] for i in range(0, len(x), chunk)]
+    )
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
@@ -178,7 +180,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int 
     fake_inside = np.zeros(len(fake), bool)
     real_inside = np.zeros(len(real), bool)
     for i in range(0, len(fake), chunk):
-        distances = _squared_distances(fake[i:i + chunk], real)  # [c, N], used both ways
-        fake_inside[i:i + chunk] = np.any(distances <= real_radii[None, :], axis=1)
-        real_inside |= np.any(distances <= fake_radii[i:i + chunk, None], axis=0)
+        distances = _squared_distances(fake[i : i + chunk], real)  # [c, N], used both ways
+        fake_inside[i : i + chunk] = np.any(distances <= real_radii[None, :], axis=1)
+        real_inside |= np.any(distances <= fake_radii[i : i + chunk, None], axis=0)
     return float(fake_inside.mean()), float(real_inside.mean())

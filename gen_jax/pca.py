@@ -41,8 +41,10 @@ def fit(x: jax.Array, num_components: int) -> PCA:
     flat = jnp.reshape(x, (x.shape[0], -1)).astype(jnp.float32)
     num_examples, num_features = flat.shape
     if not 0 < num_components <= min(num_examples, num_features):
-        raise ValueError(f"num_components must be in [1, {min(num_examples, num_features)}] for data of shape "
-                         f"{flat.shape}, got {num_components}")
+        raise ValueError(
+            f"num_components must be in [1, {min(num_examples, num_features)}] for data of shape "
+            f"{flat.shape}, got {num_components}"
+        )
     mean = flat.mean(axis=0)
     centred = flat - mean
     if num_examples > num_features:
@@ -51,8 +53,12 @@ def fit(x: jax.Array, num_components: int) -> PCA:
         centred = jnp.linalg.qr(centred, mode="r")
     _, singular_values, vt = jnp.linalg.svd(centred, full_matrices=False)
     variances = singular_values**2 / (num_examples - 1)
-    return PCA(mean=mean, components=vt[:num_components],
-               explained_variance=variances[:num_components], total_variance=variances.sum())
+    return PCA(
+        mean=mean,
+        components=vt[:num_components],
+        explained_variance=variances[:num_components],
+        total_variance=variances.sum(),
+    )
 
 
 def encode(pca: PCA, x: jax.Array) -> jax.Array:
@@ -70,10 +76,12 @@ def decode(pca: PCA, codes: jax.Array, shape: tuple[int, ...] | None = None) -> 
 def truncate(pca: PCA, num_components: int) -> PCA:
     """The PCA with only the first `num_components` components: one fit serves every k up to the fitted one."""
     if not 0 < num_components <= pca.components.shape[0]:
-        raise ValueError(f"num_components must be in [1, {pca.components.shape[0]}] (the fitted components), "
-                         f"got {num_components}")
-    return pca.replace(components=pca.components[:num_components],
-                       explained_variance=pca.explained_variance[:num_components])
+        raise ValueError(
+            f"num_components must be in [1, {pca.components.shape[0]}] (the fitted components), got {num_components}"
+        )
+    return pca.replace(
+        components=pca.components[:num_components], explained_variance=pca.explained_variance[:num_components]
+    )
 
 
 def reconstruct(pca: PCA, x: jax.Array) -> jax.Array:

@@ -52,7 +52,8 @@ def read_metrics(path: PathLike) -> list[dict]:
             continue
         if not isinstance(rec, dict):  # A damaged file, not a wrong argument: ValueError, as for bad JSON.
             raise ValueError(  # noqa: TRY004
-                f"{path}:{lineno}: expected a JSON object per line, got {type(rec).__name__}.")
+                f"{path}:{lineno}: expected a JSON object per line, got {type(rec).__name__}."
+            )
         records.append(rec)
     return records
 
@@ -78,8 +79,9 @@ def _relative_to(workdir: pathlib.Path, fig_path: PathLike) -> str:
     return p.as_posix()
 
 
-def write_report(workdir: PathLike, title: str, summary: Mapping[str, object],
-                 figures: Sequence[tuple[str, str]], notes: str = "") -> pathlib.Path:
+def write_report(
+    workdir: PathLike, title: str, summary: Mapping[str, object], figures: Sequence[tuple[str, str]], notes: str = ""
+) -> pathlib.Path:
     """Writes ``<workdir>/report.md`` and ``<workdir>/index.html`` describing a run.
 
     Both hold: the title, a table of summary metrics (floats to 4 significant digits), the notes, then each
@@ -119,11 +121,18 @@ def write_report(workdir: PathLike, title: str, summary: Mapping[str, object],
     report.write_text("\n".join(md), encoding="utf-8")
 
     e = html.escape
-    h = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
-         ("<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-          "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-          "td:last-child{text-align:right;font-family:monospace}img{max-width:100%}</style>"),
-         "</head><body>", f"<h1>{e(title)}</h1>"]
+    h = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        (
+            "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+            "td:last-child{text-align:right;font-family:monospace}img{max-width:100%}</style>"
+        ),
+        "</head><body>",
+        f"<h1>{e(title)}</h1>",
+    ]
     if rows:
         h.append("<table><tr><th>metric</th><th>value</th></tr>")
         h += [f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in rows]

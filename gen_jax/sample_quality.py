@@ -11,8 +11,8 @@ later score.  On those features:
 Every number comes with its floor: the same metric for real held-out images (n test images in place of the n
 samples), which shows what a perfect generator would get with this classifier and this sample count (FID's
 estimate is biased upwards at finite n, so 0 is not reachable).  The reference set is n training images, the same
-for every model (a fixed key); n = min(num_samples, test split size), reported as `num_samples` (360 for digits, whose test split holds
-360 images).
+for every model (a fixed key); n = min(num_samples, test split size), reported as `num_samples` (360 for digits,
+whose test split holds 360 images).
 
 `make_evaluator` builds the reference once; `Evaluator.summary(sampler, key)` scores any sampler
 (key, count -> f32[count, H, W, C] in [0, 1]), so VAE and GAN samples are scored alike.  The metrics themselves
@@ -26,7 +26,7 @@ import dataclasses
 import fcntl
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -47,7 +47,10 @@ class ClassifierCacheError(config_lib.ConfigError):
 
 @dataclasses.dataclass(frozen=True)
 class FeatureClassifier:
-    """A trained reference classifier: `apply(x f32[B, H, W, C] in [0, 1]) -> (logits f32[B, K], features f32[B, F])`."""
+    """A trained reference classifier.
+
+    `apply(x f32[B, H, W, C] in [0, 1]) -> (logits f32[B, K], features f32[B, F])`.
+    """
 
     dataset: str
     directory: str
@@ -84,7 +87,8 @@ def _check_cached_config(workdir: str, config) -> None:
             f"the classifier cached in {workdir} was trained with another config than the reference one "
             f"(gen_jax/tasks/classifier.py):\n{lines}\nEvery score must use the reference classifier, so it was not "
             "reused and nothing was changed. Move that directory aside (the reference classifier is then trained "
-            "again) or set config.classifier_dir to another cache directory.")
+            "again) or set config.classifier_dir to another cache directory."
+        )
 
 
 def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None) -> FeatureClassifier:
@@ -100,18 +104,26 @@ def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None)
         _check_cached_config(workdir, config)
         summary_path = os.path.join(workdir, "summary.json")
         if not os.path.exists(summary_path):
-            print(f"Training the reference classifier of {dataset.name} into {workdir} "
-                  "(once; every later score reuses it).", flush=True)
+            print(
+                f"Training the reference classifier of {dataset.name} into {workdir} "
+                "(once; every later score reuses it).",
+                flush=True,
+            )
             train.prepare_workdir(workdir, config.to_dict(), task)
-            train.train(config, workdir, task, jax.device_put(dataset.train_images),
-                        jax.device_put(dataset.train_labels))
-        state, _ = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"),
-                                             task.init_state(jax.random.key(0)))
+            train.train(
+                config, workdir, task, jax.device_put(dataset.train_images), jax.device_put(dataset.train_labels)
+            )
+        state, _ = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
         with open(summary_path) as f:
             accuracy = json.load(f)["test_accuracy"]
     model = family.build_model(config, dataset.num_classes)
-    return FeatureClassifier(dataset=dataset.name, directory=workdir, test_accuracy=accuracy,
-                             num_classes=dataset.num_classes, apply=family.make_apply(model, state.params))
+    return FeatureClassifier(
+        dataset=dataset.name,
+        directory=workdir,
+        test_accuracy=accuracy,
+        num_classes=dataset.num_classes,
+        apply=family.make_apply(model, state.params),
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -143,26 +155,36 @@ class Evaluator:
         Precision and recall need N = num_samples: the k-NN radii of the sample set shrink as N grows.
         """
         logits, features = self.embed(images)
-        scores = {"fid": metrics.frechet_distance_from_statistics(*metrics.feature_statistics(features),
-                                                                  *self.reference_statistics),
-                  "classifier_score": metrics.classifier_score(logits)}
+        scores = {
+            "fid": metrics.frechet_distance_from_statistics(
+                *metrics.feature_statistics(features), *self.reference_statistics
+            ),
+            "classifier_score": metrics.classifier_score(logits),
+        }
         if with_precision_recall:
             if len(images) != self.num_samples:
-                raise ValueError(f"precision/recall need {self.num_samples} images (the reference size), "
-                                 f"got {len(images)}")
+                raise ValueError(
+                    f"precision/recall need {self.num_samples} images (the reference size), got {len(images)}"
+                )
             scores["precision"], scores["recall"] = metrics.precision_recall(
-                self.reference_features, features, NEAREST_NEIGHBOURS)
+                self.reference_features, features, NEAREST_NEIGHBOURS
+            )
         return scores
 
     def summary(self, sampler: Sampler, key: jax.Array) -> dict:
         """The sample-quality fields of a summary.json for `sampler`, its floors and the sample count."""
         scores = self.score_images(draw_samples(sampler, key, self.num_samples, self.batch_size))
-        return {**scores,
-                "fid_floor": self.floor["fid"], "classifier_score_real": self.floor["classifier_score"],
-                "precision_floor": self.floor["precision"], "recall_floor": self.floor["recall"],
-                "num_samples": self.num_samples, "classifier_test_accuracy": self.classifier.test_accuracy,
-                "sample_quality_reference": f"{self.num_samples} training images; floor: {self.num_samples} test "
-                                            f"images; features: {self.classifier.directory}"}
+        return {
+            **scores,
+            "fid_floor": self.floor["fid"],
+            "classifier_score_real": self.floor["classifier_score"],
+            "precision_floor": self.floor["precision"],
+            "recall_floor": self.floor["recall"],
+            "num_samples": self.num_samples,
+            "classifier_test_accuracy": self.classifier.test_accuracy,
+            "sample_quality_reference": f"{self.num_samples} training images; floor: {self.num_samples} test "
+            f"images; features: {self.classifier.directory}",
+        }
 
 
 def embed(classifier: FeatureClassifier, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -174,18 +196,22 @@ def embed(classifier: FeatureClassifier, images: np.ndarray, batch_size: int) ->
         return np.concatenate([np.asarray(logits), np.asarray(features)], axis=1)
 
     outputs = metrics.map_batches(both, np.asarray(images, np.float32), batch_size, jax.random.key(0))
-    return outputs[:, :classifier.num_classes], outputs[:, classifier.num_classes:]
+    return outputs[:, : classifier.num_classes], outputs[:, classifier.num_classes :]
 
 
 def draw_samples(sampler: Sampler, key: jax.Array, count: int, batch_size: int) -> np.ndarray:
     """`count` images from sampler(key_i, batch_size) for keys fold_in(key, i); one batch shape, so one compile."""
-    batches = [np.asarray(sampler(jax.random.fold_in(key, i), batch_size))
-               for i in range(-(-count // batch_size))]
+    batches = [np.asarray(sampler(jax.random.fold_in(key, i), batch_size)) for i in range(-(-count // batch_size))]
     return np.concatenate(batches)[:count]
 
 
-def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | None = None,
-                   key: jax.Array | None = None, batch_size: int = 500) -> Evaluator:
+def make_evaluator(
+    dataset: data.Dataset,
+    num_samples: int,
+    cache_dir: str | None = None,
+    key: jax.Array | None = None,
+    batch_size: int = 500,
+) -> Evaluator:
     """Gets (or trains) the reference classifier, draws the n reference training images and n floor test images
     (n = min(num_samples, test split size)) with `key`, and scores the floor.
 
@@ -197,8 +223,14 @@ def make_evaluator(dataset: data.Dataset, num_samples: int, cache_dir: str | Non
     train_idx = np.asarray(jax.random.choice(train_key, len(dataset.train_images), (n,), replace=False))
     test_idx = np.asarray(jax.random.choice(test_key, len(dataset.test_images), (n,), replace=False))
     _, reference = embed(classifier, dataset.train_images[np.sort(train_idx)], batch_size)
-    evaluator = Evaluator(classifier=classifier, num_samples=n, reference_features=reference,
-                          reference_statistics=metrics.feature_statistics(reference), floor={}, batch_size=batch_size)
+    evaluator = Evaluator(
+        classifier=classifier,
+        num_samples=n,
+        reference_features=reference,
+        reference_statistics=metrics.feature_statistics(reference),
+        floor={},
+        batch_size=batch_size,
+    )
     floor = evaluator.score_images(dataset.test_images[np.sort(test_idx)])
     return dataclasses.replace(evaluator, floor=floor)
 
@@ -212,12 +244,16 @@ def validate_config(config) -> None:
     if config.sample_quality.enabled:
         config_lib.require_positive_int(config, "sample_quality.num_samples")
         if config.sample_quality.num_samples < NEAREST_NEIGHBOURS + 1:
-            raise config_lib.ConfigError(f"config.sample_quality.num_samples must be at least {NEAREST_NEIGHBOURS + 1} "
-                                         f"(k-NN precision/recall with k = {NEAREST_NEIGHBOURS}), "
-                                         f"got {config.sample_quality.num_samples}")
+            raise config_lib.ConfigError(
+                f"config.sample_quality.num_samples must be at least {NEAREST_NEIGHBOURS + 1} "
+                f"(k-NN precision/recall with k = {NEAREST_NEIGHBOURS}), "
+                f"got {config.sample_quality.num_samples}"
+            )
         if not isinstance(config.sample_quality.classifier_dir, str):
-            raise config_lib.ConfigError(f"config.sample_quality.classifier_dir must be a directory path ('' = "
-                                         f"{DEFAULT_CACHE_DIR}), got {config.sample_quality.classifier_dir!r}")
+            raise config_lib.ConfigError(
+                f"config.sample_quality.classifier_dir must be a directory path ('' = "
+                f"{DEFAULT_CACHE_DIR}), got {config.sample_quality.classifier_dir!r}"
+            )
 
 
 def evaluator_from_config(config, dataset: data.Dataset) -> Evaluator | None:

@@ -23,8 +23,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None) -> None:
+def initialize_distributed(
+    coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
     """Starts multi-process JAX.  With no arguments JAX reads its standard environment (JAX_COORDINATOR_ADDRESS,
     JAX_NUM_PROCESSES, JAX_PROCESS_ID, or what a TPU slice, SLURM or Open MPI provide).
 
@@ -33,9 +34,15 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
       num_processes: how many processes take part; None = from the environment.
       process_id: this process's index in [0, num_processes); None = from the environment.
     """
-    kwargs = {name: value for name, value in (("coordinator_address", coordinator_address),
-                                              ("num_processes", num_processes),
-                                              ("process_id", process_id)) if value is not None}
+    kwargs = {
+        name: value
+        for name, value in (
+            ("coordinator_address", coordinator_address),
+            ("num_processes", num_processes),
+            ("process_id", process_id),
+        )
+        if value is not None
+    }
     jax.distributed.initialize(**kwargs)
 
 
@@ -74,8 +81,10 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
     """Raises ValueError naming both numbers when the global batch (examples) does not split evenly over `mesh`."""
     if batch_size % mesh.size:
-        raise ValueError(f"the global batch ({batch_size}) does not divide over the {mesh.size} devices of the mesh; "
-                         f"choose a batch size that is a multiple of {mesh.size}")
+        raise ValueError(
+            f"the global batch ({batch_size}) does not divide over the {mesh.size} devices of the mesh; "
+            f"choose a batch size that is a multiple of {mesh.size}"
+        )
 
 
 def _fsdp_spec(shape: tuple[int, ...], num_devices: int, min_size: int) -> PartitionSpec:
@@ -103,10 +112,12 @@ def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_mi
     Returns:
       A pytree of `NamedSharding`s with the structure of `abstract_state`.
     """
+
     def leaf_sharding(leaf):
         if not fsdp:
             return replicated(mesh)
         return NamedSharding(mesh, _fsdp_spec(tuple(np.shape(leaf)), mesh.size, fsdp_min_size))
+
     return jax.tree_util.tree_map(leaf_sharding, abstract_state)
 
 

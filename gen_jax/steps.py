@@ -10,7 +10,8 @@ for each use.  Metrics are scalars: per-example quantities are batch means, in n
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +43,7 @@ class EMATrainState(TrainState):
     ema_params: Any = None
     ema_decay: float = struct.field(pytree_node=False, default=0.99)
 
-    def apply_gradients(self, *, grads, **kwargs) -> "EMATrainState":
+    def apply_gradients(self, *, grads, **kwargs) -> EMATrainState:
         updated = super().apply_gradients(grads=grads, **kwargs)
         step_size = 1.0 - ema_decay_at(self.step, self.ema_decay)
         return updated.replace(ema_params=optax.incremental_update(updated.params, self.ema_params, step_size))
@@ -58,8 +59,13 @@ def create_train_state(model, params, tx: optax.GradientTransformation, ema_deca
         raise ValueError(f"ema_decay must be in [0, 1) (0 = no EMA), got {ema_decay}")
     if ema_decay:
         # A copy, not an alias: the loop donates the state's buffers, and one buffer must not appear twice.
-        state = EMATrainState.create(apply_fn=model.apply, params=params, tx=tx,
-                                     ema_params=jax.tree.map(jnp.copy, params), ema_decay=float(ema_decay))
+        state = EMATrainState.create(
+            apply_fn=model.apply,
+            params=params,
+            tx=tx,
+            ema_params=jax.tree.map(jnp.copy, params),
+            ema_decay=float(ema_decay),
+        )
     else:
         state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
     # An int32 array (not a Python int), so the first and later calls share one compiled function.
@@ -115,17 +121,25 @@ class GANState:
     ema_batch_stats: Any
 
 
-def create_gan_state(g_variables: dict, d_variables: dict, g_tx: optax.GradientTransformation,
-                     d_tx: optax.GradientTransformation) -> GANState:
+def create_gan_state(
+    g_variables: dict, d_variables: dict, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation
+) -> GANState:
     """The state at step 0 from the two networks' `init` variables; the EMA starts at the generator itself."""
     g_params, d_params = g_variables["params"], d_variables["params"]
     g_stats = g_variables.get("batch_stats", {})
     # Copies, not aliases: the loop donates the state's buffers, and one buffer must not appear twice.
     copy = functools.partial(jax.tree.map, jnp.copy)
-    return GANState(step=jnp.asarray(0, jnp.int32), g_params=g_params, d_params=d_params,
-                    g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params), g_batch_stats=g_stats,
-                    d_batch_stats=d_variables.get("batch_stats", {}), ema_params=copy(g_params),
-                    ema_batch_stats=copy(g_stats))
+    return GANState(
+        step=jnp.asarray(0, jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        g_opt_state=g_tx.init(g_params),
+        d_opt_state=d_tx.init(d_params),
+        g_batch_stats=g_stats,
+        d_batch_stats=d_variables.get("batch_stats", {}),
+        ema_params=copy(g_params),
+        ema_batch_stats=copy(g_stats),
+    )
 
 
 def ema_decay_at(step: jax.Array, decay: float) -> jax.Array:
@@ -143,9 +157,16 @@ class GANUpdates(NamedTuple):
     generator_update: Callable
 
 
-def make_gan_updates(generator, discriminator, g_tx: optax.GradientTransformation,
-                     d_tx: optax.GradientTransformation, loss: str, *, gp_weight: float = 10.0,
-                     ema_decay: float = 0.999) -> GANUpdates:
+def make_gan_updates(
+    generator,
+    discriminator,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    loss: str,
+    *,
+    gp_weight: float = 10.0,
+    ema_decay: float = 0.999,
+) -> GANUpdates:
     """The three pieces of a GAN step, for images in [-1, 1] and labels i32[B] or None (unconditional).
 
     generate(state, z, labels) -> (fake, pullback, g_batch_stats): one training-mode generator pass, with the
@@ -162,8 +183,9 @@ def make_gan_updates(generator, discriminator, g_tx: optax.GradientTransformatio
 
     def generate(state: GANState, z: jax.Array, labels):
         def forward(g_params):
-            fake, updates = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats}, z, labels,
-                                            train=True, mutable=["batch_stats"])
+            fake, updates = generator.apply(
+                {"params": g_params, "batch_stats": state.g_batch_stats}, z, labels, train=True, mutable=["batch_stats"]
+            )
             return fake, updates.get("batch_stats", state.g_batch_stats)
 
         return jax.vjp(forward, state.g_params, has_aux=True)
@@ -174,15 +196,24 @@ def make_gan_updates(generator, discriminator, g_tx: optax.GradientTransformatio
 
         def loss_fn(d_params):
             logits, updates = discriminator.apply(
-                {"params": d_params, "batch_stats": state.d_batch_stats}, jnp.concatenate([real, fake]),
-                both_labels, train=True, update_stats=True, mutable=["batch_stats"], rngs={"dropout": dropout_key})
+                {"params": d_params, "batch_stats": state.d_batch_stats},
+                jnp.concatenate([real, fake]),
+                both_labels,
+                train=True,
+                update_stats=True,
+                mutable=["batch_stats"],
+                rngs={"dropout": dropout_key},
+            )
             real_logits, fake_logits = jnp.split(logits, 2)
             d_loss = jnp.mean(losses.discriminator_loss(loss, real_logits, fake_logits))
             aux = {"d_real": jnp.mean(jax.nn.sigmoid(real_logits)), "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits))}
             if loss == "wgan_gp":
                 variables = {"params": d_params, "batch_stats": state.d_batch_stats}
-                critic = (lambda x: discriminator.apply(variables, x[None])[0]) if labels is None else \
-                    (lambda x, y: discriminator.apply(variables, x[None], y[None])[0])
+                critic = (
+                    (lambda x: discriminator.apply(variables, x[None])[0])
+                    if labels is None
+                    else (lambda x, y: discriminator.apply(variables, x[None], y[None])[0])
+                )
                 alpha = jax.random.uniform(alpha_key, (real.shape[0],))
                 extra = () if labels is None else (labels,)
                 aux["gp"] = jnp.mean(losses.gradient_penalty(critic, real, fake, alpha, critic_args=extra))
@@ -191,14 +222,20 @@ def make_gan_updates(generator, discriminator, g_tx: optax.GradientTransformatio
 
         (d_loss, (aux, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
         updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
-        state = state.replace(d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state,
-                              d_batch_stats=d_stats)
+        state = state.replace(
+            d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state, d_batch_stats=d_stats
+        )
         return state, {"d_loss": d_loss, **aux, "d_grad_norm": optax.tree.norm(grads)}
 
     def generator_update(state: GANState, fake, pullback, labels, key):
         def loss_of_fake(fake):
-            logits = discriminator.apply({"params": state.d_params, "batch_stats": state.d_batch_stats}, fake,
-                                         labels, train=True, rngs={"dropout": key})
+            logits = discriminator.apply(
+                {"params": state.d_params, "batch_stats": state.d_batch_stats},
+                fake,
+                labels,
+                train=True,
+                rngs={"dropout": key},
+            )
             return jnp.mean(losses.generator_loss(loss, logits))
 
         g_loss, fake_grad = jax.value_and_grad(loss_of_fake)(fake)
@@ -207,17 +244,29 @@ def make_gan_updates(generator, discriminator, g_tx: optax.GradientTransformatio
         g_params = optax.apply_updates(state.g_params, updates)
         step_size = 1.0 - ema_decay_at(state.step, ema_decay)
         state = state.replace(
-            g_params=g_params, g_opt_state=g_opt_state,
+            g_params=g_params,
+            g_opt_state=g_opt_state,
             ema_params=optax.incremental_update(g_params, state.ema_params, step_size),
-            ema_batch_stats=optax.incremental_update(state.g_batch_stats, state.ema_batch_stats, step_size))
+            ema_batch_stats=optax.incremental_update(state.g_batch_stats, state.ema_batch_stats, step_size),
+        )
         return state, {"g_loss": g_loss, "g_grad_norm": optax.tree.norm(grads)}
 
     return GANUpdates(generate, discriminator_update, generator_update)
 
 
-def make_gan_train_step(generator, discriminator, g_tx: optax.GradientTransformation,
-                        d_tx: optax.GradientTransformation, loss: str, latent_dim: int, *, d_steps: int = 1,
-                        gp_weight: float = 10.0, ema_decay: float = 0.999, conditional: bool = False):
+def make_gan_train_step(
+    generator,
+    discriminator,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    loss: str,
+    latent_dim: int,
+    *,
+    d_steps: int = 1,
+    gp_weight: float = 10.0,
+    ema_decay: float = 0.999,
+    conditional: bool = False,
+):
     """The GAN step: `d_steps` discriminator updates, then one generator update, then the generator's EMA.
 
     The batch's images (in [0, 1]) are scaled to [-1, 1] for the tanh generator.  One z ~ N(0, I) per real
@@ -228,8 +277,7 @@ def make_gan_train_step(generator, discriminator, g_tx: optax.GradientTransforma
     given to both networks, for the real and the fake images alike.  The step key is split into the noise key,
     one key per D update and G's key.  Metrics: see `make_gan_updates` (D's are those of its last update).
     """
-    pieces = make_gan_updates(generator, discriminator, g_tx, d_tx, loss, gp_weight=gp_weight,
-                              ema_decay=ema_decay)
+    pieces = make_gan_updates(generator, discriminator, g_tx, d_tx, loss, gp_weight=gp_weight, ema_decay=ema_decay)
 
     def train_step(state: GANState, batch: dict, key: jax.Array) -> tuple[GANState, dict[str, Any]]:
         noise_key, d_key, g_key = jax.random.split(key, 3)

@@ -15,7 +15,8 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -98,9 +99,13 @@ def jit_multi_step(train_step: TrainStep, batch_size: int, mesh=None, state_shar
         return jax.jit(make_multi_step(train_step, batch_size), static_argnums=5, donate_argnums=0)
     replicated = sharding.replicated(mesh)
     state_sharding = replicated if state_sharding is None else state_sharding
-    return jax.jit(make_multi_step(train_step, batch_size, sharding.batch_sharding(mesh)),
-                   in_shardings=(state_sharding, replicated, replicated, replicated, replicated),
-                   out_shardings=(state_sharding, replicated), static_argnums=5, donate_argnums=0)
+    return jax.jit(
+        make_multi_step(train_step, batch_size, sharding.batch_sharding(mesh)),
+        in_shardings=(state_sharding, replicated, replicated, replicated, replicated),
+        out_shardings=(state_sharding, replicated),
+        static_argnums=5,
+        donate_argnums=0,
+    )
 
 
 def init_sharded_state(task: Task, key: jax.Array, mesh, fsdp: bool = False):
@@ -149,7 +154,8 @@ def prepare_workdir(workdir: str, config_dict: dict, task: Task) -> None:
     elif os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(os.path.join(workdir, "checkpoints")):
         raise WorkdirMismatchError(
             f"{workdir}/checkpoints holds checkpoints but no model.json says which model wrote them; "
-            "they are left untouched. Choose a new --workdir.")
+            "they are left untouched. Choose a new --workdir."
+        )
     if not _is_chief():
         return
     os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
@@ -162,22 +168,37 @@ def prepare_workdir(workdir: str, config_dict: dict, task: Task) -> None:
         _write_json(config_path, config_dict)
 
 
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"model": {"hidden": [32]}} -> {"model.hidden": [32]}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _check_signature(workdir: str, stored: dict, config_dict: dict, task: Task) -> None:
+    """WorkdirMismatchError (one line naming each differing field) unless `stored` (the workdir's model.json)
+    matches the task's signature."""
     wanted = config_lib.plain(task.signature)
     if "model" in stored or "model" not in wanted:
-        differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-        shown = {k: (stored.get(k), wanted.get(k)) for k in differing}
-    else:
+        stored_flat, wanted_flat = _flatten(stored), _flatten(wanted)
+        differing = sorted(k for k in set(stored_flat) | set(wanted_flat) if stored_flat.get(k) != wanted_flat.get(k))
+        shown = {k: (stored_flat.get(k), wanted_flat.get(k)) for k in differing}
+    else:  # a model.json written before configs were nested
         config = config_lib.new_config(config_dict)
         extras = {k: v for k, v in wanted.items() if k not in ("family", "model", "image_shape")}
         differing = config_lib.legacy_signature_differences(stored, config, tuple(wanted["image_shape"]), extras)
-        model = wanted["model"]
-        shown = {k: (stored.get(k), {**model, **wanted, "dataset": config.get("dataset")}.get(k)) for k in differing}
+        now = {**wanted["model"], **wanted, "dataset": config.get("dataset")}
+        shown = {k: (stored.get(k), now.get(k)) for k in differing}
     if differing:
-        lines = "\n".join(f"  {k}: workdir has {old!r}, config asks for {new!r}" for k, (old, new) in shown.items())
+        fields = "; ".join(f"{k}: workdir has {old!r}, config asks for {new!r}" for k, (old, new) in shown.items())
         raise WorkdirMismatchError(
-            f"{workdir} holds a run of a different model:\n{lines}\n"
-            "Nothing in it was changed. Resume with the config that run used, or choose a new --workdir.")
+            f"{workdir} holds a run of a different model ({fields}); nothing in it was changed. Resume with the "
+            "config that run used, or choose a new --workdir."
+        )
 
 
 class _Log:
@@ -189,6 +210,7 @@ class _Log:
         self.tensorboard = None
         if self.enabled:
             from tensorboardX import SummaryWriter  # writes event files without TensorFlow
+
             self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
     def write(self, step: int, values: dict[str, float]) -> None:
@@ -210,8 +232,9 @@ def _first_non_finite(values: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
-def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarray, mesh=None,
-          show_progress: bool = True) -> dict:
+def train(
+    config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarray, mesh=None, show_progress: bool = True
+) -> dict:
     """Trains `task` to `config.num_steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
 
     Args:
@@ -247,8 +270,10 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
     progress = None
     if show_progress and _is_chief():
         from tqdm import tqdm
-        progress = tqdm(total=config.num_steps, initial=step, desc=task.name, unit="step",
-                        dynamic_ncols=True, mininterval=1.0)
+
+        progress = tqdm(
+            total=config.num_steps, initial=step, desc=task.name, unit="step", dynamic_ncols=True, mininterval=1.0
+        )
     try:
         while step < config.num_steps:
             target = next_boundary(step, config.num_steps, cadences)
@@ -262,7 +287,8 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
                 raise TrainingDivergedError(
                     f"{task.name}: {task.loss_name} became {metrics[task.loss_name][bad]} at step {step + bad}. "
                     f"Training stopped; the last good checkpoint (step {kept}) is kept in {workdir}/checkpoints. "
-                    "Lower the learning rate or check the data, then run again to resume from it.")
+                    "Lower the learning rate or check the data, then run again to resume from it."
+                )
             state, step = new_state, target
             if progress is not None:
                 progress.update(target - progress.n)
@@ -290,9 +316,11 @@ def train(config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarr
         _write_json(os.path.join(workdir, "summary.json"), summary)
     if _is_chief() and config.get("write_figures", True):
         from gen_jax import figures, report
+
         figure_list = task.make_figures(local_state, streams["eval"], workdir)
-        curves = figures.save_loss_curves(os.path.join(workdir, "figures", "loss_curves.png"),
-                                          report.read_metrics(log.path))
+        curves = figures.save_loss_curves(
+            os.path.join(workdir, "figures", "loss_curves.png"), report.read_metrics(log.path)
+        )
         figure_list.append((os.path.relpath(curves, workdir), "Training and evaluation curves"))
         report.write_report(workdir, f"{task.name} — {config.get('name', task.name)}", summary, figure_list)
     return summary

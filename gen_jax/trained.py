@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import ml_collections
@@ -54,8 +54,9 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
     """
     config_path = os.path.join(workdir, "config.json")
     if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"{config_path} does not exist: the run directory must be one written by "
-                                "python -m experiments.main")
+        raise FileNotFoundError(
+            f"{config_path} does not exist: the run directory must be one written by python -m experiments.main"
+        )
     with open(config_path) as f:
         stored = json.load(f)
     family = tasks.get(stored.get("family") or stored.get("model"))
@@ -71,17 +72,27 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         raise config_lib.ConfigError(f"{workdir} was trained on {config.dataset!r}, not on {dataset.name!r}")
     task = family.make_task(config, dataset)
     if task.codec is None:
-        raise config_lib.ConfigError(f"{config_path}: family {config.family!r} has no latent code; use a run of "
-                                     "a family with one (ae, vae)")
+        raise config_lib.ConfigError(
+            f"{config_path}: family {config.family!r} has no latent code; use a run of a family with one (ae, vae)"
+        )
     # Jitted: one compilation instead of one per initialiser op; only the structure matters, the values are replaced.
     template = jax.jit(task.init_state)(keys.stream(config.seed, "init"))
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), template)
     encode, decode = task.codec(state)
     # The same fixed key as the task's own test set, so a dynamically binarised run sees the same test images.
-    test_images = data.eval_images(dataset.test_images, config.binarization,
-                                   keys.stream(config.seed, "test_binarization"))
+    test_images = data.eval_images(
+        dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
+    )
     # Dynamic binarisation samples around the grey values, whose mean image is the grey image itself.
     binarization = "static" if config.binarization == "static" else "none"
-    return TrainedRun(workdir=workdir, config=config, dataset=dataset, step=step, encode=encode, decode=decode,
-                      params=state.inference_params() if hasattr(state, "inference_params") else state.params,
-                      train_images=data.preprocess(dataset.train_images, binarization), test_images=test_images)
+    return TrainedRun(
+        workdir=workdir,
+        config=config,
+        dataset=dataset,
+        step=step,
+        encode=encode,
+        decode=decode,
+        params=state.inference_params() if hasattr(state, "inference_params") else state.params,
+        train_images=data.preprocess(dataset.train_images, binarization),
+        test_images=test_images,
+    )

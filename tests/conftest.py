@@ -2,7 +2,9 @@
 comparisons, and a run through the loop."""
 
 import hashlib
+import json
 import os
+import struct
 import sys
 
 import jax
@@ -12,6 +14,22 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+
+def requires_fashion_mnist(test):
+    """Skips `test` when Debian's dataset-fashion-mnist is not installed, except where GEN_JAX_REQUIRE_DATA is set
+    (CI sets it: there a missing data set fails the test instead of hiding it)."""
+    from gen_jax.data import sources
+
+    present = os.path.isdir(sources.FASHION_MNIST_SYSTEM_DIR)
+    if present or os.environ.get("GEN_JAX_REQUIRE_DATA"):
+        return test
+    return pytest.mark.skip(reason="Debian package dataset-fashion-mnist not installed")(test)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """`array` (uint8) as an IDX file's bytes: the format of the MNIST and Fashion-MNIST files."""
+    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
 
 
 def override(config, **overrides):
@@ -116,8 +134,12 @@ def max_abs_difference(a, b) -> float:
     """The largest |a − b| over all leaves of two trees with the same paths (AssertionError otherwise)."""
     (paths_a, leaves_a), (paths_b, leaves_b) = _leaves_by_path(a), _leaves_by_path(b)
     assert paths_a == paths_b and paths_a, (paths_a, paths_b)
-    return float(max(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)), initial=0.0)
-                     for x, y in zip(leaves_a, leaves_b)))
+    return float(
+        max(
+            np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)), initial=0.0)
+            for x, y in zip(leaves_a, leaves_b)
+        )
+    )
 
 
 def snapshot(directory) -> dict:
@@ -138,8 +160,29 @@ def train_run(config, dataset, workdir, task=None):
     task = task or tasks.get(config.family).make_task(config, dataset)
     train.prepare_workdir(str(workdir), config.to_dict(), task)
     images = data.preprocess(dataset.train_images, config.binarization)
-    return train.train(config, str(workdir), task, jax.device_put(images), jax.device_put(dataset.train_labels),
-                       show_progress=False)
+    return train.train(
+        config, str(workdir), task, jax.device_put(images), jax.device_put(dataset.train_labels), show_progress=False
+    )
+
+
+def read_jsonl(path) -> list[dict]:
+    """The records of a JSON-lines file such as a run's metrics.jsonl."""
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="session")
+def straight_run(digits, tmp_path_factory):
+    """A tiny AutoEncoder trained through the loop without interruption: (config, workdir, summary, initial mse).
+    Session-wide: test_autoencoder.py checks it, test_editing.py edits with it."""
+    from gen_jax import keys
+    from gen_jax.tasks import ae
+
+    config = tiny_ae_config()
+    task = ae.make_task(config, digits)
+    initial = task.evaluate(jax.jit(task.init_state)(keys.stream(config.seed, "init")), None)["mse"]
+    workdir = tmp_path_factory.mktemp("straight")
+    return config, workdir, train_run(config, digits, workdir, task), initial
 
 
 @pytest.fixture

@@ -13,16 +13,29 @@ import sys
 import jax
 import numpy as np
 from absl import logging
-from conftest import max_abs_difference, tiny_ae_config, tiny_gan_config, tiny_vae_config
 
-from gen_jax import checkpoint, config as config_lib, data, sharding, tasks, train
+from gen_jax import checkpoint, data, sharding, tasks, train
+from gen_jax import config as config_lib
+
+from conftest import max_abs_difference, read_jsonl, tiny_ae_config, tiny_gan_config, tiny_vae_config
 
 logging.set_verbosity(logging.WARNING)
 
-LOOP = dict(num_steps=12, log_every=4, eval_every=12, checkpoint_every=4, keep_checkpoints=5, batch_size=32,
-            eval_batch_size=200, write_figures=False)
-CONFIGS = {"vae": lambda **o: tiny_vae_config(iwae_k=0, **LOOP, **o), "ae": lambda **o: tiny_ae_config(**LOOP, **o),
-           "gan": lambda **o: tiny_gan_config(**LOOP, **o)}
+LOOP = dict(
+    num_steps=12,
+    log_every=4,
+    eval_every=12,
+    checkpoint_every=4,
+    keep_checkpoints=5,
+    batch_size=32,
+    eval_batch_size=200,
+    write_figures=False,
+)
+CONFIGS = {
+    "vae": lambda **o: tiny_vae_config(**{"iwae_k": 0, **LOOP, **o}),
+    "ae": lambda **o: tiny_ae_config(**{**LOOP, **o}),
+    "gan": lambda **o: tiny_gan_config(**{**LOOP, **o}),
+}
 
 
 def run(config, dataset, workdir, mesh):
@@ -34,9 +47,10 @@ def run(config, dataset, workdir, mesh):
     train.prepare_workdir(workdir, config.to_dict(), task)
     images = data.preprocess(dataset.train_images, config.binarization)
     train.train(config, workdir, task, images, dataset.train_labels, mesh=mesh, show_progress=False)
-    state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"),
-                                            train.init_sharded_state(task, jax.random.key(0), mesh)[0])
-    metrics = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    state, step = checkpoint.restore_latest(
+        os.path.join(workdir, "checkpoints"), train.init_sharded_state(task, jax.random.key(0), mesh)[0]
+    )
+    metrics = read_jsonl(os.path.join(workdir, "metrics.jsonl"))
     train_metrics = {k: v for r in metrics for k, v in r.items() if k.startswith("train/") and "per_sec" not in k}
     return jax.tree.map(np.asarray, sharding.to_local(state)), step, resumed_from, train_metrics
 
@@ -57,8 +71,10 @@ def compare(single, multi, to_one, to_two):
     return {
         "steps": [single[1], multi[1], to_one[1], to_two[1]],
         "resumed_from": [to_one[2], to_two[2]],
-        "param_diff_1_vs_8": max_abs_difference(getattr(single[0], "params", getattr(single[0], "g_params", None)),
-                                                getattr(multi[0], "params", getattr(multi[0], "g_params", None))),
+        "param_diff_1_vs_8": max_abs_difference(
+            getattr(single[0], "params", getattr(single[0], "g_params", None)),
+            getattr(multi[0], "params", getattr(multi[0], "g_params", None)),
+        ),
         "state_diff_1_vs_8": max_abs_difference(single[0], multi[0]),
         "state_diff_1_vs_8to1": max_abs_difference(single[0], to_one[0]),
         "state_diff_1_vs_8to2": max_abs_difference(single[0], to_two[0]),

@@ -12,10 +12,11 @@ import pytest
 
 from experiments import ae_vs_pca
 from experiments.configs import ae_vs_pca as ae_vs_pca_config
-from conftest import override, tiny_ae_config, train_run
 from gen_jax import config as config_lib
 from gen_jax import keys, pca, train
 from gen_jax.tasks import ae
+
+from conftest import override, read_jsonl, tiny_ae_config, train_run
 
 
 def _train(config, dataset, workdir, task=None):
@@ -27,27 +28,21 @@ def _train_in_scan(config, dataset):
     task = ae.make_task(config, dataset)
     streams = keys.loop_streams(config.seed)
     run = jax.jit(train.make_multi_step(task.train_step, config.batch_size), static_argnums=5)
-    state, metrics = run(jax.jit(task.init_state)(streams["init"]), jnp.asarray(dataset.train_images),
-                         jnp.asarray(dataset.train_labels), streams["train"], streams["data"], config.num_steps)
+    state, metrics = run(
+        jax.jit(task.init_state)(streams["init"]),
+        jnp.asarray(dataset.train_images),
+        jnp.asarray(dataset.train_labels),
+        streams["train"],
+        streams["data"],
+        config.num_steps,
+    )
     return task, state, metrics
-
-
-@pytest.fixture(scope="session")
-def straight_run(digits, tmp_path_factory):
-    """A tiny AutoEncoder trained through the loop without interruption: (config, workdir, summary, initial mse).
-
-    Session-wide: tests/test_editing.py edits with it too."""
-    config = tiny_ae_config()
-    task = ae.make_task(config, digits)
-    initial = task.evaluate(jax.jit(task.init_state)(keys.stream(config.seed, "init")), None)["mse"]
-    workdir = tmp_path_factory.mktemp("straight")
-    return config, workdir, _train(config, digits, workdir, task), initial
 
 
 def test_training_lowers_the_test_error(straight_run):
     _, workdir, summary, initial = straight_run
     assert summary["test_mse"] < 0.7 * initial
-    records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    records = read_jsonl(workdir / "metrics.jsonl")
     losses = [r["train/loss"] for r in records if "train/loss" in r]
     assert losses[-1] < 0.7 * losses[0]
     for name in ("reconstructions.png", "latent_scatter.png", "interpolations.png"):
@@ -91,7 +86,9 @@ def test_linear_autoencoder_finds_pca(digits):
     """Trained on the digits, the linear AE reconstructs the test split within 2% of PCA (fitted on the training
     split), and its decoder spans PCA's top-k subspace.  k = 4 has clear eigenvalue gaps on both sides."""
     k = 4
-    config = tiny_ae_config(model__hidden=(), model__latent_dim=k, num_steps=1500, batch_size=256, optim__learning_rate=2e-2)
+    config = tiny_ae_config(
+        model__hidden=(), model__latent_dim=k, num_steps=1500, batch_size=256, optim__learning_rate=2e-2
+    )
     task, state, _ = _train_in_scan(config, digits)
     reference = ae_vs_pca.pca_results(digits.train_images, digits.test_images, [k])
     assert task.evaluate(state, None)["mse"] < 1.02 * reference["test_mse"][0]
@@ -100,10 +97,12 @@ def test_linear_autoencoder_finds_pca(digits):
 
 
 def test_config_errors_name_the_field(digits):
-    for field, value, expected in (("model__reconstruction_loss", "l1", "config.model.reconstruction_loss must be one of"),
-                                   ("optim__schedule", "step", "config.optim.schedule must be one of"),
-                                   ("model__hidden", (32, -1), "config.model.hidden must be a tuple of positive integers"),
-                                   ("model__architecture", "rnn", "config.model.architecture must be one of")):
+    for field, value, expected in (
+        ("model__reconstruction_loss", "l1", "config.model.reconstruction_loss must be one of"),
+        ("optim__schedule", "step", "config.optim.schedule must be one of"),
+        ("model__hidden", (32, -1), "config.model.hidden must be a tuple of positive integers"),
+        ("model__architecture", "rnn", "config.model.architecture must be one of"),
+    ):
         with pytest.raises(config_lib.ConfigError, match=expected):
             ae.make_task(tiny_ae_config(**{field: value}), digits)
 
@@ -120,10 +119,18 @@ def test_decoder_basis_needs_a_linear_decoder(digits):
 
 def test_ae_vs_pca_writes_the_comparison(digits, tmp_path):
     config = ae_vs_pca_config.get_config()
-    override(config, ks=(2,), num_steps=60, linear_num_steps=60, model__hidden=(16,), eval_every=60,
-             checkpoint_every=60, log_every=20)
+    override(
+        config,
+        ks=(2,),
+        num_steps=60,
+        linear_num_steps=60,
+        model__hidden=(16,),
+        eval_every=60,
+        checkpoint_every=60,
+        log_every=20,
+    )
     summary = ae_vs_pca.run(config, digits, str(tmp_path))
-    saved = json.load(open(tmp_path / "summary.json"))
+    saved = json.loads((tmp_path / "summary.json").read_text())
     for key in ("k", "pca_mse", "linear_ae_mse", "ae_mse", "principal_angles_deg"):
         assert saved[key] == summary[key]
     assert saved["k"] == [2] and len(saved["principal_angles_deg"][0]) == 2

@@ -41,7 +41,7 @@ def test_batches_within_an_epoch_are_disjoint():
     key = jax.random.key(0)
     epoch = np.concatenate([np.asarray(data.batch_indices(key, s, B, N)) for s in range(N // B)])
     assert epoch.shape == (9,) and len(set(epoch.tolist())) == 9
-    assert ((0 <= epoch) & (epoch < N)).all()
+    assert ((epoch >= 0) & (epoch < N)).all()
 
 
 def test_same_key_and_step_give_the_same_batch():
@@ -58,6 +58,7 @@ def test_batches_under_jit_and_scan_match_eager():
     def all_batches(key):
         def body(carry, step):
             return carry, data.batch_indices(key, step, B, N)
+
         return jax.lax.scan(body, None, jnp.arange(7, dtype=jnp.int32))[1]
 
     np.testing.assert_array_equal(all_batches(key), eager)
@@ -70,8 +71,10 @@ def test_epochs_have_different_orders():
     e0, e1 = (np.asarray(data.epoch_permutation(key, e, N)) for e in (0, 1))
     assert sorted(e0.tolist()) == sorted(e1.tolist()) == list(range(N))
     assert not np.array_equal(e0, e1)
-    first, second = (np.concatenate([np.asarray(data.batch_indices(key, s, B, N)) for s in steps])
-                     for steps in (range(0, 3), range(3, 6)))
+    first, second = (
+        np.concatenate([np.asarray(data.batch_indices(key, s, B, N)) for s in steps])
+        for steps in (range(0, 3), range(3, 6))
+    )
     assert not np.array_equal(first, second)
 
 
@@ -82,7 +85,7 @@ def test_permute_is_a_bijection_that_depends_on_the_key(n):
     positions = jnp.arange(n)
     image = np.asarray(data.permute(jax.random.key(0), positions, n))
     assert sorted(image.tolist()) == list(range(n))
-    np.testing.assert_array_equal(data.permute(jax.random.key(0), positions[n // 2:], n), image[n // 2:])
+    np.testing.assert_array_equal(data.permute(jax.random.key(0), positions[n // 2 :], n), image[n // 2 :])
     if n >= 64:
         assert not np.array_equal(image, data.permute(jax.random.key(1), positions, n))
         assert (image == np.arange(n)).mean() < 0.1  # not close to the identity

@@ -11,14 +11,27 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
 from benchmarks import throughput
+
+from conftest import REPO_ROOT
 
 QUICK = ["--batch-size", "8", "--steps-per-call", "2", "--repeats", "1", "--num-examples", "64", "--peak-size", "128"]
 
-RATE_FIELDS = ("steps_per_s", "examples_per_s", "ms_per_step", "compile_s", "baseline_steps_per_s",
-               "baseline_examples_per_s", "baseline_ms_per_step", "baseline_compile_s", "speedup_vs_baseline",
-               "flops_per_step", "achieved_flops_per_s", "peak_flops_per_s", "fraction_of_peak")
+RATE_FIELDS = (
+    "steps_per_s",
+    "examples_per_s",
+    "ms_per_step",
+    "compile_s",
+    "baseline_steps_per_s",
+    "baseline_examples_per_s",
+    "baseline_ms_per_step",
+    "baseline_compile_s",
+    "speedup_vs_baseline",
+    "flops_per_step",
+    "achieved_flops_per_s",
+    "peak_flops_per_s",
+    "fraction_of_peak",
+)
 
 
 def check_record(record, model, precision):
@@ -55,8 +68,9 @@ def test_a_variant_is_timed_against_its_reference_in_the_same_run(monkeypatch):
     """A model with a reference (as the fast DCGANs have the plain one) also times the reference, fused and per
     step; a GAN stands in for the slow-to-compile DCGANs, timed against itself."""
     assert {throughput.MODELS[name].reference for name in ("dcgan_dual_grad", "dcgan_subpixel")} == {"dcgan"}
-    monkeypatch.setitem(throughput.MODELS, "gan_mlp_again",
-                        dataclasses.replace(throughput.MODELS["gan_mlp"], reference="gan_mlp"))
+    monkeypatch.setitem(
+        throughput.MODELS, "gan_mlp_again", dataclasses.replace(throughput.MODELS["gan_mlp"], reference="gan_mlp")
+    )
     record = throughput.benchmark("gan_mlp_again", 8, "f32", 2, 1, 64, peak_size=128)
     check_record(record, "gan_mlp_again", "f32")
     assert record["reference"] == "gan_mlp"
@@ -77,8 +91,10 @@ def test_unknown_names_and_sizes_are_refused_before_compute():
 
 def test_importing_the_benchmark_loads_no_plotting_or_dataset_libraries():
     """The GPU image lacks some of the experiment dependencies: importing the benchmark must not need them."""
-    code = ("import sys, benchmarks.throughput; "
-            "print(sorted(m for m in ('matplotlib', 'sklearn', 'tensorflow_datasets', 'ml_collections') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, benchmarks.throughput; "
+        "print(sorted(m for m in ('matplotlib', 'sklearn', 'tensorflow_datasets', 'ml_collections') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

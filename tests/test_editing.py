@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import tiny_ae_config, tiny_vae_config, trees_equal
 from PIL import Image
-from test_autoencoder import straight_run  # noqa: F401 (a fixture shared per session)
 
 from experiments import edit
-from gen_jax import checkpoint, editing, keys, train, trained
+from gen_jax import checkpoint, editing, keys, latent, train, trained
 from gen_jax.tasks import ae, vae
+
+from conftest import tiny_ae_config, tiny_vae_config, trees_equal
 
 
 def test_attribute_vector_is_the_difference_of_group_means():
@@ -58,6 +58,24 @@ def _edit_3(run):
     assert path == os.path.join(run.workdir, "figures", "edit_3.png")
     with Image.open(path) as image:
         assert min(image.size) > 50
+    # What the figure shows: the α = 0 column is the plain reconstruction, and the decoder is given the codes
+    # moved by exactly α times the attribute vector (mean code of the 3s − mean code of the others).
+    codes = latent.encode_in_batches(run.encode, run.train_images[:500])
+    is_3 = run.dataset.train_labels[:500] == 3
+    vector = codes[is_3].mean(axis=0) - codes[~is_3].mean(axis=0)
+    images = run.test_images[:4]
+    seen = []
+
+    def decode(z):
+        seen.append(np.asarray(z))
+        return run.decode(z)
+
+    rows = editing.edit_rows(run.encode, decode, images, editing.attribute_vector(codes, is_3), [-2.0, 0.0, 2.0])
+    np.testing.assert_allclose(rows[:, 1], run.decode(run.encode(images)), atol=1e-6)
+    moved = seen[0].reshape(4, 3, -1)
+    base = np.asarray(run.encode(images))
+    for column, alpha in enumerate([-2.0, 0.0, 2.0]):
+        np.testing.assert_allclose(moved[:, column], base + alpha * vector, rtol=1e-4, atol=1e-5)
 
 
 def test_edit_figure_from_a_trained_autoencoder(straight_run):
@@ -86,8 +104,17 @@ def test_load_run_reads_a_vae_run_written_before_the_parameter_ema(digits, tmp_p
     """Runs from before `ema_decay` existed (flat configs, no such field) have no EMA in their checkpoints."""
     config = tiny_vae_config(ema_decay=0.0)
     task = vae.make_task(config, digits)
-    old_config = {"model": "vae", "dataset": "digits", "seed": 0, "binarization": "dynamic", "architecture": "mlp",
-                  "hidden": [32], "latent_dim": 2, "likelihood": "bernoulli", "learning_rate": 1e-3}
+    old_config = {
+        "model": "vae",
+        "dataset": "digits",
+        "seed": 0,
+        "binarization": "dynamic",
+        "architecture": "mlp",
+        "hidden": [32],
+        "latent_dim": 2,
+        "likelihood": "bernoulli",
+        "learning_rate": 1e-3,
+    }
     train.prepare_workdir(str(tmp_path), old_config, task)
     manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 1)
     state = jax.jit(task.init_state)(keys.stream(config.seed, "init"))

@@ -89,8 +89,14 @@ def test_manifold_latents_rejects_bad_quantile():
 
 @pytest.mark.parametrize("c", [1, 3])
 def test_image_figures_write_pngs(tmp_path, c):
-    p = figures.save_image_grid(tmp_path / "a" / "grid.png", _images(12, c), ncols=4, title="samples",
-                                row_labels=["r0", "r1", "r2"], col_labels=list("abcd"))
+    p = figures.save_image_grid(
+        tmp_path / "a" / "grid.png",
+        _images(12, c),
+        ncols=4,
+        title="samples",
+        row_labels=["r0", "r1", "r2"],
+        col_labels=list("abcd"),
+    )
     _assert_png(p)
     # 13 pairs with 10 per row: two chunks, the second padded with blanks.
     p = figures.save_reconstructions(tmp_path / "recon.png", _images(13, c), _images(13, c, seed=1), title="r")
@@ -130,8 +136,7 @@ def test_scatter_figures_write_pngs(tmp_path):
     names = [f"class {i}" for i in range(10)]
     _assert_png(figures.save_latent_scatter(tmp_path / "s.png", z, labels, names, title="VAE means"))
     _assert_png(figures.save_latent_scatter(tmp_path / "s_nolabels.png", z, None))
-    p = figures.save_embeddings_side_by_side(tmp_path / "side.png", {"PCA": z, "AE": -z, "VAE": 2 * z}, labels,
-                                             names)
+    p = figures.save_embeddings_side_by_side(tmp_path / "side.png", {"PCA": z, "AE": -z, "VAE": 2 * z}, labels, names)
     _assert_png(p)
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         figures.save_latent_scatter(tmp_path / "bad.png", rng.normal(size=(10, 3)), np.zeros(10, int))
@@ -146,8 +151,21 @@ def test_save_loss_curves_defaults_to_numeric_keys(tmp_path):
     records = [{"step": s, "train/loss": 100.0 / (s + 1), "note": "x", "flag": True} for s in range(0, 50, 5)]
     records += [{"step": 25, "eval/neg_elbo": 95.0}, {"step": 50, "eval/neg_elbo": 93.0}]
     _assert_png(figures.save_loss_curves(tmp_path / "loss.png", records))
-    # A key absent from every record gets an empty panel rather than an error.
+    # The numeric keys, in the order first seen (not the string, not the bool, not the step), each its own data.
+    fig = figures.loss_curves_figure(records)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["train/loss", "eval/neg_elbo"]
+    (loss_line,), (eval_line,) = panels[0].get_lines(), panels[1].get_lines()
+    assert list(loss_line.get_xdata()) == list(range(0, 50, 5))
+    np.testing.assert_allclose(loss_line.get_ydata(), [100.0 / (s + 1) for s in range(0, 50, 5)])
+    assert list(eval_line.get_xdata()) == [25, 50] and list(eval_line.get_ydata()) == [95.0, 93.0]
+    # A key absent from every record gets an empty panel (no line, "no data") rather than an error.
     _assert_png(figures.save_loss_curves(tmp_path / "loss2.png", records, keys=["train/loss", "missing"]))
+    empty = [ax for ax in figures.loss_curves_figure(records, keys=["train/loss", "missing"]).axes if ax.get_visible()][
+        1
+    ]
+    assert empty.get_title() == "missing" and not empty.get_lines()
+    assert [t.get_text() for t in empty.texts] == ["no data"]
     with pytest.raises(ValueError, match="no numeric metrics"):
         figures.save_loss_curves(tmp_path / "none.png", [{"step": 1}])
 

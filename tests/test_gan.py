@@ -2,7 +2,6 @@
 gradient through the one generator pass equal to the direct one, conditioning, and training, monitoring and resume
 through experiments.main."""
 
-import json
 import os
 
 import jax
@@ -11,12 +10,14 @@ import numpy as np
 import optax
 import pytest
 
-from conftest import tiny_gan_config, trees_equal
 from experiments import main as experiments_main
 from experiments.configs import dcgan_fashion_mnist
-from gen_jax import checkpoint, config as config_lib, data, keys, losses, steps, train
+from gen_jax import checkpoint, data, keys, losses, steps, train
+from gen_jax import config as config_lib
 from gen_jax.models import gan
 from gen_jax.tasks import gan as gan_task
+
+from conftest import read_jsonl, tiny_gan_config, trees_equal
 
 
 def count(tree):
@@ -43,8 +44,15 @@ def test_dcgan_defaults_are_the_tensorflow_tutorial_network():
     # The config of the same name builds the same networks (fields choosing a faster computation of the same
     # function aside): the same variables, slopes and dropout.
     config = dcgan_fashion_mnist.get_config()
-    dataset = data.Dataset("fake", np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32),
-                           np.zeros((4, 28, 28, 1), np.float32), np.zeros(4, np.int32), 1, ("x",))
+    dataset = data.Dataset(
+        "fake",
+        np.zeros((4, 28, 28, 1), np.float32),
+        np.zeros(4, np.int32),
+        np.zeros((4, 28, 28, 1), np.float32),
+        np.zeros(4, np.int32),
+        1,
+        ("x",),
+    )
     built_generator, built_discriminator = gan_task.build_models(config, dataset)
     assert shapes(built_generator, z) == shapes(generator, z)
     assert shapes(built_discriminator, x) == shapes(discriminator, x)
@@ -57,16 +65,18 @@ def make_pieces(conditional=False, loss="non_saturating"):
     """A small MLP GAN on 8×8 images with spectral norm in D (so D has batch_stats), its pieces jitted."""
     num_classes = 3 if conditional else 0
     generator = gan.MLPGenerator(image_shape=(8, 8, 1), hidden=(16,), num_classes=num_classes)
-    discriminator = gan.MLPDiscriminator(hidden=(16,), num_classes=num_classes, spectral_norm=True,
-                                         dropout_rate=0.0 if loss == "wgan_gp" else 0.3)
+    discriminator = gan.MLPDiscriminator(
+        hidden=(16,), num_classes=num_classes, spectral_norm=True, dropout_rate=0.0 if loss == "wgan_gp" else 0.3
+    )
     labels = jnp.array([0, 1, 2, 1]) if conditional else None
     first = None if labels is None else labels[:1]
     g_tx, d_tx = optax.adam(1e-2), optax.adam(1e-2)
     g_vars = jax.jit(generator.init)(jax.random.key(0), jnp.zeros((1, 6)), first)
     d_vars = jax.jit(discriminator.init)(jax.random.key(1), jnp.zeros((1, 8, 8, 1)), first)
     state = steps.create_gan_state(g_vars, d_vars, g_tx, d_tx)
-    pieces = steps.GANUpdates(*(jax.jit(piece) for piece in
-                                steps.make_gan_updates(generator, discriminator, g_tx, d_tx, loss)))
+    pieces = steps.GANUpdates(
+        *(jax.jit(piece) for piece in steps.make_gan_updates(generator, discriminator, g_tx, d_tx, loss))
+    )
     real = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1), minval=-1, maxval=1)
     z = jax.random.normal(jax.random.key(3), (4, 6))
     return generator, discriminator, state, pieces, real, z, labels
@@ -111,8 +121,9 @@ def test_generator_gradient_through_the_one_pass_equals_the_direct_gradient():
     (through_pass,) = pullback(jax.jit(jax.grad(loss_of_fake))(fake))
 
     def direct(g_params):
-        x, _ = generator.apply({"params": g_params, "batch_stats": state.g_batch_stats}, z, labels, train=True,
-                               mutable=["batch_stats"])
+        x, _ = generator.apply(
+            {"params": g_params, "batch_stats": state.g_batch_stats}, z, labels, train=True, mutable=["batch_stats"]
+        )
         return loss_of_fake(x)
 
     expected = jax.jit(jax.grad(direct))(state.g_params)
@@ -132,8 +143,7 @@ def test_labels_condition_both_networks():
 
 
 def test_ema_follows_tensorflow_num_updates_rule():
-    np.testing.assert_allclose(steps.ema_decay_at(jnp.array([0, 90, 100_000]), 0.999), [0.1, 0.91, 0.999],
-                               rtol=1e-6)
+    np.testing.assert_allclose(steps.ema_decay_at(jnp.array([0, 90, 100_000]), 0.999), [0.1, 0.91, 0.999], rtol=1e-6)
 
 
 def test_recomputed_batch_statistics_are_those_of_the_weights_used():
@@ -146,8 +156,9 @@ def test_recomputed_batch_statistics_are_those_of_the_weights_used():
     params = jax.tree.map(lambda w: w * 3.0 + 0.5, variables["params"])
     refresh = gan_task.make_statistics_refresher(generator, latent_dim=6, batches=4, batch_size=1000)
     refreshed = refresh(params, variables["batch_stats"], jax.random.key(2))
-    own_statistics, _ = generator.apply({"params": params, "batch_stats": variables["batch_stats"]}, z, train=True,
-                                        mutable=["batch_stats"])
+    own_statistics, _ = generator.apply(
+        {"params": params, "batch_stats": variables["batch_stats"]}, z, train=True, mutable=["batch_stats"]
+    )
     with_refreshed = generator.apply({"params": params, "batch_stats": refreshed}, z)
     with_initial = generator.apply({"params": params, "batch_stats": variables["batch_stats"]}, z)
     error = float(jnp.mean(jnp.abs(with_refreshed - own_statistics)))
@@ -166,32 +177,47 @@ def test_training_monitors_resumes_bit_identically_and_draws_figures(tmp_path):
     task = gan_task.make_task(config, dataset)
     streams = keys.loop_streams(config.seed)
     straight, _ = train.jit_multi_step(task.train_step, config.batch_size)(
-        task.init_state(streams["init"]), jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels),
-        streams["train"], streams["data"], 40)
+        task.init_state(streams["init"]),
+        jnp.asarray(dataset.train_images),
+        jnp.asarray(dataset.train_labels),
+        streams["train"],
+        streams["data"],
+        40,
+    )
     resumed, step = checkpoint.restore_latest(str(tmp_path / "checkpoints"), task.init_state(streams["init"]))
     assert step == 40
     assert trees_equal(straight, resumed)
 
-    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    records = read_jsonl(tmp_path / "metrics.jsonl")
     train_keys = set().union(*(r for r in records if "train/d_loss" in r))
-    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake", "train/d_grad_norm",
-            "train/g_grad_norm"} <= train_keys
+    assert {
+        "train/d_loss",
+        "train/g_loss",
+        "train/d_real",
+        "train/d_fake",
+        "train/d_grad_norm",
+        "train/g_grad_norm",
+    } <= train_keys
     assert {"d_real_test", "d_fake_ema", "loss", "steps"} <= set(summary)
     progress = sorted(os.listdir(tmp_path / "figures" / "progress"))
     assert progress == ["step_00000020.npy", "step_00000020.png", "step_00000040.npy", "step_00000040.png"]
     assert {"samples.png", "samples_raw.png", "interpolations.png", "progress.png", "progress.gif"} <= set(
-        os.listdir(tmp_path / "figures"))
+        os.listdir(tmp_path / "figures")
+    )
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"loss": "lsgan"}, "config.loss"),
-    ({"loss": "wgan_gp", "model__d_dropout": 0.3}, "config.model.d_dropout"),
-    ({"model__architecture": "dcgan", "model__g_features": (8, 8, 8, 8, 8)}, "config.model.g_features"),
-    ({"ema_decay": 1.0}, "config.ema_decay"),
-    ({"model__negative_slope": -0.1}, "config.model.negative_slope"),
-    ({"d_steps": 0}, "config.d_steps"),
-    ({"d_optim__b1": 1.0}, r"config.d_optim.b1 must be a number in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"loss": "lsgan"}, "config.loss"),
+        ({"loss": "wgan_gp", "model__d_dropout": 0.3}, "config.model.d_dropout"),
+        ({"model__architecture": "dcgan", "model__g_features": (8, 8, 8, 8, 8)}, "config.model.g_features"),
+        ({"ema_decay": 1.0}, "config.ema_decay"),
+        ({"model__negative_slope": -0.1}, "config.model.negative_slope"),
+        ({"d_steps": 0}, "config.d_steps"),
+        ({"d_optim__b1": 1.0}, r"config.d_optim.b1 must be a number in \[0, 1\)"),
+    ],
+)
 def test_bad_config_is_refused_before_compute(tmp_path, overrides, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         experiments_main.run(tiny_gan_config(**overrides), str(tmp_path / "run"))

@@ -28,8 +28,7 @@ def test_discriminator_losses_match_hand_computation():
 
 
 def test_generator_losses_match_hand_computation():
-    np.testing.assert_allclose(losses.generator_loss("non_saturating", FAKE), [math.log(2), softplus(0.5)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(losses.generator_loss("non_saturating", FAKE), [math.log(2), softplus(0.5)], rtol=1e-6)
     np.testing.assert_allclose(losses.generator_loss("minimax", FAKE), [-math.log(2), -softplus(-0.5)], rtol=1e-6)
     for kind in ("hinge", "wgan_gp"):
         np.testing.assert_allclose(losses.generator_loss(kind, FAKE), [0.0, 0.5], rtol=1e-6)
@@ -37,6 +36,7 @@ def test_generator_losses_match_hand_computation():
 
 def test_minimax_saturates_where_non_saturating_does_not():
     """When D confidently rejects a fake (logit -10), log(1 - D) has almost no gradient; -log D has about -1."""
+
     def slope(kind):
         return float(jax.grad(lambda f: losses.generator_loss(kind, f[None])[0])(jnp.asarray(-10.0)))
 
@@ -90,8 +90,9 @@ def test_gradient_penalty_uses_per_example_arguments_and_stays_finite_at_zero_gr
     real = jnp.ones((2, 1, 1, 1))
     fake = jnp.zeros((2, 1, 1, 1))
     labels = jnp.array([1.0, 3.0])
-    penalty = losses.gradient_penalty(lambda x, y: jnp.sum(y * x), real, fake, jnp.array([0.5, 0.5]),
-                                      critic_args=(labels,))
+    penalty = losses.gradient_penalty(
+        lambda x, y: jnp.sum(y * x), real, fake, jnp.array([0.5, 0.5]), critic_args=(labels,)
+    )
     np.testing.assert_allclose(penalty, [0.0, 4.0], atol=1e-5)
 
     def flat_penalty(scale):

@@ -19,10 +19,12 @@ def test_kl_of_standard_normal_is_zero():
 def test_kl_matches_monte_carlo():
     mean = jnp.array([[0.5, -1.0]])
     log_var = jnp.array([[-0.3, 0.4]])
-    z = losses.reparameterize(jax.random.key(0), jnp.broadcast_to(mean, (200_000, 2)),
-                              jnp.broadcast_to(log_var, (200_000, 2)))
-    monte_carlo = jnp.mean(losses.log_normal_diag(z, mean, log_var)
-                           - losses.log_normal_diag(z, jnp.zeros(2), jnp.zeros(2)))
+    z = losses.reparameterize(
+        jax.random.key(0), jnp.broadcast_to(mean, (200_000, 2)), jnp.broadcast_to(log_var, (200_000, 2))
+    )
+    monte_carlo = jnp.mean(
+        losses.log_normal_diag(z, mean, log_var) - losses.log_normal_diag(z, jnp.zeros(2), jnp.zeros(2))
+    )
     np.testing.assert_allclose(losses.kl_to_standard_normal(mean, log_var)[0], monte_carlo, rtol=2e-2)
 
 
@@ -50,8 +52,9 @@ def test_gaussian_log_likelihood_by_hand():
     x = jnp.array([[1.0, 1.0]])
     log_scale = jnp.log(2.0)
     per_pixel = lambda d: -0.5 * (d / 2.0) ** 2 - math.log(2.0) - 0.5 * math.log(2 * math.pi)
-    np.testing.assert_allclose(losses.gaussian_log_likelihood(mean, log_scale, x), [per_pixel(1.0) + per_pixel(0.0)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        losses.gaussian_log_likelihood(mean, log_scale, x), [per_pixel(1.0) + per_pixel(0.0)], rtol=1e-6
+    )
 
 
 def test_unknown_likelihood_is_named():

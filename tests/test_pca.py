@@ -33,8 +33,7 @@ def test_fit_matches_sklearn(num_examples, num_features):
     np.testing.assert_allclose(ours.mean, theirs.mean_, atol=1e-5)
     np.testing.assert_allclose(ours.explained_variance, theirs.explained_variance_, rtol=1e-4)
     np.testing.assert_allclose(ours.explained_variance_ratio, theirs.explained_variance_ratio_, rtol=1e-4)
-    np.testing.assert_allclose(_aligned(np.asarray(ours.components), theirs.components_), theirs.components_,
-                               atol=1e-4)
+    np.testing.assert_allclose(_aligned(np.asarray(ours.components), theirs.components_), theirs.components_, atol=1e-4)
     np.testing.assert_allclose(np.abs(pca.encode(ours, x)), np.abs(theirs.transform(x)), rtol=1e-3, atol=1e-3)
 
 

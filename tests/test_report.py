@@ -26,10 +26,13 @@ def test_write_report(tmp_path):
     workdir = tmp_path / "run"
     fig = figures.save_image_grid(workdir / "figures" / "samples.png", np.full((4, 8, 6, 1), 0.5, np.float32), ncols=2)
     summary = {"eval/neg_elbo": 93.456789, "step": 1000, "fid": np.float32(12.3456)}
-    page = report.write_report(workdir, "VAE on MNIST", summary,
-                               [("figures/samples.png", "Samples from the prior"),
-                                (str(fig.resolve()), "Same figure, absolute path")],
-                               notes="Trained for 1000 steps.\n\nSecond paragraph.")
+    page = report.write_report(
+        workdir,
+        "VAE on MNIST",
+        summary,
+        [("figures/samples.png", "Samples from the prior"), (str(fig.resolve()), "Same figure, absolute path")],
+        notes="Trained for 1000 steps.\n\nSecond paragraph.",
+    )
     assert page == workdir / "report.md"
     md = page.read_text()
     assert md.startswith("# VAE on MNIST")

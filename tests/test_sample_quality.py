@@ -10,10 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import tiny_vae_config
 from experiments import main as experiments_main
 from gen_jax import data, metrics, sample_quality
 from gen_jax.tasks import classifier
+
+from conftest import tiny_vae_config
 
 
 def gaussian(n, d, seed, shift=0.0, scale=1.0):
@@ -26,8 +27,11 @@ def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     distances = [metrics.frechet_distance(a, a + shift) for shift in (0.5, 1.0, 2.0)]
     # A shift by s in every one of 8 dimensions moves the means by 8 s² and leaves the covariances alone.
     np.testing.assert_allclose(distances, [8 * 0.25, 8 * 1.0, 8 * 4.0], rtol=1e-6)
-    assert metrics.frechet_distance(a, gaussian(2000, 8, 1, shift=1.0)) > metrics.frechet_distance(
-        a, gaussian(2000, 8, 1, shift=0.5)) > metrics.frechet_distance(a, gaussian(2000, 8, 1))
+    assert (
+        metrics.frechet_distance(a, gaussian(2000, 8, 1, shift=1.0))
+        > metrics.frechet_distance(a, gaussian(2000, 8, 1, shift=0.5))
+        > metrics.frechet_distance(a, gaussian(2000, 8, 1))
+    )
 
 
 def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
@@ -115,9 +119,11 @@ def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference
     foreign = str(tmp_path / "classifiers")
     shutil.copytree(cache, foreign)
     config_path = os.path.join(foreign, "digits", "config.json")
-    stored = json.load(open(config_path))
+    with open(config_path) as f:
+        stored = json.load(f)
     stored["model"]["feature_dim"] = 7
-    json.dump(stored, open(config_path, "w"))
+    with open(config_path, "w") as f:
+        json.dump(stored, f)
     with pytest.raises(sample_quality.ClassifierCacheError, match="feature_dim"):
         sample_quality.get_or_train_classifier(dataset, foreign)
     assert sorted(os.listdir(os.path.join(foreign, "digits", "checkpoints"))) == before

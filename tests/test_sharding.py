@@ -17,10 +17,15 @@ pytestmark = pytest.mark.slow
 
 
 def run_python(args, devices, timeout, env_extra=None, **kwargs):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-           "JAX_PLATFORMS": "cpu", **(env_extra or {})}
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+        **(env_extra or {}),
+    }
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def test_eight_devices_match_one_and_checkpoints_move_between_them(tmp_path):
@@ -32,10 +37,11 @@ def test_eight_devices_match_one_and_checkpoints_move_between_them(tmp_path):
         numbers = report[family]
         assert numbers["steps"] == [12, 12, 12, 12], family
         assert numbers["resumed_from"] == [8, 8], family  # each resumed run really resumed, on 1 and 2 devices
-        # The README's claim: parameters agree to float32 round-off (order 1e-7) between 1 and 8 devices.
-        assert numbers["param_diff_1_vs_8"] < 1e-6, (family, numbers)
+        # The README's claim: the largest parameter difference between 1 and 8 devices is of order 3e-8 (float32
+        # round-off of a different reduction order); with FSDP's sharded updates, of order 1e-7.
+        assert numbers["param_diff_1_vs_8"] <= (3e-7 if family == "fsdp" else 1e-7), (family, numbers)
         for name in ("state_diff_1_vs_8", "state_diff_1_vs_8to1", "state_diff_1_vs_8to2", "metric_diff_1_vs_8"):
-            assert numbers[name] < 1e-5, (family, name, numbers)
+            assert numbers[name] < 1e-6, (family, name, numbers)
     assert report["fsdp"]["split_arrays"] >= 6  # the 64×512 kernels of params and both Adam moments
     assert "(30) does not divide over the 8 devices" in report["indivisible_error"]
 
@@ -48,29 +54,53 @@ def free_port():
 
 def final_state(workdir):
     sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
-    from conftest import tiny_vae_config
     from gen_jax import checkpoint, data
     from gen_jax.tasks import vae
+
+    from conftest import tiny_vae_config
+
     task = vae.make_task(tiny_vae_config(), data.load_dataset("digits"))
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
     return jax.tree_util.tree_map(np.asarray, state), step
 
 
 def test_two_processes_match_one_process_with_two_devices(tmp_path):
-    overrides = ["--config.num_steps=12", "--config.checkpoint_every=6", "--config.eval_every=12",
-                 "--config.log_every=6", "--config.model.hidden=(32,)", "--config.model.latent_dim=2",
-                 "--config.batch_size=32",
-                 "--config.iwae_k=10", "--config.write_figures=False"]
+    overrides = [
+        "--config.num_steps=12",
+        "--config.checkpoint_every=6",
+        "--config.eval_every=12",
+        "--config.log_every=6",
+        "--config.model.hidden=(32,)",
+        "--config.model.latent_dim=2",
+        "--config.batch_size=32",
+        "--config.iwae_k=10",
+        "--config.write_figures=False",
+    ]
     command = ["-m", "experiments.main", "--config", os.path.join(REPO_ROOT, "experiments/configs/vae_digits.py")]
     single = run_python(command + [f"--workdir={tmp_path / 'single'}"] + overrides, 2, timeout=240)
     assert single.returncode == 0, single.stderr[-3000:]
 
     port = free_port()
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
-    processes = [subprocess.Popen([sys.executable, *command, f"--workdir={tmp_path / 'multi'}", *overrides,
-                                   f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
-                                   f"--process_id={i}"], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for i in range(2)]
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *command,
+                f"--workdir={tmp_path / 'multi'}",
+                *overrides,
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = []
     try:
         for process in processes:
@@ -87,6 +117,6 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     assert step_a == step_b == 12
     assert max_abs_difference(a, b) < 1e-5
     # Written once, by process 0.
-    lines = open(tmp_path / "multi" / "metrics.jsonl").read().splitlines()
+    lines = (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines if "train/loss" in line] == [6, 12]
     assert (tmp_path / "multi" / "summary.json").exists()

@@ -3,7 +3,6 @@
 import gzip
 import io
 import os
-import struct
 import time
 import types
 
@@ -14,6 +13,8 @@ import tensorflow_datasets as tfds
 
 from gen_jax import data
 from gen_jax.data import batching, sources
+
+from conftest import idx_bytes, requires_fashion_mnist
 
 # --- tiny TFDS data sets, prepared into a temporary data_dir -----------------------------------
 
@@ -27,7 +28,7 @@ def _png(image: np.ndarray) -> bytes:
 
 def _digit_like(i: int) -> np.ndarray:
     """u8[6, 4, 1]: row r holds 40 * r + i, so both the example and the crop are recognisable."""
-    return (40 * np.arange(6, dtype=np.uint8)[:, None, None] + i + np.zeros((6, 4, 1), np.uint8))
+    return 40 * np.arange(6, dtype=np.uint8)[:, None, None] + i + np.zeros((6, 4, 1), np.uint8)
 
 
 class GenJaxTestImages(tfds.core.GeneratorBasedBuilder):
@@ -36,10 +37,15 @@ class GenJaxTestImages(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
 
     def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(6, 4, 1)),
-            "label": tfds.features.ClassLabel(names=["a", "b", "c"]),
-        }))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(6, 4, 1)),
+                    "label": tfds.features.ClassLabel(names=["a", "b", "c"]),
+                }
+            ),
+        )
 
     def _split_generators(self, dl_manager):
         return {"train": self._generate_examples(5, 0), "test": self._generate_examples(3, 100)}
@@ -55,10 +61,15 @@ class GenJaxTestFaces(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version("1.0.0")
 
     def _info(self):
-        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(6, 4, 3)),
-            "attributes": tfds.features.FeaturesDict({"Smiling": np.bool_, "Young": np.bool_}),
-        }))
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(6, 4, 3)),
+                    "attributes": tfds.features.FeaturesDict({"Smiling": np.bool_, "Young": np.bool_}),
+                }
+            ),
+        )
 
     def _split_generators(self, dl_manager):
         return {"train": self._generate_examples(4), "validation": self._generate_examples(2)}
@@ -103,7 +114,7 @@ def test_digits_split_is_fixed_and_disjoint():
 def test_image_size_crops_and_resizes():
     ds = data.load_dataset("digits", image_size=4)
     assert ds.train_images.shape == (1437, 4, 4, 1) and ds.test_images.shape == (360, 4, 4, 1)
-    assert 0.0 <= ds.train_images.min() and ds.train_images.max() <= 1.0
+    assert ds.train_images.min() >= 0.0 and ds.train_images.max() <= 1.0
 
 
 def test_center_crop_keeps_the_middle_square():
@@ -123,26 +134,25 @@ def test_dataset_rejects_mismatched_labels():
 # --- fashion_mnist ---------------------------------------------------------------------------------
 
 
-def _idx_bytes(array: np.ndarray) -> bytes:
-    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
 def _write_fashion(directory, n_train=3, n_test=2, gz=True):
     rng = np.random.RandomState(0)
-    arrays = (rng.randint(0, 256, (n_train, 4, 5), np.uint8), np.arange(n_train, dtype=np.uint8),
-              rng.randint(0, 256, (n_test, 4, 5), np.uint8), np.arange(n_test, dtype=np.uint8) + 7)
+    arrays = (
+        rng.randint(0, 256, (n_train, 4, 5), np.uint8),
+        np.arange(n_train, dtype=np.uint8),
+        rng.randint(0, 256, (n_test, 4, 5), np.uint8),
+        np.arange(n_test, dtype=np.uint8) + 7,
+    )
     for base, array in zip(data.FASHION_MNIST_FILES, arrays):
         if gz:
             with gzip.open(os.path.join(directory, base + ".gz"), "wb") as f:
-                f.write(_idx_bytes(array))
+                f.write(idx_bytes(array))
         else:
             with open(os.path.join(directory, base), "wb") as f:
-                f.write(_idx_bytes(array))
+                f.write(idx_bytes(array))
     return arrays
 
 
-@pytest.mark.skipif(not os.path.isdir(data.FASHION_MNIST_SYSTEM_DIR),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@requires_fashion_mnist
 def test_fashion_mnist_from_system_package():
     ds = data.load_dataset("fashion_mnist")
     assert ds.train_images.shape == (60000, 28, 28, 1) and ds.test_images.shape == (10000, 28, 28, 1)
@@ -187,8 +197,14 @@ def test_fashion_mnist_unavailable_lists_every_remedy(tmp_path, monkeypatch):
     with pytest.raises(data.DatasetUnavailableError) as err:
         data.load_dataset("fashion_mnist", data_dir=str(tmp_path))
     message = str(err.value)
-    for needle in ("'fashion_mnist'", "apt-get install dataset-fashion-mnist", "train-images-idx3-ubyte",
-                   "tfds build fashion_mnist", "download_and_prepare", "data_dir"):
+    for needle in (
+        "'fashion_mnist'",
+        "apt-get install dataset-fashion-mnist",
+        "train-images-idx3-ubyte",
+        "tfds build fashion_mnist",
+        "download_and_prepare",
+        "data_dir",
+    ):
         assert needle in message
 
 
@@ -214,12 +230,14 @@ def test_tfds_attributes_unlabelled_validation_fallback_and_resize(tfds_dir):
     ds = data.load_dataset("gen_jax_test_faces", data_dir=tfds_dir, image_size=2)
     assert ds.train_images.shape == (4, 2, 2, 3) and ds.test_images.shape == (2, 2, 2, 3)
     order = np.argsort(ds.train_images[:, 0, 0, 0])  # TFDS shuffled them; red = 50 * index.
-    np.testing.assert_allclose(ds.train_images[order[3]], np.broadcast_to([150 / 255, 100 / 255, 1.0], (2, 2, 3)),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        ds.train_images[order[3]], np.broadcast_to([150 / 255, 100 / 255, 1.0], (2, 2, 3)), atol=1e-6
+    )
     assert ds.num_classes == 1 and not ds.train_labels.any() and not ds.test_labels.any()
     assert ds.attribute_names == ("Smiling", "Young")
-    np.testing.assert_array_equal(ds.train_attributes[order],
-                                  [[True, False], [False, True], [True, True], [False, True]])
+    np.testing.assert_array_equal(
+        ds.train_attributes[order], [[True, False], [False, True], [True, True], [False, True]]
+    )
     assert ds.test_attributes.shape == (2, 2) and ds.test_attributes.dtype == np.bool_
 
 
@@ -229,8 +247,14 @@ def test_unprepared_tfds_data_set_fails_fast_with_remedies(tmp_path):
         data.load_dataset("mnist", data_dir=str(tmp_path))
     assert time.monotonic() - start < 5.0  # No download attempt, no network wait.
     message = str(err.value)
-    for needle in ("'mnist'", "not available offline", "tfds build mnist", "download_and_prepare",
-                   "data_dir", str(tmp_path)):
+    for needle in (
+        "'mnist'",
+        "not available offline",
+        "tfds build mnist",
+        "download_and_prepare",
+        "data_dir",
+        str(tmp_path),
+    ):
         assert needle in message
 
 
@@ -249,9 +273,14 @@ def test_unknown_name_lists_what_is_known(tmp_path):
 
 def test_package_reexports_the_public_names_of_both_modules():
     """`from gen_jax import data` is the interface: every public name of sources and batching is on it."""
-    defined = {name: value for module in (sources, batching) for name, value in vars(module).items()
-               if not name.startswith("_") and not isinstance(value, types.ModuleType)
-               and getattr(value, "__module__", module.__name__) == module.__name__}
+    defined = {
+        name: value
+        for module in (sources, batching)
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and getattr(value, "__module__", module.__name__) == module.__name__
+    }
     assert sorted(data.__all__) == sorted(defined)
     for name, value in defined.items():
         assert getattr(data, name) is value, name

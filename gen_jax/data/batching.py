@@ -93,8 +93,9 @@ def permute(key: jax.Array, positions: jax.Array, num_examples: int) -> jax.Arra
     values = encrypt(jnp.asarray(positions).astype(jnp.uint32))
     # Walking the cycle of a bijection from a value below num_examples returns below it: the loop ends, after
     # fewer than 4 rounds on average (the domain is under 4·num_examples).
-    values = lax.while_loop(lambda v: jnp.any(v >= num_examples),
-                            lambda v: jnp.where(v >= num_examples, encrypt(v), v), values)
+    values = lax.while_loop(
+        lambda v: jnp.any(v >= num_examples), lambda v: jnp.where(v >= num_examples, encrypt(v), v), values
+    )
     return values.astype(jnp.int32)
 
 
@@ -112,9 +113,7 @@ def batch_indices(key: jax.Array, step, batch_size: int, num_examples: int) -> j
     positions of the permutation are computed.
     """
     if not 1 <= batch_size <= num_examples:
-        raise ValueError(
-            f"batch_size must be between 1 and the number of examples ({num_examples}); "
-            f"got {batch_size}.")
+        raise ValueError(f"batch_size must be between 1 and the number of examples ({num_examples}); got {batch_size}.")
     steps_per_epoch = num_examples // batch_size
     step = jnp.asarray(step)
     epoch, position = step // steps_per_epoch, step % steps_per_epoch
@@ -122,8 +121,14 @@ def batch_indices(key: jax.Array, step, batch_size: int, num_examples: int) -> j
     return permute(jax.random.fold_in(key, epoch), positions, num_examples)
 
 
-def get_batch(images: jax.Array, labels: jax.Array, key: jax.Array, step, batch_size: int,
-              batch_sharding: jax.sharding.Sharding | None = None) -> tuple[jax.Array, jax.Array]:
+def get_batch(
+    images: jax.Array,
+    labels: jax.Array,
+    key: jax.Array,
+    step,
+    batch_size: int,
+    batch_sharding: jax.sharding.Sharding | None = None,
+) -> tuple[jax.Array, jax.Array]:
     """Gathers batch `step` of the full arrays: the one place a training batch is built.
 
     Args:

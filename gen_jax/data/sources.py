@@ -33,8 +33,16 @@ _log = logging.getLogger(__name__)
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
 FASHION_MNIST_CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 # (train images, train labels, test images, test labels), each also accepted with a ".gz" suffix.
@@ -49,8 +57,12 @@ _DIGITS_NUM_TEST = 360
 
 # IDX type codes (third byte of the magic number) -> big-endian numpy dtype.
 _IDX_DTYPES = {
-    0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
 }
 
 # TFDS stores binarized_mnist pixels as uint8 0/1, not 0/255, so dividing by 255 would be wrong.
@@ -113,24 +125,26 @@ def _validate(ds: Dataset) -> None:
     ):
         if images.ndim != 4 or images.dtype != np.float32:
             raise ValueError(
-                f"{where}: {split}_images must be f32[N, H, W, C]; got {images.dtype}{list(images.shape)}.")
+                f"{where}: {split}_images must be f32[N, H, W, C]; got {images.dtype}{list(images.shape)}."
+            )
         if images.shape[0] == 0:
             raise ValueError(f"{where}: the {split} split is empty.")
         if images.shape[1:] != ds.train_images.shape[1:]:
             raise ValueError(
-                f"{where}: train and test images differ in shape: "
-                f"{ds.train_images.shape[1:]} vs {images.shape[1:]}.")
+                f"{where}: train and test images differ in shape: {ds.train_images.shape[1:]} vs {images.shape[1:]}."
+            )
         lo, hi = float(images.min()), float(images.max())
-        if not (0.0 <= lo and hi <= 1.0):
+        if not (lo >= 0.0 and hi <= 1.0):
             raise ValueError(f"{where}: {split}_images must lie in [0, 1]; found [{lo}, {hi}].")
         if labels.shape != images.shape[:1] or labels.dtype != np.int32:
             raise ValueError(
                 f"{where}: {split}_labels must be i32[{images.shape[0]}] (one per image); "
-                f"got {labels.dtype}{list(labels.shape)}.")
+                f"got {labels.dtype}{list(labels.shape)}."
+            )
         if labels.min() < 0 or labels.max() >= ds.num_classes:
             raise ValueError(
-                f"{where}: {split}_labels must lie in [0, {ds.num_classes}); "
-                f"found [{labels.min()}, {labels.max()}].")
+                f"{where}: {split}_labels must lie in [0, {ds.num_classes}); found [{labels.min()}, {labels.max()}]."
+            )
         if ds.attribute_names:
             want = (images.shape[0], len(ds.attribute_names))
             if attributes is None or attributes.shape != want or attributes.dtype != np.bool_:
@@ -185,9 +199,12 @@ def _load_digits() -> Dataset:
     test, train = order[:_DIGITS_NUM_TEST], order[_DIGITS_NUM_TEST:]
     return Dataset(
         name="digits",
-        train_images=images[train], train_labels=labels[train],
-        test_images=images[test], test_labels=labels[test],
-        num_classes=10, class_names=tuple(str(d) for d in range(10)),
+        train_images=images[train],
+        train_labels=labels[train],
+        test_images=images[test],
+        test_labels=labels[test],
+        num_classes=10,
+        class_names=tuple(str(d) for d in range(10)),
     )
 
 
@@ -208,13 +225,13 @@ def read_idx(path: str) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError.
-        raise DatasetUnavailableError(
-            f"Cannot read IDX file {path}: {e}. Replace it with an intact copy.") from None
+        raise DatasetUnavailableError(f"Cannot read IDX file {path}: {e}. Replace it with an intact copy.") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
         raise DatasetUnavailableError(
             f"{path} is not an IDX file: its magic number is {raw[:4].hex() or 'missing'}, expected "
             f"00 00, a type code in {sorted(hex(c) for c in _IDX_DTYPES)} and the number of "
-            f"dimensions. Replace it with an intact copy.")
+            f"dimensions. Replace it with an intact copy."
+        )
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -224,7 +241,8 @@ def read_idx(path: str) -> np.ndarray:
     if len(raw) != want:
         raise DatasetUnavailableError(
             f"IDX file {path} has {len(raw)} bytes but its header (shape {list(shape)}, "
-            f"{dtype.name}) implies {want}: the file is truncated or corrupt. Replace it.")
+            f"{dtype.name}) implies {want}: the file is truncated or corrupt. Replace it."
+        )
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -242,7 +260,8 @@ def _find_idx_files(directory: str) -> tuple[str, ...] | None:
     if missing:
         raise DatasetUnavailableError(
             f"{directory} holds only some of the Fashion-MNIST IDX files; missing: "
-            f"{', '.join(missing)}. Put all four there (gzipped or not).")
+            f"{', '.join(missing)}. Put all four there (gzipped or not)."
+        )
     return tuple(found)
 
 
@@ -253,7 +272,8 @@ def _fashion_mnist_from_idx(paths: tuple[str, ...]) -> Dataset:
         if x.ndim != 3 or x.dtype != np.uint8 or y.ndim != 1 or len(x) != len(y):
             raise DatasetUnavailableError(
                 f"Fashion-MNIST files do not match: {px} holds {x.dtype}{list(x.shape)} (want uint8 "
-                f"[N, H, W]) and {py} holds {y.dtype}{list(y.shape)} (want [N] labels).")
+                f"[N, H, W]) and {py} holds {y.dtype}{list(y.shape)} (want [N] labels)."
+            )
         if y.max(initial=0) >= len(FASHION_MNIST_CLASS_NAMES):
             raise DatasetUnavailableError(f"{py} holds label {y.max()}; Fashion-MNIST has 10 classes.")
     return Dataset(
@@ -262,7 +282,8 @@ def _fashion_mnist_from_idx(paths: tuple[str, ...]) -> Dataset:
         train_labels=train_y.astype(np.int32),
         test_images=(test_x[..., None] / np.float32(255)).astype(np.float32),
         test_labels=test_y.astype(np.int32),
-        num_classes=10, class_names=FASHION_MNIST_CLASS_NAMES,
+        num_classes=10,
+        class_names=FASHION_MNIST_CLASS_NAMES,
     )
 
 
@@ -274,19 +295,29 @@ def _load_fashion_mnist(data_dir: str | None, image_size: int | None) -> Dataset
             _log.info("Reading fashion_mnist IDX files from %s", directory)
             return _resized(_fashion_mnist_from_idx(paths), image_size)
     looked = " and ".join(([data_dir] if data_dir else []) + [FASHION_MNIST_SYSTEM_DIR])
-    return _load_tfds("fashion_mnist", data_dir, image_size, extra_remedies=(
-        ("install the Debian package: apt-get install dataset-fashion-mnist "
-         f"(puts the IDX files in {FASHION_MNIST_SYSTEM_DIR})"),
-        (f"or put the four IDX files ({', '.join(FASHION_MNIST_FILES)}, each optionally .gz) in a "
-         f"directory and pass data_dir=that directory (looked for them in {looked})"),
-    ))
+    return _load_tfds(
+        "fashion_mnist",
+        data_dir,
+        image_size,
+        extra_remedies=(
+            (
+                "install the Debian package: apt-get install dataset-fashion-mnist "
+                f"(puts the IDX files in {FASHION_MNIST_SYSTEM_DIR})"
+            ),
+            (
+                f"or put the four IDX files ({', '.join(FASHION_MNIST_FILES)}, each optionally .gz) in a "
+                f"directory and pass data_dir=that directory (looked for them in {looked})"
+            ),
+        ),
+    )
 
 
 # --- TFDS data sets, read without TensorFlow ---------------------------------------------------
 
 
-def _load_tfds(name: str, data_dir: str | None, image_size: int | None,
-               extra_remedies: tuple[str, ...] = ()) -> Dataset:
+def _load_tfds(
+    name: str, data_dir: str | None, image_size: int | None, extra_remedies: tuple[str, ...] = ()
+) -> Dataset:
     """Reads a prepared TFDS image data set through `tfds.data_source` (no TensorFlow needed)."""
     import tensorflow_datasets as tfds  # Lazy: digits users skip the cost of importing TFDS.
 
@@ -298,27 +329,29 @@ def _load_tfds(name: str, data_dir: str | None, image_size: int | None,
         raise ValueError(
             f"Unknown data set {name!r}. load_dataset knows 'digits', 'fashion_mnist' and any TFDS "
             f"image data set (e.g. 'mnist', 'binarized_mnist', 'cifar10', 'celeb_a'; see "
-            f"tfds.list_builders()).") from None
+            f"tfds.list_builders())."
+        ) from None
 
     # Check before reading: tfds.data_source(download=False) on a missing data set fails with a
     # misleading "file format TFRECORD is not supported" error, and download=True would try the
     # network (and writing image data sets needs TensorFlow anyway).
     if not builder.is_prepared():
-        raise DatasetUnavailableError(_unavailable_message(name, data_dir, builder.data_dir,
-                                                           extra_remedies))
+        raise DatasetUnavailableError(_unavailable_message(name, data_dir, builder.data_dir, extra_remedies))
     file_format = builder.info.file_format
     if file_format not in tfds.core.FileFormat.with_random_access():
         raise DatasetUnavailableError(
             f"Data set {name!r} is prepared in {builder.data_dir} in the "
             f"{getattr(file_format, 'value', file_format)} format, which only TensorFlow can read. "
             f"Prepare it again in a random-access format into another directory and pass that as "
-            f"data_dir: `tfds build {name} --file_format=array_record --data_dir=DIR`.")
+            f"data_dir: `tfds build {name} --file_format=array_record --data_dir=DIR`."
+        )
 
     features = builder.info.features
     if "image" not in features or not isinstance(features["image"], tfds.features.Image):
         raise ValueError(
             f"Data set {name!r} has no 'image' feature (features: {sorted(features.keys())}); "
-            f"load_dataset reads image data sets only.")
+            f"load_dataset reads image data sets only."
+        )
     image_dtype = np.dtype(features["image"].np_dtype)
     if not np.issubdtype(image_dtype, np.integer):
         raise ValueError(f"Data set {name!r} stores {image_dtype} images; only integer pixels are supported.")
@@ -339,41 +372,54 @@ def _load_tfds(name: str, data_dir: str | None, image_size: int | None,
     test_split = next((s for s in ("test", "validation") if s in splits), None)
     if test_split is None:
         raise DatasetUnavailableError(
-            f"Data set {name!r} has neither a 'test' nor a 'validation' split; it has {list(splits)}.")
+            f"Data set {name!r} has neither a 'test' nor a 'validation' split; it has {list(splits)}."
+        )
 
     arrays = {}
     for split in ("train", test_split):
         _log.info("Reading %s/%s from %s", name, split, builder.data_dir)
-        arrays[split] = _read_tfds_split(builder.as_data_source(split=split), f"{name}/{split}",
-                                         pixel_max, image_size, has_labels, attribute_names)
+        arrays[split] = _read_tfds_split(
+            builder.as_data_source(split=split), f"{name}/{split}", pixel_max, image_size, has_labels, attribute_names
+        )
     (train_x, train_y, train_a), (test_x, test_y, test_a) = arrays["train"], arrays[test_split]
     return Dataset(
         name=name,
-        train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y,
-        num_classes=num_classes, class_names=class_names, attribute_names=attribute_names,
-        train_attributes=train_a, test_attributes=test_a,
+        train_images=train_x,
+        train_labels=train_y,
+        test_images=test_x,
+        test_labels=test_y,
+        num_classes=num_classes,
+        class_names=class_names,
+        attribute_names=attribute_names,
+        train_attributes=train_a,
+        test_attributes=test_a,
     )
 
 
-def _unavailable_message(name: str, data_dir: str | None, looked_in: str,
-                         extra_remedies: tuple[str, ...]) -> str:
+def _unavailable_message(name: str, data_dir: str | None, looked_in: str, extra_remedies: tuple[str, ...]) -> str:
     """The one message that says a TFDS data set is missing and every way to provide it."""
-    where = f"data_dir={data_dir!r}" if data_dir else "TFDS's default data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+    where = (
+        f"data_dir={data_dir!r}" if data_dir else "TFDS's default data_dir (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+    )
     remedies = [
         *extra_remedies,
-        (f"prepare it once on a machine with network access (TFDS needs TensorFlow to write image "
-         f"data sets, not to read them): `tfds build {name} --file_format=array_record "
-         f"--data_dir=DIR`, or in Python tfds.builder({name!r}, data_dir=DIR)"
-         f".download_and_prepare(file_format='array_record'); then copy DIR here if needed"),
-        ("pass data_dir=DIR (a TFDS data directory where it is prepared) to load_dataset, or set "
-         "$TFDS_DATA_DIR"),
+        (
+            f"prepare it once on a machine with network access (TFDS needs TensorFlow to write image "
+            f"data sets, not to read them): `tfds build {name} --file_format=array_record "
+            f"--data_dir=DIR`, or in Python tfds.builder({name!r}, data_dir=DIR)"
+            f".download_and_prepare(file_format='array_record'); then copy DIR here if needed"
+        ),
+        ("pass data_dir=DIR (a TFDS data directory where it is prepared) to load_dataset, or set $TFDS_DATA_DIR"),
     ]
-    return (f"Data set {name!r} is not available offline: it is not prepared in {where} "
-            f"(looked for {looked_in}). To provide it:\n" + "\n".join(f"  - {r}" for r in remedies))
+    return (
+        f"Data set {name!r} is not available offline: it is not prepared in {where} "
+        f"(looked for {looked_in}). To provide it:\n" + "\n".join(f"  - {r}" for r in remedies)
+    )
 
 
-def _read_tfds_split(source, label: str, pixel_max: int, image_size: int | None, has_labels: bool,
-                     attribute_names: tuple[str, ...]):
+def _read_tfds_split(
+    source, label: str, pixel_max: int, image_size: int | None, has_labels: bool, attribute_names: tuple[str, ...]
+):
     """Decodes a TFDS data source into (f32[N, H, W, C] in [0, 1], i32[N], bool[N, A] or None).
 
     Reads in chunks and resizes each image as it arrives, so full-size images never all sit in
@@ -384,8 +430,7 @@ def _read_tfds_split(source, label: str, pixel_max: int, image_size: int | None,
     labels = np.zeros((n,), np.int32)
     attributes = np.zeros((n, len(attribute_names)), np.bool_) if attribute_names else None
     for start in range(0, n, _TFDS_CHUNK):
-        for i, example in enumerate(source.__getitems__(list(range(start, min(n, start + _TFDS_CHUNK)))),
-                                    start):
+        for i, example in enumerate(source.__getitems__(list(range(start, min(n, start + _TFDS_CHUNK)))), start):
             image = example["image"].astype(np.float32) / np.float32(pixel_max)
             if image_size is not None:
                 image = center_crop_resize(image, image_size)
@@ -394,7 +439,8 @@ def _read_tfds_split(source, label: str, pixel_max: int, image_size: int | None,
             elif image.shape != images.shape[1:]:
                 raise ValueError(
                     f"Images in {label} differ in size ({images.shape[1:]} and {image.shape} at "
-                    f"index {i}); pass image_size= to crop and resize them to one square size.")
+                    f"index {i}); pass image_size= to crop and resize them to one square size."
+                )
             images[i] = image
             if has_labels:
                 labels[i] = example["label"]
@@ -417,12 +463,11 @@ def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
     h, w = image.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    square = np.asarray(image[top:top + side, left:left + side], np.float32)
+    square = np.asarray(image[top : top + side, left : left + side], np.float32)
     if side == size:
         return square
     channels = [
-        np.asarray(PIL.Image.fromarray(square[..., c], mode="F").resize(
-            (size, size), PIL.Image.Resampling.BILINEAR))
+        np.asarray(PIL.Image.fromarray(square[..., c], mode="F").resize((size, size), PIL.Image.Resampling.BILINEAR))
         for c in range(square.shape[-1])
     ]
     # Clip: float rounding in the filter can step a hair outside [0, 1].
@@ -437,6 +482,4 @@ def _resized(ds: Dataset, image_size: int | None) -> Dataset:
     def resize_all(images):
         return np.stack([center_crop_resize(im, image_size) for im in images])
 
-    return dataclasses.replace(ds, train_images=resize_all(ds.train_images),
-                               test_images=resize_all(ds.test_images))
-
+    return dataclasses.replace(ds, train_images=resize_all(ds.train_images), test_images=resize_all(ds.test_images))

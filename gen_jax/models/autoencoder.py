@@ -8,14 +8,14 @@ the layers' computation dtype (parameters stay f32); outputs are always f32, so 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from gen_jax import config as config_lib
-from gen_jax.models.upsampling import FastConv, FastConvTranspose
+from gen_jax.models import upsampling
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -62,19 +62,25 @@ class MLPDecoder(nn.Module):
 
 
 class ConvEncoder(nn.Module):
-    """x: f32[B, H, W, C] -> f32[B, outputs]: stride-2 3×3 convolutions, one hidden Dense, linear output."""
+    """x: f32[B, H, W, C] -> f32[B, outputs]: stride-2 3×3 convolutions, one hidden Dense, linear output.
+
+    nn.Conv semantics; conv_impl only changes how gradients are computed: every value of `config.CONV_IMPLS` gives
+    the same function, parameter tree and checkpoints ("dual_grad" and "subpixel": `upsampling.FastConv`, whose
+    gradients stay fast inside the training loop's `lax.scan` on XLA:CPU).
+    """
 
     features: Sequence[int] = (32, 64)
     hidden: int = 256
     outputs: int = 2
     dtype: jnp.dtype | None = None
+    conv_impl: str = "dual_grad"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         h = x
         for i, width in enumerate(self.features):
-            # nn.Conv's function and parameter names, with gradients that stay fast inside the loop's lax.scan.
-            h = nn.relu(FastConv(width, (3, 3), strides=(2, 2), dtype=self.dtype, name=f"Conv_{i}")(h))
+            conv = upsampling.conv(width, (3, 3), (2, 2), conv_impl=self.conv_impl, name=f"Conv_{i}", dtype=self.dtype)
+            h = nn.relu(conv(h))
         h = h.reshape(h.shape[0], -1)
         h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(h))
         return nn.Dense(self.outputs, dtype=self.dtype)(h).astype(jnp.float32)
@@ -84,28 +90,32 @@ class ConvDecoder(nn.Module):
     """z: f32[B, D] -> f32[B, H, W, C]: Dense to a coarse map, stride-2 transposed convolutions up, crop.
 
     The coarse map is ceil(H / 2^n) on a side for n = len(features), so any image size works (8×8 digits,
-    28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.  The transposed convolutions are
-    Flax's `nn.ConvTranspose` (same parameters and function) with the kernel gradient of
-    `upsampling.dual_grad_conv_transpose`, which XLA:CPU computes faster (measured in benchmarks/README.md).
+    28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.
+
+    nn.ConvTranspose semantics; conv_impl only changes how gradients are computed (and, under "subpixel", how the
+    transposed convolutions are evaluated): every value of `config.CONV_IMPLS` gives the same function, parameter
+    tree and checkpoints.  "dual_grad" computes the kernel gradient by `upsampling.dual_grad_conv_transpose`, which
+    XLA:CPU runs faster than Flax's (measured in benchmarks/README.md).
     """
 
     image_shape: tuple[int, int, int]
     features: Sequence[int] = (64, 32)
     hidden: int = 256
     dtype: jnp.dtype | None = None
+    conv_impl: str = "dual_grad"
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         height, width, channels = self.image_shape
-        upsampling = 2 ** len(self.features)
-        coarse_h, coarse_w = -(-height // upsampling), -(-width // upsampling)
+        factor = 2 ** len(self.features)
+        coarse_h, coarse_w = -(-height // factor), -(-width // factor)
         h = nn.relu(nn.Dense(self.hidden, dtype=self.dtype)(z))
         h = nn.relu(nn.Dense(coarse_h * coarse_w * self.features[0], dtype=self.dtype)(h))
         h = h.reshape(z.shape[0], coarse_h, coarse_w, self.features[0])
         for i, out_features in enumerate((*self.features[1:], channels)):
-            # Named as Flax names nn.ConvTranspose, so the parameter tree (and old checkpoints) stay the same.
-            h = FastConvTranspose(out_features, (3, 3), strides=(2, 2), dtype=self.dtype, method="dual_grad",
-                                  name=f"ConvTranspose_{i}")(h)
+            h = upsampling.conv_transpose(
+                out_features, (3, 3), (2, 2), conv_impl=self.conv_impl, name=f"ConvTranspose_{i}", dtype=self.dtype
+            )(h)
             if i < len(self.features) - 1:
                 h = nn.relu(h)
         return h[:, :height, :width, :].astype(jnp.float32)
@@ -143,7 +153,9 @@ def validate_config(config) -> None:
     config_lib.require_positive_int(config, "model.conv_hidden", "model.latent_dim")
 
 
-def encoder_decoder(model_config, image_shape: tuple[int, int, int], code_size: int, dtype=None):
+def encoder_decoder(
+    model_config, image_shape: tuple[int, int, int], code_size: int, dtype=None, conv_impl: str = "dual_grad"
+):
     """The encoder (x: f32[B, H, W, C] -> f32[B, code_size]) and decoder (z -> f32[B, H, W, C]) a model config names.
 
     Args:
@@ -152,11 +164,25 @@ def encoder_decoder(model_config, image_shape: tuple[int, int, int], code_size: 
       image_shape: (H, W, C) of the data.
       code_size: the encoder's output width (latent_dim for an AutoEncoder, 2·latent_dim for a VAE).
       dtype: the layers' computation dtype (None = float32).
+      conv_impl: how the conv architecture computes its convolutions (`config.conv_impl`, one of
+        `config.CONV_IMPLS`); the same function and parameters under each.
     """
     if model_config.architecture == "mlp":
         hidden = tuple(model_config.hidden)
-        return (MLPEncoder(hidden=hidden, outputs=code_size, dtype=dtype),
-                MLPDecoder(hidden=hidden[::-1], image_shape=image_shape, dtype=dtype))
+        return (
+            MLPEncoder(hidden=hidden, outputs=code_size, dtype=dtype),
+            MLPDecoder(hidden=hidden[::-1], image_shape=image_shape, dtype=dtype),
+        )
     features = tuple(model_config.conv_features)
-    return (ConvEncoder(features=features, hidden=model_config.conv_hidden, outputs=code_size, dtype=dtype),
-            ConvDecoder(image_shape=image_shape, features=features[::-1], hidden=model_config.conv_hidden, dtype=dtype))
+    return (
+        ConvEncoder(
+            features=features, hidden=model_config.conv_hidden, outputs=code_size, dtype=dtype, conv_impl=conv_impl
+        ),
+        ConvDecoder(
+            image_shape=image_shape,
+            features=features[::-1],
+            hidden=model_config.conv_hidden,
+            dtype=dtype,
+            conv_impl=conv_impl,
+        ),
+    )

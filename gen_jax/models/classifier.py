@@ -7,7 +7,7 @@ score and precision/recall on its features.  Pure Flax module: no randomness, no
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -19,19 +19,23 @@ class Classifier(nn.Module):
     """x f32[B, H, W, C] in [0, 1] -> (logits f32[B, num_classes], features f32[B, feature_dim]).
 
     Stride-2 3×3 'SAME' convolutions with ReLU, then one hidden Dense layer with ReLU whose output is the feature
-    vector, then a linear layer to the class logits.  The convolutions are `nn.Conv`'s function and parameters with
-    gradients that stay fast on XLA:CPU inside the training loop's `lax.scan` (`upsampling.FastConv`; faster per
-    step there than `nn.Conv`, measured in benchmarks/README.md).
+    vector, then a linear layer to the class logits.
+
+    nn.Conv semantics; conv_impl only changes how gradients are computed: every value of `config.CONV_IMPLS` gives
+    the same function, parameter tree and checkpoints ("dual_grad" and "subpixel": `upsampling.FastConv`, whose
+    gradients stay fast on XLA:CPU inside the training loop's `lax.scan`; faster per step there than `nn.Conv`,
+    measured in benchmarks/README.md).
     """
 
     num_classes: int
     conv_features: Sequence[int] = (32, 64)
     feature_dim: int = 128
+    conv_impl: str = "dual_grad"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = x
         for i, width in enumerate(self.conv_features):
-            h = nn.relu(upsampling.FastConv(width, (3, 3), strides=(2, 2), name=f"Conv_{i}")(h))
+            h = nn.relu(upsampling.conv(width, (3, 3), (2, 2), conv_impl=self.conv_impl, name=f"Conv_{i}")(h))
         features = nn.relu(nn.Dense(self.feature_dim)(h.reshape(h.shape[0], -1)))
         return nn.Dense(self.num_classes)(features), features

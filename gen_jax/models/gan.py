@@ -23,7 +23,8 @@ and advance only when `update_stats=True`.  Losses are in `gen_jax/losses.py`, t
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,12 +34,6 @@ from gen_jax.models import upsampling
 
 # Keras' default kernel initialiser, which the TensorFlow tutorial's network uses.
 _GLOROT = nn.initializers.glorot_uniform()
-
-# How DCGANGenerator computes its transposed convolutions: Flax's layer (the tutorial's, the default) or a faster
-# computation of the same function from the same parameters (`upsampling.py`).
-UPSAMPLINGS = ("transpose", "dual_grad", "subpixel")
-# How DCGANDiscriminator computes its gradients (the same function and parameters either way).
-CONVOLUTIONS = ("flax", "canonical_grad")
 
 
 def _with_labels(z: jax.Array, labels: jax.Array | None, num_classes: int) -> jax.Array:
@@ -57,16 +52,16 @@ def _apply(layer: nn.Module, h: jax.Array, spectral_norm: bool, update_stats: bo
     return layer(h)
 
 
-def _logit(features: jax.Array, labels: jax.Array | None, num_classes: int, spectral_norm: bool,
-           update_stats: bool, dtype: Any) -> jax.Array:
+def _logit(
+    features: jax.Array, labels: jax.Array | None, num_classes: int, spectral_norm: bool, update_stats: bool, dtype: Any
+) -> jax.Array:
     """The discriminator head: f32[B, F] features -> f32[B] logits, plus the class projection when conditional."""
     logit = _apply(nn.Dense(1, kernel_init=_GLOROT, dtype=dtype), features, spectral_norm, update_stats)[:, 0]
     if not num_classes:
         return logit
     if labels is None:
         raise ValueError(f"this discriminator is class-conditional ({num_classes} classes): pass labels i32[B]")
-    embedded = _apply(nn.Embed(num_classes, features.shape[-1], dtype=dtype), labels, spectral_norm,
-                      update_stats)
+    embedded = _apply(nn.Embed(num_classes, features.shape[-1], dtype=dtype), labels, spectral_norm, update_stats)
     return logit + jnp.sum(embedded * features, axis=-1)
 
 
@@ -112,8 +107,9 @@ class MLPDiscriminator(nn.Module):
     dtype: Any = None
 
     @nn.compact
-    def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = False,
-                 update_stats: bool = False) -> jax.Array:
+    def __call__(
+        self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = False, update_stats: bool = False
+    ) -> jax.Array:
         h = x.reshape(x.shape[0], -1)
         for width in self.hidden:
             h = _apply(nn.Dense(width, dtype=self.dtype), h, self.spectral_norm, update_stats)
@@ -130,15 +126,17 @@ class DCGANGenerator(nn.Module):
     len(features) - 1 stride-2 steps, so H and W must be multiples of 2^s (28 -> 7 -> 7 -> 14 -> 28).  Every
     layer but the last is bias-free and followed by BatchNorm and LeakyReLU; the last by tanh.
 
+    nn.ConvTranspose semantics; conv_impl only changes how gradients are computed (and, under "subpixel", how the
+    transposed convolutions are evaluated): every value gives the same function, parameter tree and checkpoints.
+
     Attributes:
       image_shape: (H, W, C) of the output.
       features: channels of the coarse map and of each hidden transposed convolution.
       kernel_size: side of every transposed-convolution kernel.
       dtype: computation dtype (parameters stay f32); None = f32.
-      upsampling: how the transposed convolutions are computed, all with the same parameters and function:
-        "transpose" = Flax's `nn.ConvTranspose` (the tutorial's layer); "dual_grad" = the same with a kernel
-        gradient XLA:CPU computes much faster (measured in benchmarks/README.md); "subpixel" = one stride-1
-        convolution and depth-to-space (see `upsampling.py`).
+      conv_impl: one of `config.CONV_IMPLS`: "flax" = Flax's `nn.ConvTranspose` (the tutorial's layer);
+        "dual_grad" = the same with a kernel gradient XLA:CPU computes much faster (measured in
+        benchmarks/README.md); "subpixel" = one stride-1 convolution and depth-to-space (`upsampling.py`).
     """
 
     image_shape: tuple[int, int, int] = (28, 28, 1)
@@ -149,7 +147,7 @@ class DCGANGenerator(nn.Module):
     batch_norm_momentum: float = 0.99
     batch_norm_epsilon: float = 1e-3  # Keras' default (Flax's is 1e-5)
     dtype: Any = None
-    upsampling: str = "transpose"
+    conv_impl: str = "dual_grad"
 
     def coarse_shape(self) -> tuple[int, int]:
         """(h, w) in pixels of the map the Dense layer produces: (H, W) / 2^(len(features) - 1).
@@ -160,28 +158,36 @@ class DCGANGenerator(nn.Module):
         factor = 2 ** (len(self.features) - 1)
         height, width, _ = self.image_shape
         if height % factor or width % factor:
-            raise ValueError(f"DCGANGenerator with features={tuple(self.features)} upsamples {factor}× "
-                             f"(len(features) - 1 stride-2 steps), so the image height and width must be multiples "
-                             f"of {factor}; got {height}×{width}")
+            raise ValueError(
+                f"DCGANGenerator with features={tuple(self.features)} upsamples {factor}× "
+                f"(len(features) - 1 stride-2 steps), so the image height and width must be multiples "
+                f"of {factor}; got {height}×{width}"
+            )
         return height // factor, width // factor
 
     def _normalize_activate(self, h: jax.Array, train: bool) -> jax.Array:
-        h = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
-                         epsilon=self.batch_norm_epsilon, dtype=self.dtype)(h)
+        h = nn.BatchNorm(
+            use_running_average=not train,
+            momentum=self.batch_norm_momentum,
+            epsilon=self.batch_norm_epsilon,
+            dtype=self.dtype,
+        )(h)
         return nn.leaky_relu(h, self.negative_slope)
 
     def _upsample(self, h: jax.Array, features: int, stride: int, index: int) -> jax.Array:
         """The ×stride upsampling layer: a 'SAME' transposed convolution without bias."""
-        if self.upsampling not in UPSAMPLINGS:
-            raise ValueError(f"DCGANGenerator.upsampling must be one of {UPSAMPLINGS}, got {self.upsampling!r}")
-        kernel_size, strides = (self.kernel_size, self.kernel_size), (stride, stride)
-        if self.upsampling == "transpose":
-            return nn.ConvTranspose(features, kernel_size, strides=strides, padding="SAME", use_bias=False,
-                                    kernel_init=_GLOROT, dtype=self.dtype)(h)
-        # Named as Flax names its own layer, so every form has one parameter tree and checkpoints load into any.
-        return upsampling.FastConvTranspose(features, kernel_size, strides=strides, use_bias=False,
-                                            kernel_init=_GLOROT, dtype=self.dtype, method=self.upsampling,
-                                            name=f"ConvTranspose_{index}")(h)
+        layer = upsampling.conv_transpose(
+            features,
+            (self.kernel_size, self.kernel_size),
+            (stride, stride),
+            conv_impl=self.conv_impl,
+            name=f"ConvTranspose_{index}",
+            padding="SAME",
+            use_bias=False,
+            kernel_init=_GLOROT,
+            dtype=self.dtype,
+        )
+        return layer(h)
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool = False) -> jax.Array:
@@ -201,15 +207,18 @@ class DCGANDiscriminator(nn.Module):
     One stride-2 'SAME' convolution per entry of `features`, each followed by LeakyReLU and dropout, then a
     Dense layer to one logit.
 
+    nn.Conv semantics; conv_impl only changes how gradients are computed: every value gives the same function,
+    parameter tree and checkpoints.
+
     Attributes:
       features: channels of each convolution.
       kernel_size: side of every convolution kernel.
       dropout_rate: dropout after each convolution when `train=True`.
       spectral_norm: normalise every weight by its largest singular value.
       dtype: computation dtype (parameters stay f32); None = f32.
-      convolution: "flax" = Flax's `nn.Conv` (the tutorial's layer); "canonical_grad" = the same function and
-        parameters with gradients that XLA:CPU keeps on its fast path inside the training loop's `lax.scan`
-        (`upsampling.FastConv`).
+      conv_impl: one of `config.CONV_IMPLS`: "flax" = Flax's `nn.Conv` (the tutorial's layer); "dual_grad" and
+        "subpixel" = the same function and parameters with gradients that XLA:CPU keeps on its fast path inside
+        the training loop's `lax.scan` (`upsampling.FastConv`).
     """
 
     features: Sequence[int] = (64, 128)
@@ -219,22 +228,24 @@ class DCGANDiscriminator(nn.Module):
     dropout_rate: float = 0.3
     spectral_norm: bool = False
     dtype: Any = None
-    convolution: str = "flax"
+    conv_impl: str = "dual_grad"
 
     @nn.compact
-    def __call__(self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = False,
-                 update_stats: bool = False) -> jax.Array:
-        if self.convolution not in CONVOLUTIONS:
-            raise ValueError(f"DCGANDiscriminator.convolution must be one of {CONVOLUTIONS}, got {self.convolution!r}")
+    def __call__(
+        self, x: jax.Array, labels: jax.Array | None = None, *, train: bool = False, update_stats: bool = False
+    ) -> jax.Array:
         h = x
         for i, features in enumerate(self.features):
-            kernel_size = (self.kernel_size, self.kernel_size)
-            if self.convolution == "flax":
-                conv = nn.Conv(features, kernel_size, strides=(2, 2), padding="SAME", kernel_init=_GLOROT,
-                               dtype=self.dtype)
-            else:
-                conv = upsampling.FastConv(features, kernel_size, strides=(2, 2), kernel_init=_GLOROT,
-                                           dtype=self.dtype, name=f"Conv_{i}")
+            conv = upsampling.conv(
+                features,
+                (self.kernel_size, self.kernel_size),
+                (2, 2),
+                conv_impl=self.conv_impl,
+                name=f"Conv_{i}",
+                padding="SAME",
+                kernel_init=_GLOROT,
+                dtype=self.dtype,
+            )
             h = nn.leaky_relu(_apply(conv, h, self.spectral_norm, update_stats), self.negative_slope)
             h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
         h = h.reshape(h.shape[0], -1)

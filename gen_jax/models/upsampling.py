@@ -18,21 +18,28 @@ it could):
   gradients reach the original parameter.  It also computes the zero taps of the smaller phases (36 for 25 at
   k = 5, s = 2), and is slower than the dual gradient on XLA:CPU (measured in benchmarks/README.md).
 
-`FastConvTranspose(method=...)` is the Linen layer.  `gan.DCGANGenerator(upsampling=...)` selects a form
-("transpose", the default, is Flax's layer: the tutorial's exact network); `autoencoder.ConvDecoder` always uses
-the dual gradient; `benchmarks/throughput.py` times the DCGAN's forms.
+`FastConvTranspose(method=...)` and `FastConv` are the Linen layers.  Models do not pick them directly: every conv
+model (`gan.DCGANGenerator` / `DCGANDiscriminator`, `autoencoder.ConvEncoder` / `ConvDecoder`,
+`classifier.Classifier`) has one attribute `conv_impl` (`config.conv_impl`, one of `config.CONV_IMPLS`) and builds
+its layers through `conv` and `conv_transpose` below: "flax" = `nn.Conv` / `nn.ConvTranspose` as Flax defines
+them; "dual_grad" = the same function and parameters with the fast gradients (`FastConv`,
+`FastConvTranspose(method="dual_grad")`); "subpixel" = the sub-pixel transposed convolution (forward convolutions
+as "dual_grad").  `benchmarks/throughput.py` times the DCGAN under each.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from gen_jax.config import CONV_IMPLS
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
@@ -59,8 +66,9 @@ def _phase_taps(kernel: int, stride: int, offset: int) -> tuple[int, np.ndarray]
     Returns (d_min, taps i32[stride, window]) with taps[r, j] the tap index for d = d_min + j, or −1 where that
     tap falls outside the kernel (its weight is zero).
     """
-    shifts = [(t - offset + r) // stride for r in range(stride) for t in range(kernel)
-              if (t - offset + r) % stride == 0]
+    shifts = [
+        (t - offset + r) // stride for r in range(stride) for t in range(kernel) if (t - offset + r) % stride == 0
+    ]
     d_min, d_max = min(shifts), max(shifts)
     taps = np.full((stride, d_max - d_min + 1), -1, np.int32)
     for r in range(stride):
@@ -130,15 +138,14 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax
       stride: s.
 
     Returns:
-      f32[B, s·H, s·W, C_out], equal to `conv_transpose(x, kernel, stride)` up to float rounding.
+      f32[B, s·H, s·W, C_out], equal to `flax_conv_transpose(x, kernel, stride)` up to float rounding.
     """
     weights, (before, after) = subpixel_kernel(kernel, stride)
-    y = lax.conv_general_dilated(x, weights, (1, 1), ((before, after), (before, after)),
-                                 dimension_numbers=_DIMENSIONS)
+    y = lax.conv_general_dilated(x, weights, (1, 1), ((before, after), (before, after)), dimension_numbers=_DIMENSIONS)
     return depth_to_space(y, stride)
 
 
-def conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+def flax_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     """Flax's `nn.ConvTranspose` with padding "SAME" and no bias.
 
     Args:
@@ -171,10 +178,18 @@ def kernel_grad(inputs: jax.Array, cotangent: jax.Array, size: int, stride: int,
     Returns:
       f32[k, k, I, O], the kernel gradient in Flax's HWIO layout.
     """
-    pads = tuple((before, size + stride * (n - 1) - length - before)
-                 for (before, _), length, n in zip(padding, inputs.shape[1:3], cotangent.shape[1:3]))
-    out = lax.conv_general_dilated(inputs.transpose(3, 1, 2, 0), cotangent.transpose(1, 2, 0, 3), (1, 1), pads,
-                                   rhs_dilation=(stride, stride), dimension_numbers=_DIMENSIONS)
+    pads = tuple(
+        (before, size + stride * (n - 1) - length - before)
+        for (before, _), length, n in zip(padding, inputs.shape[1:3], cotangent.shape[1:3])
+    )
+    out = lax.conv_general_dilated(
+        inputs.transpose(3, 1, 2, 0),
+        cotangent.transpose(1, 2, 0, 3),
+        (1, 1),
+        pads,
+        rhs_dilation=(stride, stride),
+        dimension_numbers=_DIMENSIONS,
+    )
     return out.transpose(1, 2, 0, 3)
 
 
@@ -220,11 +235,14 @@ def _canonical_backward(stride, residuals, g):
     size = kernel.shape[0]
     padding = tuple(same_padding(length, size, stride) for length in x.shape[1:3])
     # The input gradient is the transposed convolution: g dilated by s, the kernel flipped with its channels swapped.
-    dx_padding = tuple((size - 1 - before, length - stride * (n - 1) - 1 - (size - 1 - before) + size - 1)
-                       for (before, _), length, n in zip(padding, x.shape[1:3], g.shape[1:3]))
+    dx_padding = tuple(
+        (size - 1 - before, length - stride * (n - 1) - 1 - (size - 1 - before) + size - 1)
+        for (before, _), length, n in zip(padding, x.shape[1:3], g.shape[1:3])
+    )
     flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    dx = lax.conv_general_dilated(g, flipped, (1, 1), dx_padding, lhs_dilation=(stride, stride),
-                                  dimension_numbers=_DIMENSIONS)
+    dx = lax.conv_general_dilated(
+        g, flipped, (1, 1), dx_padding, lhs_dilation=(stride, stride), dimension_numbers=_DIMENSIONS
+    )
     return dx, kernel_grad(x, g, size, stride, padding)
 
 
@@ -240,9 +258,9 @@ def _dual_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def dual_grad_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-    """`conv_transpose(x, kernel, stride)`, with the kernel gradient computed through the dual strided convolution.
+    """`flax_conv_transpose(x, kernel, stride)`, with the kernel gradient computed through the dual strided convolution.
 
-    The values and both gradients are those of `conv_transpose` (up to float rounding).
+    The values and both gradients are those of `flax_conv_transpose` (up to float rounding).
 
     Args:
       x: f32[B, H, W, C_in].
@@ -252,17 +270,17 @@ def dual_grad_conv_transpose(x: jax.Array, kernel: jax.Array, stride: int) -> ja
     Returns:
       f32[B, s·H, s·W, C_out].
     """
-    return conv_transpose(x, kernel, stride)
+    return flax_conv_transpose(x, kernel, stride)
 
 
 def _dual_grad_forward(x, kernel, stride):
-    return conv_transpose(x, kernel, stride), (x, kernel)
+    return flax_conv_transpose(x, kernel, stride), (x, kernel)
 
 
 def _dual_grad_backward(stride, residuals, g):
     x, kernel = residuals
     padding = (_dual_padding(x.shape[1], kernel.shape[0], stride), _dual_padding(x.shape[2], kernel.shape[0], stride))
-    # conv_transpose(·, kernel) = Cᵀ for the stride-s convolution C with kernel w = kernel flipped in space and with
+    # flax_conv_transpose(·, kernel) = Cᵀ for the stride-s convolution C with kernel w = kernel flipped in space and
     # its channel axes swapped, so ⟨Cᵀ(x), g⟩ = ⟨x, C(g)⟩: the input gradient is C(g) and the kernel gradient that
     # of C applied to g with cotangent x.
     dual = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
@@ -278,14 +296,16 @@ def _square(kernel_size, strides, padding) -> tuple[int, int]:
     """(k, s) from Flax-style layer arguments; the fast layers cover square 'SAME' layers only."""
     kernel_size, strides = tuple(kernel_size), tuple(strides or (1,) * len(kernel_size))
     if len(kernel_size) != 2 or kernel_size[0] != kernel_size[1] or len(strides) != 2 or strides[0] != strides[1]:
-        raise ValueError(f"the fast convolutions need a square 2-D kernel and equal strides, got "
-                         f"kernel_size={kernel_size}, strides={strides}")
+        raise ValueError(
+            f"the fast convolutions need a square 2-D kernel and equal strides, got "
+            f"kernel_size={kernel_size}, strides={strides}"
+        )
     if padding != "SAME":
         raise ValueError(f"the fast convolutions compute padding='SAME' layers only, got padding={padding!r}")
     return kernel_size[0], strides[0]
 
 
-# How `FastConvTranspose` computes the transposed convolution; both give `conv_transpose`'s function.
+# How `FastConvTranspose` computes the transposed convolution; both give `flax_conv_transpose`'s function.
 METHODS = {"dual_grad": dual_grad_conv_transpose, "subpixel": subpixel_conv_transpose}
 
 
@@ -333,3 +353,87 @@ class FastConv(_SameConvLayer):
 
     def convolve(self, x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
         return canonical_grad_conv(x, kernel, stride)
+
+
+def _check_conv_impl(conv_impl: str) -> None:
+    if conv_impl not in CONV_IMPLS:
+        raise ValueError(
+            f"conv_impl must be one of {CONV_IMPLS}, got {conv_impl!r}; set config.conv_impl (or the "
+            "model's conv_impl attribute) to one of them"
+        )
+
+
+def conv(
+    features: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int] | None = None,
+    *,
+    conv_impl: str,
+    name: str,
+    **kwargs: Any,
+) -> nn.Module:
+    """`nn.Conv(features, kernel_size, strides, name=name, **kwargs)`, its gradients computed as `conv_impl` says.
+
+    Every `conv_impl` gives the same function of the same parameters (`kernel` f32[k, k, C_in, features], `bias`
+    f32[features] when `use_bias`) under the same name, so parameter trees and checkpoints are shared by all:
+    "flax" = Flax's `nn.Conv`; "dual_grad" and "subpixel" = `FastConv` (gradients on XLA:CPU's fast path inside
+    the training loop's `lax.scan`; square kernels, equal strides and 'SAME' padding only).
+
+    Args:
+      features: C_out.
+      kernel_size: (k, k).
+      strides: (s, s); None = (1, 1).
+      conv_impl: one of `config.CONV_IMPLS`.
+      name: the layer's name.  Pass the name Flax would give `nn.Conv` (`Conv_{i}` for the module's i-th one):
+        the fast layer would otherwise be auto-named after its own class.
+      **kwargs: further `nn.Conv` attributes (padding, use_bias, kernel_init, bias_init, dtype, param_dtype).
+
+    Returns:
+      An unbound Linen layer, x f32[B, H, W, C_in] -> f32[B, ⌈H / s⌉, ⌈W / s⌉, features] under 'SAME' padding.
+
+    Raises:
+      ValueError: `conv_impl` is not one of `config.CONV_IMPLS`.
+    """
+    _check_conv_impl(conv_impl)
+    if conv_impl == "flax":
+        return nn.Conv(features, kernel_size, strides=strides, name=name, **kwargs)
+    return FastConv(features, kernel_size, strides=strides, name=name, **kwargs)
+
+
+def conv_transpose(
+    features: int,
+    kernel_size: Sequence[int],
+    strides: Sequence[int] | None = None,
+    *,
+    conv_impl: str,
+    name: str,
+    **kwargs: Any,
+) -> nn.Module:
+    """`nn.ConvTranspose(features, kernel_size, strides, name=name, **kwargs)`, computed as `conv_impl` says.
+
+    Every `conv_impl` gives the same function of the same parameters (`kernel` f32[k, k, C_in, features], `bias`
+    f32[features] when `use_bias`) under the same name: "flax" = Flax's `nn.ConvTranspose`; "dual_grad" =
+    `FastConvTranspose(method="dual_grad")` (kernel gradient by duality); "subpixel" =
+    `FastConvTranspose(method="subpixel")` (one stride-1 convolution and depth-to-space).  The fast forms cover
+    square kernels, equal strides and 'SAME' padding only.
+
+    Args:
+      features: C_out.
+      kernel_size: (k, k).
+      strides: (s, s); None = (1, 1).
+      conv_impl: one of `config.CONV_IMPLS`.
+      name: the layer's name.  Pass the name Flax would give `nn.ConvTranspose` (`ConvTranspose_{i}` for the
+        module's i-th one): the fast layer would otherwise be auto-named after its own class.
+      **kwargs: further `nn.ConvTranspose` attributes (padding, use_bias, kernel_init, bias_init, dtype,
+        param_dtype).
+
+    Returns:
+      An unbound Linen layer, x f32[B, H, W, C_in] -> f32[B, s·H, s·W, features] under 'SAME' padding.
+
+    Raises:
+      ValueError: `conv_impl` is not one of `config.CONV_IMPLS`.
+    """
+    _check_conv_impl(conv_impl)
+    if conv_impl == "flax":
+        return nn.ConvTranspose(features, kernel_size, strides=strides, name=name, **kwargs)
+    return FastConvTranspose(features, kernel_size, strides=strides, name=name, method=conv_impl, **kwargs)

@@ -49,8 +49,9 @@ def validate(config) -> None:
 
 
 def build_model(config, image_shape: tuple[int, int, int]) -> AutoEncoder:
-    encoder, decoder = autoencoder.encoder_decoder(config.model, image_shape, config.model.latent_dim,
-                                                   config_lib.compute_dtype(config))
+    encoder, decoder = autoencoder.encoder_decoder(
+        config.model, image_shape, config.model.latent_dim, config_lib.compute_dtype(config), config.conv_impl
+    )
     return AutoEncoder(encoder=encoder, decoder=decoder)
 
 
@@ -58,8 +59,10 @@ def per_example_terms(model: AutoEncoder, loss: str, params, x: jax.Array) -> di
     """{"loss": the configured loss (MSE per pixel, or Bernoulli nats summed over pixels), "mse": squared error per
     pixel of the reconstructed image}, each f32[B]."""
     decoded, _ = model.apply({"params": params}, x)
-    return {"loss": losses.reconstruction_loss(loss, decoded, x),
-            "mse": losses.squared_error(losses.reconstruction_mean(loss, decoded), x)}
+    return {
+        "loss": losses.reconstruction_loss(loss, decoded, x),
+        "mse": losses.squared_error(losses.reconstruction_mean(loss, decoded), x),
+    }
 
 
 def make_loss(model: AutoEncoder, loss: str, binarization: str):
@@ -97,8 +100,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
     model = build_model(config, dataset.image_shape)
     loss = config.model.reconstruction_loss
     tx = optim.make(config.optim, config.num_steps)
-    test_images = data.eval_images(dataset.test_images, config.binarization,
-                                   keys.stream(config.seed, "test_binarization"))
+    test_images = data.eval_images(
+        dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
+    )
     terms = jax.jit(lambda params, x, key: per_example_terms(model, loss, params, x))
 
     def init_state(key):
@@ -107,16 +111,21 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def evaluate(state, key):
         del key  # deterministic
-        return metrics.split_means(functools.partial(terms, state.params), test_images, config.eval_batch_size,
-                                   jax.random.key(0))
+        return metrics.split_means(
+            functools.partial(terms, state.params), test_images, config.eval_batch_size, jax.random.key(0)
+        )
 
     def summarize(state, key):
         results = evaluate(state, key)
-        return {"test_mse": results["mse"], "test_loss": results["loss"], "reconstruction_loss": loss,
-                "latent_dim": config.model.latent_dim,
-                "units": "test_mse: squared error per pixel (pixels in [0, 1]); test_loss: the training loss "
-                         "(mse per pixel, or bernoulli nats per example summed over pixels)",
-                "num_test_examples": len(test_images)}
+        return {
+            "test_mse": results["mse"],
+            "test_loss": results["loss"],
+            "reconstruction_loss": loss,
+            "latent_dim": config.model.latent_dim,
+            "units": "test_mse: squared error per pixel (pixels in [0, 1]); test_loss: the training loss "
+            "(mse per pixel, or bernoulli nats per example summed over pixels)",
+            "num_test_examples": len(test_images),
+        }
 
     def codec(state):
         variables = {"params": state.params}
@@ -128,6 +137,13 @@ def make_task(config, dataset: data.Dataset) -> Task:
         encode, decode = codec(state)
         return latent.figures_of(workdir, encode, decode, dataset, test_images, code_name="codes", key=key)
 
-    return Task(name="ae", signature=config_lib.signature(config, dataset.image_shape), init_state=init_state,
-                train_step=steps.make_train_step(make_loss(model, loss, config.binarization)), evaluate=evaluate,
-                summarize=summarize, make_figures=make_figures, codec=codec)
+    return Task(
+        name="ae",
+        signature=config_lib.signature(config, dataset.image_shape),
+        init_state=init_state,
+        train_step=steps.make_train_step(make_loss(model, loss, config.binarization)),
+        evaluate=evaluate,
+        summarize=summarize,
+        make_figures=make_figures,
+        codec=codec,
+    )

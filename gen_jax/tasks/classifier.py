@@ -67,20 +67,28 @@ def validate(config, dataset: data.Dataset) -> None:
     config_lib.require_positive_int(config, "model.feature_dim")
     optim.validate(config)
     if dataset.num_classes < 2:
-        raise config_lib.ConfigError(f"config.dataset: {dataset.name!r} has {dataset.num_classes} class; a "
-                                     "classifier needs labelled data with at least 2 classes")
+        raise config_lib.ConfigError(
+            f"config.dataset: {dataset.name!r} has {dataset.num_classes} class; a "
+            "classifier needs labelled data with at least 2 classes"
+        )
 
 
 def build_model(config, num_classes: int) -> Classifier:
-    return Classifier(num_classes=num_classes, conv_features=tuple(config.model.conv_features),
-                      feature_dim=config.model.feature_dim)
+    return Classifier(
+        num_classes=num_classes,
+        conv_features=tuple(config.model.conv_features),
+        feature_dim=config.model.feature_dim,
+        conv_impl=config.conv_impl,
+    )
 
 
 def per_example_terms(model: Classifier, params, batch: dict) -> dict[str, jax.Array]:
     """{"nll": −log p(label | x) in nats, "accuracy": 1 where the arg-max class is the label}, each f32[B]."""
     logits, _ = model.apply({"params": params}, batch["image"])
-    return {"nll": optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]),
-            "accuracy": (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)}
+    return {
+        "nll": optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]),
+        "accuracy": (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32),
+    }
 
 
 def make_loss(model: Classifier):
@@ -112,38 +120,60 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def evaluate(state, key):
         del key
-        return metrics.split_means(functools.partial(terms, state.params), test_split, config.eval_batch_size,
-                                   jax.random.key(0))
+        return metrics.split_means(
+            functools.partial(terms, state.params), test_split, config.eval_batch_size, jax.random.key(0)
+        )
 
     def summarize(state, key):
         results = evaluate(state, key)
-        return {"test_accuracy": results["accuracy"], "test_nll": results["nll"],
-                "units": "accuracy in [0, 1]; nll in nats per example",
-                "num_test_examples": len(dataset.test_labels)}
+        return {
+            "test_accuracy": results["accuracy"],
+            "test_nll": results["nll"],
+            "units": "accuracy in [0, 1]; nll in nats per example",
+            "num_test_examples": len(dataset.test_labels),
+        }
 
     def make_figures(state, key, workdir):
         del key
         apply = make_apply(model, state.params)
-        logits = metrics.map_batches(lambda x, key: apply(x)[0], dataset.test_images, config.eval_batch_size,
-                                     jax.random.key(0))
+        logits = metrics.map_batches(
+            lambda x, key: apply(x)[0], dataset.test_images, config.eval_batch_size, jax.random.key(0)
+        )
         path = os.path.join(workdir, "figures", "misclassified.png")
-        grid = misclassified_by_class(dataset.test_images, dataset.test_labels, np.argmax(logits, 1),
-                                      dataset.num_classes)
-        figures.save_image_grid(path, grid, ncols=10, row_labels=dataset.class_names,
-                                title="Misclassified test images, one row per true class")
-        return [(os.path.relpath(path, workdir), "Up to 10 misclassified test images per true class "
-                                                 "(blank where there are fewer)")]
+        grid = misclassified_by_class(
+            dataset.test_images, dataset.test_labels, np.argmax(logits, 1), dataset.num_classes
+        )
+        figures.save_image_grid(
+            path,
+            grid,
+            ncols=10,
+            row_labels=dataset.class_names,
+            title="Misclassified test images, one row per true class",
+        )
+        return [
+            (
+                os.path.relpath(path, workdir),
+                "Up to 10 misclassified test images per true class (blank where there are fewer)",
+            )
+        ]
 
-    return Task(name="classifier", signature=config_lib.signature(config, dataset.image_shape),
-                init_state=init_state, train_step=steps.make_train_step(make_loss(model)), evaluate=evaluate,
-                summarize=summarize, make_figures=make_figures)
+    return Task(
+        name="classifier",
+        signature=config_lib.signature(config, dataset.image_shape),
+        init_state=init_state,
+        train_step=steps.make_train_step(make_loss(model)),
+        evaluate=evaluate,
+        summarize=summarize,
+        make_figures=make_figures,
+    )
 
 
-def misclassified_by_class(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int,
-                           per_class: int = 10) -> np.ndarray:
+def misclassified_by_class(
+    images: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int, per_class: int = 10
+) -> np.ndarray:
     """f32[K·per_class, H, W, C]: row k holds the first misclassified images of true class k, padded white."""
     grid = np.ones((num_classes, per_class, *images.shape[1:]), np.float32)
     for k in range(num_classes):
         wrong = np.flatnonzero((labels == k) & (predicted != k))[:per_class]
-        grid[k, :len(wrong)] = images[wrong]
+        grid[k, : len(wrong)] = images[wrong]
     return grid.reshape(-1, *images.shape[1:])

@@ -86,21 +86,27 @@ def validate(config, dataset: data.Dataset) -> None:
         height, width, _ = dataset.image_shape
         if height % factor or width % factor:
             most = 1 + _largest_power_of_two_dividing(height, width)
-            remedy = (f"give g_features at most {most} entries" if most >= 2 else
-                      "the DCGAN needs even image sides: use architecture='mlp'")
+            remedy = (
+                f"give g_features at most {most} entries"
+                if most >= 2
+                else "the DCGAN needs even image sides: use architecture='mlp'"
+            )
             raise config_lib.ConfigError(
                 f"config.model.g_features has {len(model.g_features)} entries, so the DCGAN generator upsamples "
                 f"{factor}× and needs image sides that are multiples of {factor}; {dataset.name} images are "
-                f"{height}×{width}: {remedy}")
+                f"{height}×{width}: {remedy}"
+            )
     if config.loss == "wgan_gp":
         config_lib.require_positive(config, "gp_weight")
         if model.d_dropout:
             raise config_lib.ConfigError(
                 f"config.loss='wgan_gp' differentiates the critic per example for its gradient penalty, which needs "
-                f"a deterministic critic: set config.model.d_dropout=0.0 (got {model.d_dropout!r})")
+                f"a deterministic critic: set config.model.d_dropout=0.0 (got {model.d_dropout!r})"
+            )
     if model.conditional and dataset.num_classes < 2:
-        raise config_lib.ConfigError(f"config.model.conditional=True needs labelled data; {dataset.name!r} has "
-                                     f"{dataset.num_classes} class")
+        raise config_lib.ConfigError(
+            f"config.model.conditional=True needs labelled data; {dataset.name!r} has {dataset.num_classes} class"
+        )
     sample_quality.validate_config(config)
 
 
@@ -117,20 +123,44 @@ def build_models(config, dataset: data.Dataset):
     num_classes = dataset.num_classes if model.conditional else 0
     dtype = config_lib.compute_dtype(config)
     if model.architecture == "mlp":
-        return (MLPGenerator(image_shape=dataset.image_shape, hidden=tuple(model.g_hidden), num_classes=num_classes,
-                             negative_slope=model.negative_slope, dtype=dtype),
-                MLPDiscriminator(hidden=tuple(model.d_hidden), num_classes=num_classes,
-                                 negative_slope=model.negative_slope, dropout_rate=model.d_dropout,
-                                 spectral_norm=model.spectral_norm, dtype=dtype))
-    flax_layers = config.conv_impl == "flax"
-    return (DCGANGenerator(image_shape=dataset.image_shape, features=tuple(model.g_features),
-                           kernel_size=model.kernel_size, num_classes=num_classes,
-                           negative_slope=model.negative_slope,
-                           upsampling="transpose" if flax_layers else config.conv_impl, dtype=dtype),
-            DCGANDiscriminator(features=tuple(model.d_features), kernel_size=model.kernel_size,
-                               num_classes=num_classes, negative_slope=model.negative_slope,
-                               dropout_rate=model.d_dropout, spectral_norm=model.spectral_norm, dtype=dtype,
-                               convolution="flax" if flax_layers else "canonical_grad"))
+        return (
+            MLPGenerator(
+                image_shape=dataset.image_shape,
+                hidden=tuple(model.g_hidden),
+                num_classes=num_classes,
+                negative_slope=model.negative_slope,
+                dtype=dtype,
+            ),
+            MLPDiscriminator(
+                hidden=tuple(model.d_hidden),
+                num_classes=num_classes,
+                negative_slope=model.negative_slope,
+                dropout_rate=model.d_dropout,
+                spectral_norm=model.spectral_norm,
+                dtype=dtype,
+            ),
+        )
+    return (
+        DCGANGenerator(
+            image_shape=dataset.image_shape,
+            features=tuple(model.g_features),
+            kernel_size=model.kernel_size,
+            num_classes=num_classes,
+            negative_slope=model.negative_slope,
+            dtype=dtype,
+            conv_impl=config.conv_impl,
+        ),
+        DCGANDiscriminator(
+            features=tuple(model.d_features),
+            kernel_size=model.kernel_size,
+            num_classes=num_classes,
+            negative_slope=model.negative_slope,
+            dropout_rate=model.d_dropout,
+            spectral_norm=model.spectral_norm,
+            dtype=dtype,
+            conv_impl=config.conv_impl,
+        ),
+    )
 
 
 def make_render(generator):
@@ -160,8 +190,9 @@ def make_sampler(latent_dim: int, conditional: bool, generator, num_classes: int
     return sample, render
 
 
-def make_statistics_refresher(generator, latent_dim: int, num_classes: int = 0, batches: int = 10,
-                              batch_size: int = 500):
+def make_statistics_refresher(
+    generator, latent_dim: int, num_classes: int = 0, batches: int = 10, batch_size: int = 500
+):
     """refresh(params, batch_stats, key) -> BatchNorm statistics recomputed for the generator with `params`: each
     layer's batch mean and variance averaged over `batches` batches of z ~ N(0, I) (labels uniform when
     `num_classes` > 0) drawn from `key`.  Statistics-free generators get their `{}` back.
@@ -178,8 +209,9 @@ def make_statistics_refresher(generator, latent_dim: int, num_classes: int = 0, 
         z = jax.random.normal(z_key, (batch_size, latent_dim))
         labels = jax.random.randint(label_key, (batch_size,), 0, num_classes) if num_classes else None
         zeros = jax.tree.map(jnp.zeros_like, batch_stats)
-        _, updates = generator.apply({"params": params, "batch_stats": zeros}, z, labels, train=True,
-                                     mutable=["batch_stats"])
+        _, updates = generator.apply(
+            {"params": params, "batch_stats": zeros}, z, labels, train=True, mutable=["batch_stats"]
+        )
         # Updated from zero, a running statistic holds (1 − momentum) · this batch's statistic.
         return jax.tree.map(lambda value: value / (1.0 - momentum), updates["batch_stats"])
 
@@ -203,8 +235,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
     d_tx = optim.make(config.d_optim, config.num_steps)
     evaluator = sample_quality.evaluator_from_config(config, dataset)
     sample, render = make_sampler(latent_dim, conditional, generator, num_classes)
-    test_real = dataset.test_images[:config.eval_num_samples] * 2.0 - 1.0
-    test_labels = dataset.test_labels[:config.eval_num_samples]
+    test_real = dataset.test_images[: config.eval_num_samples] * 2.0 - 1.0
+    test_labels = dataset.test_labels[: config.eval_num_samples]
 
     @jax.jit
     def discriminator_probability(d_params, d_batch_stats, x, labels):  # -> mean D(x) in inference mode
@@ -215,8 +247,11 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def for_inference(state):
         """The state with the EMA generator's BatchNorm statistics recomputed for its weights, from a fixed key."""
-        return state.replace(ema_batch_stats=refresh_statistics(state.ema_params, state.ema_batch_stats,
-                                                                keys.stream(config.seed, "gan_statistics")))
+        return state.replace(
+            ema_batch_stats=refresh_statistics(
+                state.ema_params, state.ema_batch_stats, keys.stream(config.seed, "gan_statistics")
+            )
+        )
 
     def ema_sampler(state):
         return lambda key, count: sample(state.ema_params, state.ema_batch_stats, key, count)
@@ -227,8 +262,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
         z = jnp.zeros((1, latent_dim), jnp.float32)
         x = jnp.zeros((1, *dataset.image_shape), jnp.float32)
         labels = jnp.zeros((1,), jnp.int32) if conditional else None
-        return steps.create_gan_state(generator.init(g_key, z, labels), discriminator.init(d_key, x, labels),
-                                      g_tx, d_tx)
+        return steps.create_gan_state(
+            generator.init(g_key, z, labels), discriminator.init(d_key, x, labels), g_tx, d_tx
+        )
 
     def evaluate(state, key):
         return scores(for_inference(state), key)
@@ -241,19 +277,25 @@ def make_task(config, dataset: data.Dataset) -> Task:
         fake = sample(state.ema_params, state.ema_batch_stats, fake_key, len(test_real), labels)
         results = {
             "d_real_test": float(discriminator_probability(state.d_params, state.d_batch_stats, test_real, labels)),
-            "d_fake_ema": float(discriminator_probability(state.d_params, state.d_batch_stats, fake * 2.0 - 1.0,
-                                                          labels)),
+            "d_fake_ema": float(
+                discriminator_probability(state.d_params, state.d_batch_stats, fake * 2.0 - 1.0, labels)
+            ),
         }
         if evaluator is not None:
-            scored = sample_quality.draw_samples(ema_sampler(state), label_key, config.eval_num_samples,
-                                                 evaluator.batch_size)
+            scored = sample_quality.draw_samples(
+                ema_sampler(state), label_key, config.eval_num_samples, evaluator.batch_size
+            )
             results.update(evaluator.score_images(scored, with_precision_recall=False))
         return results
 
     def summarize(state, key):
         state = for_inference(state)
-        summary = {**scores(state, key), "loss": config.loss, "architecture": config.model.architecture,
-                   "conditional": conditional}
+        summary = {
+            **scores(state, key),
+            "loss": config.loss,
+            "architecture": config.model.architecture,
+            "conditional": conditional,
+        }
         if evaluator is not None:
             summary.update(evaluator.summary(ema_sampler(state), keys.stream(config.seed, "gan_score")))
         return summary
@@ -263,26 +305,53 @@ def make_task(config, dataset: data.Dataset) -> Task:
         directory = os.path.join(workdir, "figures", "progress")
         os.makedirs(directory, exist_ok=True)
         np.save(os.path.join(directory, f"step_{step:08d}.npy"), np.round(images * 255).astype(np.uint8))
-        figures.save_image_grid(os.path.join(directory, f"step_{step:08d}.png"), images,
-                                ncols=int(np.ceil(np.sqrt(len(images)))), title=f"Fixed noise, step {step}")
+        figures.save_image_grid(
+            os.path.join(directory, f"step_{step:08d}.png"),
+            images,
+            ncols=int(np.ceil(np.sqrt(len(images)))),
+            title=f"Fixed noise, step {step}",
+        )
 
     def fixed_noise_samples(state, count):
         labels = jnp.arange(count) % num_classes if conditional else None
-        return sample(state.ema_params, state.ema_batch_stats, keys.stream(config.seed, "gan_snapshot"), count,
-                      labels)
+        return sample(state.ema_params, state.ema_batch_stats, keys.stream(config.seed, "gan_snapshot"), count, labels)
 
     def make_figures(state, key, workdir):
         del key
-        return gan_figures(latent_dim, conditional, sample, render, for_inference(state), dataset,
-                           keys.stream(config.seed, "gan_figures"), workdir)
+        return gan_figures(
+            latent_dim,
+            conditional,
+            sample,
+            render,
+            for_inference(state),
+            dataset,
+            keys.stream(config.seed, "gan_figures"),
+            workdir,
+        )
 
     train_step = steps.make_gan_train_step(
-        generator, discriminator, g_tx, d_tx, config.loss, latent_dim, d_steps=config.d_steps,
-        gp_weight=float(config.gp_weight), ema_decay=float(config.ema_decay), conditional=conditional)
-    return Task(name="gan", signature=config_lib.signature(config, dataset.image_shape, loss=config.loss),
-                init_state=init_state,
-                train_step=train_step, evaluate=evaluate, summarize=summarize, make_figures=make_figures,
-                loss_name="d_loss", snapshot=snapshot)
+        generator,
+        discriminator,
+        g_tx,
+        d_tx,
+        config.loss,
+        latent_dim,
+        d_steps=config.d_steps,
+        gp_weight=float(config.gp_weight),
+        ema_decay=float(config.ema_decay),
+        conditional=conditional,
+    )
+    return Task(
+        name="gan",
+        signature=config_lib.signature(config, dataset.image_shape, loss=config.loss),
+        init_state=init_state,
+        train_step=train_step,
+        evaluate=evaluate,
+        summarize=summarize,
+        make_figures=make_figures,
+        loss_name="d_loss",
+        snapshot=snapshot,
+    )
 
 
 def read_snapshots(workdir: str) -> tuple[list[int], np.ndarray]:
@@ -290,7 +359,7 @@ def read_snapshots(workdir: str) -> tuple[list[int], np.ndarray]:
     paths = sorted(glob.glob(os.path.join(workdir, "figures", "progress", "step_*.npy")))
     if not paths:
         return [], np.zeros((0,), np.float32)
-    steps_done = [int(os.path.basename(p)[len("step_"):-len(".npy")]) for p in paths]
+    steps_done = [int(os.path.basename(p)[len("step_") : -len(".npy")]) for p in paths]
     return steps_done, np.stack([np.load(p).astype(np.float32) / 255.0 for p in paths])
 
 
@@ -299,8 +368,9 @@ def evenly_spaced(count: int, keep: int) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, min(keep, count)).round().astype(int))
 
 
-def gan_figures(latent_dim: int, conditional: bool, sample, render, state, dataset: data.Dataset, key: jax.Array,
-                workdir: str) -> list[tuple[str, str]]:
+def gan_figures(
+    latent_dim: int, conditional: bool, sample, render, state, dataset: data.Dataset, key: jax.Array, workdir: str
+) -> list[tuple[str, str]]:
     """Samples of the EMA and of the raw generator, interpolations in z, and the progress strip and GIF."""
     figure_dir = os.path.join(workdir, "figures")
     made = []
@@ -312,38 +382,60 @@ def gan_figures(latent_dim: int, conditional: bool, sample, render, state, datas
     labels = jnp.repeat(jnp.arange(rows), 10) if conditional else None
     row_labels = list(dataset.class_names) if conditional else None
     how = ", one row per class" if conditional else ""
-    add(figures.save_image_grid(os.path.join(figure_dir, "samples.png"),
-                                sample(state.ema_params, state.ema_batch_stats, key, rows * 10, labels),
-                                ncols=10, row_labels=row_labels, title="Samples of the EMA generator"),
-        f"{rows * 10} samples of the generator's exponential moving average (z ~ N(0, I){how})")
-    add(figures.save_image_grid(os.path.join(figure_dir, "samples_raw.png"),
-                                sample(state.g_params, state.g_batch_stats, key, rows * 10, labels),
-                                ncols=10, row_labels=row_labels, title="Samples of the raw generator"),
-        "The same z through the generator's current weights (no averaging): compare with samples.png")
+    add(
+        figures.save_image_grid(
+            os.path.join(figure_dir, "samples.png"),
+            sample(state.ema_params, state.ema_batch_stats, key, rows * 10, labels),
+            ncols=10,
+            row_labels=row_labels,
+            title="Samples of the EMA generator",
+        ),
+        f"{rows * 10} samples of the generator's exponential moving average (z ~ N(0, I){how})",
+    )
+    add(
+        figures.save_image_grid(
+            os.path.join(figure_dir, "samples_raw.png"),
+            sample(state.g_params, state.g_batch_stats, key, rows * 10, labels),
+            ncols=10,
+            row_labels=row_labels,
+            title="Samples of the raw generator",
+        ),
+        "The same z through the generator's current weights (no averaging): compare with samples.png",
+    )
 
     pair_key, label_key = jax.random.split(jax.random.fold_in(key, 1))
     ends = jax.random.normal(pair_key, (2, 6, latent_dim))
     weights = jnp.linspace(0.0, 1.0, 10)[None, :, None]
     paths = ends[0][:, None, :] * (1 - weights) + ends[1][:, None, :] * weights  # [6, 10, D]
-    path_labels = jnp.repeat(jax.random.randint(label_key, (6,), 0, dataset.num_classes), 10) \
-        if conditional else None
+    path_labels = jnp.repeat(jax.random.randint(label_key, (6,), 0, dataset.num_classes), 10) if conditional else None
     strips = np.asarray(render(state.ema_params, state.ema_batch_stats, paths.reshape(60, -1), path_labels))
-    add(figures.save_interpolations(os.path.join(figure_dir, "interpolations.png"),
-                                    strips.reshape(6, 10, *dataset.image_shape),
-                                    title="Straight lines in z through the EMA generator"),
-        "Straight paths between pairs of z ~ N(0, I)" + (" (one class per row)" if conditional else ""))
+    add(
+        figures.save_interpolations(
+            os.path.join(figure_dir, "interpolations.png"),
+            strips.reshape(6, 10, *dataset.image_shape),
+            title="Straight lines in z through the EMA generator",
+        ),
+        "Straight paths between pairs of z ~ N(0, I)" + (" (one class per row)" if conditional else ""),
+    )
 
     steps_done, snapshots = read_snapshots(workdir)
     if steps_done:
         keep = evenly_spaced(len(steps_done), _STRIP_ROWS)
         columns = min(_STRIP_COLS, snapshots.shape[1])
         strip = snapshots[keep, :columns].reshape(-1, *snapshots.shape[2:])
-        add(figures.save_image_grid(os.path.join(figure_dir, "progress.png"), strip, ncols=columns,
-                                    row_labels=[f"step {steps_done[i]}" for i in keep],
-                                    title="The same noise over training"),
-            "The EMA generator's images of one fixed noise batch at evaluations during training (rows)")
+        add(
+            figures.save_image_grid(
+                os.path.join(figure_dir, "progress.png"),
+                strip,
+                ncols=columns,
+                row_labels=[f"step {steps_done[i]}" for i in keep],
+                title="The same noise over training",
+            ),
+            "The EMA generator's images of one fixed noise batch at evaluations during training (rows)",
+        )
         side = int(np.ceil(np.sqrt(snapshots.shape[1])))
-        gif = figures.save_gif(os.path.join(figure_dir, "progress.gif"),
-                               [figures.tile_images(frame, side) for frame in snapshots])
+        gif = figures.save_gif(
+            os.path.join(figure_dir, "progress.gif"), [figures.tile_images(frame, side) for frame in snapshots]
+        )
         add(gif, "Animation: the fixed noise batch at every evaluation")
     return made

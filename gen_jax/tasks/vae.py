@@ -60,15 +60,22 @@ def validate(config) -> None:
     optim.validate(config)
     sample_quality.validate_config(config)
     if config.model.likelihood == "bernoulli" and config.binarization == "none":
-        print("note: Bernoulli likelihood on grey values (binarization='none'): the continuous relaxation; "
-              "its nats are not comparable with binarised results.")
+        print(
+            "note: Bernoulli likelihood on grey values (binarization='none'): the continuous relaxation; "
+            "its nats are not comparable with binarised results."
+        )
 
 
 def build_model(config, image_shape: tuple[int, int, int]) -> VAE:
-    encoder, decoder = autoencoder.encoder_decoder(config.model, image_shape, 2 * config.model.latent_dim,
-                                                   config_lib.compute_dtype(config))
-    return VAE(encoder=encoder, decoder=decoder, learn_scale=bool(config.model.learn_scale),
-               fixed_log_scale=float(config.model.gaussian_log_scale))
+    encoder, decoder = autoencoder.encoder_decoder(
+        config.model, image_shape, 2 * config.model.latent_dim, config_lib.compute_dtype(config), config.conv_impl
+    )
+    return VAE(
+        encoder=encoder,
+        decoder=decoder,
+        learn_scale=bool(config.model.learn_scale),
+        fixed_log_scale=float(config.model.gaussian_log_scale),
+    )
 
 
 def per_example_terms(model: VAE, likelihood: str, params, x: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
@@ -111,11 +118,15 @@ def make_task(config, dataset: data.Dataset) -> Task:
     model = build_model(config, dataset.image_shape)
     likelihood = config.model.likelihood
     tx = optim.make(config.optim, config.num_steps)
-    test_images = data.eval_images(dataset.test_images, config.binarization,
-                                   keys.stream(config.seed, "test_binarization"))
+    test_images = data.eval_images(
+        dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
+    )
     terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
-    iwae = {k: metrics.make_vae_iwae_nll(model, likelihood, k, metrics.sample_chunk_for(k))
-            for k in {config.iwae_k, config.eval_iwae_k} if k}
+    iwae = {
+        k: metrics.make_vae_iwae_nll(model, likelihood, k, metrics.sample_chunk_for(k))
+        for k in {config.iwae_k, config.eval_iwae_k}
+        if k
+    }
     quality = sample_quality.evaluator_from_config(config, dataset)  # None unless config.sample_quality.enabled
 
     def init_state(key):
@@ -126,11 +137,11 @@ def make_task(config, dataset: data.Dataset) -> Task:
     def scores(params, key, iwae_k):
         """Test-split means: neg_elbo, recon_nll, kl (one z per example) and, with iwae_k, iwae_nll; nats."""
         elbo_key, iwae_key = jax.random.split(key)
-        results = metrics.split_means(functools.partial(terms, params), test_images, config.eval_batch_size,
-                                      elbo_key)
+        results = metrics.split_means(functools.partial(terms, params), test_images, config.eval_batch_size, elbo_key)
         if iwae_k:  # smaller batches: each example carries iwae_k decoder passes
-            per_example = metrics.map_batches(functools.partial(iwae[iwae_k], params), test_images,
-                                              max(1, config.eval_batch_size // 5), iwae_key)
+            per_example = metrics.map_batches(
+                functools.partial(iwae[iwae_k], params), test_images, max(1, config.eval_batch_size // 5), iwae_key
+            )
             results["iwae_nll"] = float(np.mean(per_example))
         return results
 
@@ -146,9 +157,13 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def summarize(state, key):
         results = scores(state.inference_params(), key, config.iwae_k)
-        summary = {"test_neg_elbo": results["neg_elbo"], "likelihood": likelihood,
-                   "binarization": config.binarization, "units": "nats per example, summed over pixels",
-                   "num_test_examples": len(test_images)}
+        summary = {
+            "test_neg_elbo": results["neg_elbo"],
+            "likelihood": likelihood,
+            "binarization": config.binarization,
+            "units": "nats per example, summed over pixels",
+            "num_test_examples": len(test_images),
+        }
         if config.iwae_k:
             summary.update(test_iwae_nll=results["iwae_nll"], iwae_k=config.iwae_k)
         if quality is not None:  # pixel means of z ~ N(0, I) decoded, as in figures/samples.png
@@ -157,8 +172,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def make_figures(state, key, workdir):
         encode, decode = codec(state)
-        return latent.figures_of(workdir, encode, decode, dataset, test_images, code_name="posterior means",
-                                      sample=sampler(state), key=key)
+        return latent.figures_of(
+            workdir, encode, decode, dataset, test_images, code_name="posterior means", sample=sampler(state), key=key
+        )
 
     return Task(
         name="vae",

@@ -1,0 +1,449 @@
+"""The README's three results tables, rendered from the results files: no number in them is typed by hand.
+
+    python -m experiments.readme_tables            # rewrite the tables in README.md from the files
+    python -m experiments.readme_tables --check    # exit 1, one line per table, where README.md and the files differ
+
+Sources: every run record `results/*.json` (written by `python -m experiments.main … --record results/<name>.json`:
+{command, date, machine, versions, config, summary}) and the H100 runs of 2026-11-27
+(`benchmarks/results/h100_2026-11-27_runs.json`; their machine and versions in `…_env.txt`, their commands in
+`benchmarks/gpu_session.sh`).  Each table sits in README.md between `<!-- table:<name> (experiments/readme_tables.py)
+-->` and `<!-- /table:<name> -->`; each row's last column links the file its numbers come from.
+
+    vae             one row per VAE record: config, where (CPU or the GPU), seed, test −ELBO, test IWAE −log p(x)
+    ae_pca          one row per (ae_vs_pca record, k): PCA, linear AE and AE test MSE, principal angles, λ_k/λ_(k+1)
+    sample_quality  per data set, the floor (test vs train images; every record of the data set must agree on it),
+                    then one row per record scored for sample quality
+
+The H100 file's DCGAN is not in the sample-quality table: it was scored by a classifier trained on the GPU, whose
+floor differs from the CPU classifier's, and the table compares models scored by one classifier per data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import json
+import math
+import os
+import re
+import shlex
+import sys
+
+README = "README.md"
+RESULTS_GLOB = "results/*.json"
+GPU_RUNS = "benchmarks/results/h100_2026-11-27_runs.json"
+GPU_ENV = "benchmarks/results/h100_2026-11-27_env.txt"
+GPU_SCRIPT = "benchmarks/gpu_session.sh"
+TABLES = ("vae", "ae_pca", "sample_quality")
+DATASET_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
+LOSS_NAMES = {"hinge": "hinge", "minimax": "minimax", "wgan_gp": "WGAN-GP"}
+FLOOR_FIELDS = ("num_samples", "fid_floor", "classifier_score_real", "precision_floor", "recall_floor")
+# Floors of one data set come from one classifier and the same images; they agree to float32 rounding or not at all.
+FLOOR_RTOL = 1e-5
+ABSENT = "—"
+
+
+class TableError(Exception):
+    """A results file that cannot make a table (damaged, missing a field, floors that disagree); one line."""
+
+
+# Reading the sources.
+
+
+def load_records(root: str = ".") -> list[dict]:
+    """Every run record under `root`: `results/*.json` and the H100 runs file, each as the record's dict plus
+    "source" (its path relative to `root`, the link in the tables) and "where" ("CPU" or the accelerator).  JSON
+    files in results/ that are not run records (no "config" and "summary") are left out."""
+    records = []
+    for path in sorted(glob.glob(os.path.join(root, RESULTS_GLOB))):
+        record = read_json(path)
+        if isinstance(record, dict) and isinstance(record.get("config"), dict) and "summary" in record:
+            source = os.path.relpath(path, root).replace(os.sep, "/")
+            records.append({**record, "source": source, "where": where(record.get("machine", {}), source)})
+    if os.path.exists(os.path.join(root, GPU_RUNS)):
+        records.extend(gpu_records(root))
+    return records
+
+
+def read_json(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as error:
+        raise TableError(f"{path}: not valid JSON ({error.msg}, line {error.lineno}); re-run its command") from None
+
+
+def where(machine: dict, source: str = "") -> str:
+    """Where a record was measured, from machine.devices ("1 × cpu" -> "CPU", "1 × NVIDIA H100 80GB HBM3" ->
+    "H100", "8 × NVIDIA H100 …" -> "8 × H100")."""
+    devices = machine.get("devices")
+    if not isinstance(devices, str) or "×" not in devices:
+        raise TableError(f"{source}: machine.devices should read '<count> × <device kind>', got {devices!r}")
+    count, kind = (part.strip() for part in devices.split("×", 1))
+    name = "CPU" if kind.lower() == "cpu" else accelerator_name(kind)
+    return name if count == "1" else f"{count} × {name}"
+
+
+def accelerator_name(kind: str) -> str:
+    """The short name of a device kind: "NVIDIA H100 80GB HBM3" -> "H100"; "TPU v4" stays."""
+    words = kind.split()
+    if words and words[0].upper() == "NVIDIA" and len(words) > 1:
+        return words[1]
+    return kind
+
+
+def gpu_records(root: str = ".") -> list[dict]:
+    """The H100 runs file's runs as run records: the summary from the file, the machine and versions from its env
+    file, the command and config (family, name, seed, num_steps) from the `run` lines of gpu_session.sh."""
+    runs = read_json(os.path.join(root, GPU_RUNS))
+    env = gpu_env(os.path.join(root, GPU_ENV))
+    invocations = gpu_invocations(os.path.join(root, GPU_SCRIPT))
+    records = []
+    for name, run in sorted(runs.items()):
+        if "summary" not in run:
+            continue
+        if name not in invocations:
+            raise TableError(f"{GPU_RUNS}: run {name!r} has no `run {name} …` line in {GPU_SCRIPT}")
+        config_name, overrides = invocations[name]
+        summary = run["summary"]
+        family = "vae" if "test_neg_elbo" in summary else "gan" if "fid" in summary else None
+        values = dict(o[len("--config.") :].split("=", 1) for o in overrides if o.startswith("--config."))
+        config = {
+            "family": family,
+            "name": config_name,
+            "seed": int(values.get("seed", 0)),
+            "num_steps": int(values.get("num_steps", summary.get("steps", 0))),
+        }
+        command = " ".join(
+            [
+                f"python3 -m experiments.main --config experiments/configs/{config_name}.py",
+                f"--workdir /tmp/runs/{name} --config.data_dir=data/fashion-mnist",
+                *overrides,
+            ]
+        )
+        records.append(
+            {
+                "command": f"{command}  ({GPU_SCRIPT})",
+                "date": env["date"],
+                "machine": env["machine"],
+                "versions": env["versions"],
+                "config": config,
+                "summary": summary,
+                "source": GPU_RUNS,
+                "where": where(env["machine"], GPU_ENV),
+            }
+        )
+    return records
+
+
+def gpu_env(path: str) -> dict:
+    """The env file gpu_session.sh writes: nvidia-smi's CSV (header, one line per GPU), a `jax … flax … optax …`
+    line, then `date -u`."""
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    try:
+        gpu = lines[1].split(",")[0].strip()
+        words = lines[2].split()
+        versions = {name: words[words.index(name) + 1] for name in ("jax", "flax", "optax")}
+        date = datetime.datetime.strptime(lines[3], "%a %b %d %I:%M:%S %p %Z %Y").strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (IndexError, ValueError) as error:
+        raise TableError(f"{path}: not the env file gpu_session.sh writes ({error})") from None
+    return {"machine": {"devices": f"1 × {gpu}"}, "versions": versions, "date": date}
+
+
+def gpu_invocations(path: str) -> dict[str, tuple[str, list[str]]]:
+    """{run name: (config name, [--config overrides])} from gpu_session.sh's `run <name> <config> <timeout> …`."""
+    invocations = {}
+    with open(path) as f:
+        for line in f:
+            if not line.startswith("run "):
+                continue
+            words = shlex.split(line.split(";")[0], comments=True)
+            if len(words) >= 4:
+                invocations[words[1]] = (words[2], words[4:])
+    return invocations
+
+
+# Rendering.
+
+
+def field(record: dict, *path: str):
+    """record[path[0]][path[1]]…, or a one-line error naming the file and the missing field."""
+    value = record
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            raise TableError(f"{record['source']}: has no {'.'.join(path)}")
+        value = value[key]
+    return value
+
+
+def link(source: str) -> str:
+    return f"[{source}]({source})"
+
+
+def significant(x: float, digits: int = 3) -> str:
+    """`digits` significant digits, never an exponent: 333.4 -> "333", 0.3361 -> "0.336", 4.514 -> "4.51"."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def near_one(x: float) -> str:
+    """Two decimals, more where needed to tell the value from 1: 1.18, 2.95, 1.005."""
+    decimals = 2 if x == 1 else max(2, -math.floor(math.log10(abs(x - 1))))
+    return f"{x:.{decimals}f}"
+
+
+def angle(x: float) -> str:
+    """At most three significant digits and two decimals: 0.09, 0.73, 10.9, 74.4."""
+    return f"{x:.{min(2, max(0, 2 - math.floor(math.log10(x))))}f}" if x >= 1 else f"{x:.2f}"
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; an empty cell is written "| |"."""
+    lines = [header, *rows]
+    lines = ["|" + "|".join(f" {cell} " if cell else " " for cell in line) + "|" for line in lines]
+    return "\n".join([lines[0], "|" + "---|" * len(header), *lines[1:]])
+
+
+def vae_table(records: list[dict]) -> str:
+    """One row per VAE record, by config name, seed, where: −ELBO and IWAE −log p(x) in nats, two decimals."""
+    rows = []
+    for record in records:
+        if field(record, "config", "family") != "vae":
+            continue
+        config, summary = record["config"], record["summary"]
+        name, seed = field(record, "config", "name"), field(record, "config", "seed")
+        elbo = field(record, "summary", "test_neg_elbo")
+        iwae = summary.get("test_iwae_nll")
+        cells = [f"`{name}`", record["where"], str(seed), f"{elbo:.2f}", ABSENT if iwae is None else f"{iwae:.2f}"]
+        rows.append(((config["name"], seed, record["where"], record["source"]), [*cells, link(record["source"])]))
+    header = ["config", "where", "seed", "test −ELBO", "test IWAE −log p(x)", "results file"]
+    return markdown(header, [cells for _, cells in sorted(rows)])
+
+
+def ae_pca_table(records: list[dict]) -> str:
+    """One row per (ae_vs_pca record, k), by data set then k: test MSE per pixel of PCA, the linear AE and the AE,
+    the linear AE over PCA, the principal angles' median and max (degrees), PCA's λ_k/λ_(k+1)."""
+    rows = []
+    for record in records:
+        summary = record["summary"]
+        if "pca_mse" not in summary:
+            continue
+        dataset = field(record, "summary", "dataset")
+        columns = ("k", "pca_mse", "linear_ae_mse", "linear_ae_over_pca", "ae_mse", "principal_angles_deg")
+        k, pca, linear, ratio, ae, angles = (field(record, "summary", name) for name in columns)
+        gaps = field(record, "summary", "pca_eigenvalue_ratio")
+        for i in range(len(k)):
+            gap = ABSENT if gaps[i] is None else near_one(gaps[i])
+            cells = [
+                dataset,
+                str(k[i]),
+                f"{pca[i]:.5f}",
+                f"{linear[i]:.5f}",
+                f"{ratio[i]:.4f}",
+                f"{ae[i]:.5f}",
+                f"{angle(median(angles[i]))}, {angle(max(angles[i]))}",
+                gap,
+                link(record["source"]),
+            ]
+            rows.append(((dataset, k[i], record["source"]), cells))
+    header = ["data", "k", "PCA", "linear AE", "linear AE / PCA", "AE", "angles (°)", "λ_k/λ_(k+1)", "results file"]
+    return markdown(header, [cells for _, cells in sorted(rows)])
+
+
+def model_name(record: dict) -> str:
+    """A short name of the scored model, from its config: "VAE, MLP 500, 20-d latent", "GAN, MLP",
+    "conditional DCGAN, hinge + SN"; the accelerator appended when not measured on a CPU."""
+    family, model = field(record, "config", "family"), record["config"].get("model", {})
+    architecture = model.get("architecture", "mlp")
+    if family == "vae":
+        layers = "-".join(str(width) for width in model.get("hidden", ())) if architecture == "mlp" else ""
+        name = f"VAE, {'MLP' if architecture == 'mlp' else architecture}{' ' + layers if layers else ''}"
+        if "latent_dim" in model:
+            name += f", {model['latent_dim']}-d latent"
+    elif family == "gan":
+        name = "GAN, MLP" if architecture == "mlp" else architecture.upper()
+        if model.get("conditional"):
+            name = "conditional " + name
+        loss = LOSS_NAMES.get(record["config"].get("loss"))
+        extras = ([loss] if loss else []) + (["SN"] if model.get("spectral_norm") else [])
+        if extras:
+            name += ", " + " + ".join(extras)
+    else:
+        name = str(family)
+    return name if record["where"] == "CPU" else f"{name}, {record['where']}"
+
+
+def floor_of(records: list[dict], dataset: str) -> dict:
+    """The floor every record of `dataset` reports; a one-line error naming the files when two disagree."""
+    first = records[0]
+    floor = {name: field(first, "summary", name) for name in FLOOR_FIELDS}
+    for record in records[1:]:
+        other = {name: field(record, "summary", name) for name in FLOOR_FIELDS}
+        if any(not math.isclose(floor[name], other[name], rel_tol=FLOOR_RTOL) for name in FLOOR_FIELDS):
+            differing = ", ".join(
+                f"{name} {floor[name]:.6g} vs {other[name]:.6g}"
+                for name in FLOOR_FIELDS
+                if not math.isclose(floor[name], other[name], rel_tol=FLOOR_RTOL)
+            )
+            raise TableError(
+                f"{first['source']} and {record['source']} disagree on the {dataset} floor ({differing}): "
+                f"score every {dataset} model with the same classifier and images"
+            )
+    return floor
+
+
+def sample_quality_table(records: list[dict]) -> str:
+    """Per data set, the floor row (test vs train images, linking every file it is read from), then one row per
+    record with sample-quality fields: classifier FID and score to three significant digits, precision and recall
+    to three decimals.  Records with the H100 file as their source are left out (module docstring)."""
+    scored = [r for r in records if "fid" in r["summary"] and r["source"] != GPU_RUNS]
+    by_dataset = {}
+    for record in scored:
+        by_dataset.setdefault(field(record, "config", "dataset"), []).append(record)
+    family_order = {"ae": 0, "vae": 1, "gan": 2}
+    rows = []
+    for dataset in sorted(by_dataset):
+        group = sorted(
+            by_dataset[dataset],
+            key=lambda r: (
+                family_order.get(field(r, "config", "family"), 3),
+                field(r, "config", "name"),
+                field(r, "config", "num_steps"),
+                r["config"].get("seed", 0),
+                r["source"],
+            ),
+        )
+        floor = floor_of(group, dataset)
+        title = f"{DATASET_NAMES.get(dataset, dataset)} ({floor['num_samples']:,})"
+        sources = ", ".join(link(source) for source in dict.fromkeys(r["source"] for r in group))
+        rows.append(
+            [
+                title,
+                "floor: test vs train images",
+                "–",
+                significant(floor["fid_floor"]),
+                significant(floor["classifier_score_real"]),
+                f"{floor['precision_floor']:.3f}",
+                f"{floor['recall_floor']:.3f}",
+                sources,
+            ]
+        )
+        for record in group:
+            config = record["config"]
+            steps = f"`{config['name']}`, {field(record, 'config', 'num_steps'):,}"
+            if config.get("seed", 0):
+                steps += f", seed {config['seed']}"
+            values = (field(record, "summary", name) for name in ("fid", "classifier_score", "precision", "recall"))
+            fid, score, precision, recall = values
+            rows.append(
+                [
+                    "",
+                    model_name(record),
+                    steps,
+                    significant(fid),
+                    significant(score),
+                    f"{precision:.3f}",
+                    f"{recall:.3f}",
+                    link(record["source"]),
+                ]
+            )
+    header = [
+        "data set (n)",
+        "model",
+        "config, steps",
+        "classifier FID ↓",
+        "classifier score ↑",
+        "precision ↑",
+        "recall ↑",
+        "results file",
+    ]
+    return markdown(header, rows)
+
+
+def render_tables(records: list[dict]) -> dict[str, str]:
+    """{table name: its Markdown} for the three README tables."""
+    return {"vae": vae_table(records), "ae_pca": ae_pca_table(records), "sample_quality": sample_quality_table(records)}
+
+
+# The README's blocks.
+
+
+def block_pattern(name: str) -> re.Pattern:
+    return re.compile(
+        rf"(<!-- table:{name} \(experiments/readme_tables\.py\) -->\n)(.*?)(<!-- /table:{name} -->)", re.DOTALL
+    )
+
+
+def read_blocks(readme: str, readme_name: str = README) -> dict[str, str]:
+    """{table name: the table between its markers in `readme`}; a one-line error for a missing marker."""
+    blocks = {}
+    for name in TABLES:
+        match = block_pattern(name).search(readme)
+        if match is None:
+            raise TableError(
+                f"{readme_name} has no '<!-- table:{name} (experiments/readme_tables.py) -->' … "
+                f"'<!-- /table:{name} -->' block"
+            )
+        blocks[name] = match.group(2).strip("\n")
+    return blocks
+
+
+def replace_blocks(readme: str, tables: dict[str, str], readme_name: str = README) -> str:
+    """`readme` with each table's block replaced by `tables[name]` (a blank line either side)."""
+    read_blocks(readme, readme_name)
+    for name, table in tables.items():
+        readme = block_pattern(name).sub(lambda m, t=table: f"{m.group(1)}\n{t}\n\n{m.group(3)}", readme, count=1)
+    return readme
+
+
+def check(readme: str, tables: dict[str, str], name: str = README) -> list[str]:
+    """One line per table whose block in `readme` (called `name` in the lines) differs from its rendering from the
+    files; [] when all agree."""
+    blocks = read_blocks(readme, name)
+    return [
+        f"{name}: table {table} differs from its results files; run python -m experiments.readme_tables"
+        for table in TABLES
+        if blocks[table] != tables[table].strip("\n")
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.readme_tables", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare README.md with the files; change nothing")
+    parser.add_argument("--root", default=".", help="the repository root (holding README.md, results/, benchmarks/)")
+    parser.add_argument("--readme", default=None, help="the README to check or rewrite (default: <root>/README.md)")
+    args = parser.parse_args(argv)
+    path = os.path.normpath(args.readme or os.path.join(args.root, README))
+    try:
+        with open(path) as f:
+            readme = f.read()
+        records = load_records(args.root)
+        tables = render_tables(records)
+        if args.check:
+            differences = check(readme, tables, path)
+            for line in differences:
+                print(line, file=sys.stderr)
+            return 1 if differences else 0
+        updated = replace_blocks(readme, tables, path)
+    except (TableError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if updated != readme:
+        with open(path, "w") as f:
+            f.write(updated)
+    print(f"{path}: {', '.join(TABLES)} tables from {len(records)} records")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

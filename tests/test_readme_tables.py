@@ -1,0 +1,207 @@
+"""The README's results tables are what experiments/readme_tables.py renders from the committed results files, a
+number changed by hand is caught, and the rendering is right on small records built here."""
+
+import json
+import os
+import re
+
+import pytest
+
+from experiments import readme_tables
+
+from conftest import REPO_ROOT
+
+CPU = {"platform": "Linux", "processor": "x86_64", "cpu_count": 2, "devices": "1 × cpu"}
+VERSIONS = {"python": "3.11.7", "jax": "0.10.2", "flax": "0.12.0", "optax": "0.2.6"}
+FLOOR = {
+    "num_samples": 360,
+    "fid_floor": 8.5812,
+    "classifier_score_real": 9.4412,
+    "precision_floor": 0.8833,
+    "recall_floor": 0.9361,
+}
+
+
+def record(config: dict, summary: dict, machine: dict = CPU) -> dict:
+    """A run record as experiments.main --record writes it."""
+    return {
+        "command": f"python -m experiments.main --config experiments/configs/{config['name']}.py --workdir runs/x",
+        "date": "2026-11-28T12:00:00Z",
+        "machine": machine,
+        "versions": VERSIONS,
+        "config": {"seed": 0, "dataset": "digits", "num_steps": 100, **config},
+        "summary": summary,
+    }
+
+
+def vae_config(name="vae_digits", **fields):
+    return {
+        "family": "vae",
+        "name": name,
+        "model": {"architecture": "mlp", "hidden": [256, 128], "latent_dim": 8},
+        **fields,
+    }
+
+
+def gan_config(name="gan_digits", **model):
+    return {
+        "family": "gan",
+        "name": name,
+        "loss": "non_saturating",
+        "model": {"architecture": "mlp", "conditional": False, "spectral_norm": False, **model},
+    }
+
+
+def scores(fid, score, precision, recall, **floor):
+    return {"fid": fid, "classifier_score": score, "precision": precision, "recall": recall, **FLOOR, **floor}
+
+
+def write(root, records: dict) -> list[dict]:
+    """Writes {name: record} as root/results/<name>.json; returns what load_records reads back."""
+    os.makedirs(root / "results", exist_ok=True)
+    for name, value in records.items():
+        (root / "results" / f"{name}.json").write_text(json.dumps(value, indent=2))
+    return readme_tables.load_records(str(root))
+
+
+def table_rows(table: str) -> list[str]:
+    return table.splitlines()[2:]
+
+
+# (a) The README and the committed files agree.
+
+
+def readme_text() -> str:
+    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+        return f.read()
+
+
+def test_readme_tables_are_rendered_from_the_results_files():
+    tables = readme_tables.render_tables(readme_tables.load_records(REPO_ROOT))
+    assert readme_tables.check(readme_text(), tables) == []
+
+
+def test_check_reports_a_number_changed_by_hand():
+    tables = readme_tables.render_tables(readme_tables.load_records(REPO_ROOT))
+    agreeing = readme_tables.replace_blocks(readme_text(), tables)
+    assert readme_tables.check(agreeing, tables) == []
+    block = readme_tables.read_blocks(agreeing)["vae"]
+    first_row = table_rows(block)[0]
+    number = re.search(r"\| (\d+)\.(\d\d) \|", first_row)  # the first row's −ELBO
+    edited_row = first_row.replace(number.group(0), f"| {number.group(1)}.{(int(number.group(2)) + 1) % 100:02d} |", 1)
+    edited = agreeing.replace(first_row, edited_row, 1)
+    assert edited != agreeing
+    assert readme_tables.check(edited, tables) == [
+        "README.md: table vae differs from its results files; run python -m experiments.readme_tables"
+    ]
+
+
+def test_h100_runs_are_read_with_their_commands_and_machine():
+    runs = {(r["config"]["name"], r["config"]["seed"]): r for r in readme_tables.gpu_records(REPO_ROOT)}
+    assert {("vae_mlp_fashion_mnist", s) for s in (0, 1, 2)} | {("vae_conv_fashion_mnist", 0)} <= set(runs)
+    seed1 = runs["vae_mlp_fashion_mnist", 1]
+    assert seed1["where"] == "H100" and seed1["source"] == readme_tables.GPU_RUNS
+    assert "--config.seed=1" in seed1["command"] and seed1["versions"]["jax"] == "0.11.2"
+    assert seed1["date"] == "2026-11-27T22:53:15Z"
+
+
+# (b) Rendering, on records built here.
+
+
+def test_vae_rows_sorted_by_config_then_seed_with_and_without_iwae(tmp_path):
+    records = write(
+        tmp_path,
+        {
+            "b_seed1": record(vae_config("vae_b", seed=1), {"test_neg_elbo": 126.2449}),
+            "b_seed0": record(vae_config("vae_b"), {"test_neg_elbo": 126.8149, "test_iwae_nll": 119.0551}),
+            "a_gpu": record(vae_config("vae_a"), {"test_neg_elbo": 23.456}, {"devices": "1 × NVIDIA H200"}),
+            "gan": record(gan_config(), scores(10.4, 8.21, 0.8, 0.9)),
+        },
+    )
+    assert table_rows(readme_tables.vae_table(records)) == [
+        "| `vae_a` | H200 | 0 | 23.46 | — | [results/a_gpu.json](results/a_gpu.json) |",
+        "| `vae_b` | CPU | 0 | 126.81 | 119.06 | [results/b_seed0.json](results/b_seed0.json) |",
+        "| `vae_b` | CPU | 1 | 126.24 | — | [results/b_seed1.json](results/b_seed1.json) |",
+    ]
+
+
+def test_ae_vs_pca_rows(tmp_path):
+    summary = {
+        "dataset": "digits",
+        "k": [2, 32],
+        "pca_mse": [0.054561, 0.002751],
+        "linear_ae_mse": [0.054563, 0.002734],
+        "ae_mse": [0.041921, 0.002341],
+        "linear_ae_over_pca": [1.00004, 0.99548],
+        "principal_angles_deg": [[0.05, 0.13], [0.01, 0.03, 0.05, 10.94]],
+        "pca_eigenvalue_ratio": [1.1812, 1.0049],
+    }
+    records = write(tmp_path, {"ae_vs_pca_digits": record({"family": "ae", "name": "ae_vs_pca"}, summary)})
+    link = "[results/ae_vs_pca_digits.json](results/ae_vs_pca_digits.json)"
+    assert table_rows(readme_tables.ae_pca_table(records)) == [
+        f"| digits | 2 | 0.05456 | 0.05456 | 1.0000 | 0.04192 | 0.09, 0.13 | 1.18 | {link} |",
+        f"| digits | 32 | 0.00275 | 0.00273 | 0.9955 | 0.00234 | 0.04, 10.9 | 1.005 | {link} |",
+    ]
+
+
+def test_sample_quality_floor_once_per_data_set_then_one_row_per_record(tmp_path):
+    conditional = gan_config("cdcgan", architecture="dcgan", conditional=True, spectral_norm=True)
+    conditional["loss"] = "hinge"
+    records = write(
+        tmp_path,
+        {
+            "gan": record({**gan_config(), "num_steps": 10000}, scores(10.41, 8.2149, 0.8, 0.90625)),
+            "cdcgan": record(conditional, scores(4.514, 9.74, 0.958, 0.772)),
+            "vae": record(vae_config(), {"test_neg_elbo": 23.0, **scores(21.1, 7.67, 0.758, 0.783)}),
+            "vae_no_scores": record(vae_config(), {"test_neg_elbo": 23.0}),
+        },
+    )
+    assert table_rows(readme_tables.sample_quality_table(records)) == [
+        "| digits (360) | floor: test vs train images | – | 8.58 | 9.44 | 0.883 | 0.936 | "
+        "[results/vae.json](results/vae.json), [results/cdcgan.json](results/cdcgan.json), "
+        "[results/gan.json](results/gan.json) |",
+        "| | VAE, MLP 256-128, 8-d latent | `vae_digits`, 100 | 21.1 | 7.67 | 0.758 | 0.783 | "
+        "[results/vae.json](results/vae.json) |",
+        "| | conditional DCGAN, hinge + SN | `cdcgan`, 100 | 4.51 | 9.74 | 0.958 | 0.772 | "
+        "[results/cdcgan.json](results/cdcgan.json) |",
+        "| | GAN, MLP | `gan_digits`, 10,000 | 10.4 | 8.21 | 0.800 | 0.906 | [results/gan.json](results/gan.json) |",
+    ]
+
+
+def test_sample_quality_floors_that_disagree_fail_naming_both_files(tmp_path, capsys):
+    write(
+        tmp_path,
+        {
+            "gan_a": record(gan_config("gan_a"), scores(10.4, 8.21, 0.8, 0.9)),
+            "gan_b": record(gan_config("gan_b"), scores(11.0, 8.0, 0.8, 0.9, fid_floor=9.1)),
+        },
+    )
+    with pytest.raises(readme_tables.TableError, match=r"results/gan_a\.json and results/gan_b\.json disagree"):
+        readme_tables.sample_quality_table(readme_tables.load_records(str(tmp_path)))
+    (tmp_path / "README.md").write_text(readme_text())
+    assert readme_tables.main(["--root", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "gan_a.json" in error and "gan_b.json" in error and "fid_floor" in error
+    assert (tmp_path / "README.md").read_text() == readme_text()
+
+
+def test_rewrite_then_check_agrees_and_keeps_the_text_around_the_tables(tmp_path, capsys):
+    write(tmp_path, {"vae": record(vae_config(), {"test_neg_elbo": 23.0, **scores(21.1, 7.67, 0.758, 0.783)})})
+    readme = tmp_path / "README.md"
+    readme.write_text(readme_text())
+    assert readme_tables.main(["--root", str(tmp_path), "--check"]) == 1
+    assert len(capsys.readouterr().err.splitlines()) == 3  # one line per table
+    assert readme_tables.main(["--root", str(tmp_path)]) == 0
+    assert readme_tables.main(["--root", str(tmp_path), "--check"]) == 0
+    outside = r"<!-- table:(\w+) \(experiments/readme_tables\.py\) -->\n.*?<!-- /table:\1 -->"
+    assert re.sub(outside, "", readme.read_text(), flags=re.DOTALL) == re.sub(
+        outside, "", readme_text(), flags=re.DOTALL
+    )
+    assert "| `vae_digits` | CPU | 0 | 23.00 | — | [results/vae.json](results/vae.json) |" in readme.read_text()
+
+
+def test_damaged_results_file_is_one_line_naming_it(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "broken.json").write_text('{"config": ')
+    with pytest.raises(readme_tables.TableError, match=r"broken\.json: not valid JSON"):
+        readme_tables.load_records(str(tmp_path))
