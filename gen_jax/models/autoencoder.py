@@ -144,6 +144,18 @@ class AutoEncoder(nn.Module):
 ARCHITECTURES = ("mlp", "conv")
 
 
+def model_fields(**overrides) -> dict:
+    """The encoder/decoder fields of a family's `config.model` (families add their own):
+
+    architecture ("mlp" | "conv"); hidden: MLP widths, encoder order (the decoder mirrors them; () = linear);
+    conv_features: stride-2 convolution widths, encoder order; conv_hidden: the conv models' Dense width;
+    latent_dim: the code's size.
+    """
+    fields = dict(architecture="mlp", hidden=(512, 256), conv_features=(32, 64), conv_hidden=256, latent_dim=2)
+    fields.update(overrides)
+    return fields
+
+
 def validate_config(config) -> None:
     """Checks the encoder/decoder fields of `config.model` (architecture, hidden, conv_features, conv_hidden,
     latent_dim), naming the field, for every family built on `encoder_decoder`."""

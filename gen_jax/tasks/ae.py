@@ -28,12 +28,7 @@ def default_config() -> ml_collections.ConfigDict:
     config = config_lib.base_config()
     config.family = "ae"
     config.model = ml_collections.ConfigDict(
-        dict(
-            architecture="mlp",  # "mlp" | "conv"
-            hidden=(512, 256),  # MLP widths, encoder order (the decoder mirrors them); () = the linear AE
-            conv_features=(32, 64),  # stride-2 conv widths, encoder order
-            conv_hidden=256,
-            latent_dim=2,
+        autoencoder.model_fields(
             reconstruction_loss="mse",  # "mse" (pixels as values) | "bernoulli" (pixels as probabilities)
         )
     )

@@ -30,12 +30,8 @@ def default_config() -> ml_collections.ConfigDict:
     config = config_lib.base_config()
     config.family = "vae"
     config.model = ml_collections.ConfigDict(
-        dict(
-            architecture="mlp",  # "mlp" | "conv"
-            hidden=(500,),  # MLP widths, encoder order (the decoder mirrors them)
-            conv_features=(32, 64),  # stride-2 conv widths, encoder order
-            conv_hidden=256,
-            latent_dim=2,
+        autoencoder.model_fields(
+            hidden=(500,),
             likelihood="bernoulli",  # "bernoulli" | "gaussian"
             learn_scale=False,  # Gaussian only: learn one log standard deviation
             gaussian_log_scale=0.0,  # Gaussian only: the fixed log standard deviation
