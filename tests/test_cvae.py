@@ -1,0 +1,95 @@
+"""The conditional VAE family (gen_jax/tasks/cvae.py, gen_jax/models/cvae.py): its KL is the Gaussian formula, the
+label conditions the decoder, and it trains, resumes bit for bit and draws its figures through experiments.main."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import main as experiments_main
+from experiments.configs import cvae_digits
+from gen_jax import checkpoint, data
+from gen_jax import config as config_lib
+from gen_jax.tasks import cvae
+
+from conftest import read_jsonl, trees_equal
+
+
+def tiny_cvae_config(**overrides):
+    config = cvae_digits.get_config()
+    config.model.hidden = (32,)
+    config.model.latent_dim = 2
+    config.batch_size = 32
+    config.num_steps = 40
+    config.log_every = 10
+    config.eval_every = 20
+    config.checkpoint_every = 20
+    config.keep_checkpoints = 5
+    config.eval_batch_size = 200
+    config.write_figures = False
+    for name, value in overrides.items():
+        config[name] = value
+    return config
+
+
+def test_kl_and_reconstruction_terms_match_a_hand_computation(digits):
+    config = tiny_cvae_config()
+    model = cvae.build_model(config, digits)
+    x = (digits.test_images[:6] > 0.5).astype(np.float32)
+    labels = digits.test_labels[:6]
+    params = model.init(jax.random.key(0), x, labels, jax.random.key(1))["params"]
+    key = jax.random.key(2)
+    terms = cvae.per_example_terms(model, "bernoulli", params, {"image": x, "label": labels}, key)
+    mean, log_var = model.apply({"params": params}, x, labels, method=model.encode)
+    kl = 0.5 * np.sum(np.exp(log_var) + np.asarray(mean) ** 2 - 1.0 - log_var, axis=1)
+    np.testing.assert_allclose(terms["kl"], kl, rtol=1e-5, atol=1e-6)
+    z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(key, mean.shape)
+    p = jax.nn.sigmoid(model.apply({"params": params}, z, labels, method=model.decode))
+    nll = -np.sum(x * np.log(p) + (1 - x) * np.log1p(-p), axis=(1, 2, 3))
+    np.testing.assert_allclose(terms["recon_nll"], nll, rtol=1e-4)
+    np.testing.assert_allclose(terms["neg_elbo"], nll + kl, rtol=1e-4)
+
+
+def test_the_label_conditions_both_networks(digits):
+    model = cvae.build_model(tiny_cvae_config(), digits)
+    x = digits.test_images[:4]
+    params = model.init(jax.random.key(0), x, jnp.zeros(4, jnp.int32), jax.random.key(1))["params"]
+    zeros, ones = jnp.zeros(4, jnp.int32), jnp.ones(4, jnp.int32)
+    z = jax.random.normal(jax.random.key(3), (4, 2))
+    decode = lambda y: model.apply({"params": params}, z, y, method=model.decode)
+    encode = lambda y: model.apply({"params": params}, x, y, method=model.encode)[0]
+    assert not np.allclose(decode(zeros), decode(ones))
+    assert not np.allclose(encode(zeros), encode(ones))
+
+
+@pytest.mark.slow
+def test_trains_resumes_bit_identically_and_draws_its_figures(tmp_path):
+    experiments_main.run(tiny_cvae_config(num_steps=20), str(tmp_path / "split"))
+    resumed = experiments_main.run(tiny_cvae_config(), str(tmp_path / "split"))
+    straight = experiments_main.run(tiny_cvae_config(write_figures=True), str(tmp_path / "straight"))
+    assert resumed == straight and straight["steps"] == 40
+    config = tiny_cvae_config()
+    task = cvae.make_task(config, data.load_dataset("digits"))
+    template = task.init_state(jax.random.key(0))
+    (a, _), (b, _) = (
+        checkpoint.restore_latest(str(tmp_path / run / "checkpoints"), template) for run in ("split", "straight")
+    )
+    assert trees_equal(a, b)
+    losses = [r["train/loss"] for r in read_jsonl(tmp_path / "straight" / "metrics.jsonl") if "train/loss" in r]
+    assert losses[-1] < losses[0]
+    assert {"reconstructions.png", "samples_by_class.png", "latent_scatter.png", "loss_curves.png"} <= {
+        p.name for p in (tmp_path / "straight" / "figures").iterdir()
+    }
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("beta", 0.0, "config.beta must be a positive number"),
+        ("ema_decay", 1.0, r"config.ema_decay must be a number in \[0, 1\)"),
+    ],
+)
+def test_bad_config_is_refused_before_compute(field, value, message, tmp_path):
+    with pytest.raises(config_lib.ConfigError, match=message):
+        experiments_main.run(tiny_cvae_config(**{field: value}), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
