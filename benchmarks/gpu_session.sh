@@ -25,8 +25,9 @@ timeout "${BENCH_TIMEOUT:-200}" python3 -m benchmarks.throughput --all --json "$
 DATA=${DATA_DIR:-data/fashion-mnist}
 run() {  # name config timeout [overrides…]
   local name=$1 config=$2 limit=$3; shift 3
+  mkdir -p "$OUT/results"  # results records (experiments.main --record): copy them to results/ to cite them
   timeout "$limit" python3 -m experiments.main --config "experiments/configs/$config.py" --workdir "/tmp/runs/$name" \
-    --config.data_dir="$DATA" "$@" > "/tmp/runs_$name.log" 2>&1
+    --record "$OUT/results/gpu_$name.json" --config.data_dir="$DATA" "$@" > "/tmp/runs_$name.log" 2>&1
   echo "$name exit=$?" | tee -a "$OUT/runs.txt"
   tail -3 "/tmp/runs_$name.log" | tr '\r' '\n' | tail -3 >> "$OUT/runs.txt"
 }

@@ -61,7 +61,7 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         stored = json.load(f)
     family = tasks.get(stored.get("family") or stored.get("model"))
     if "family" in stored:
-        config = ml_collections.ConfigDict(stored)
+        config = config_lib.new_config(stored)
     else:  # written before configs were nested
         if stored.get("model") == "vae" and "ema_decay" not in stored:
             stored["ema_decay"] = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none
@@ -73,16 +73,15 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
     task = family.make_task(config, dataset)
     if task.codec is None:
         raise config_lib.ConfigError(
-            f"{config_path}: family {config.family!r} has no latent code; use a run of a family with one (ae, vae)"
+            f"{config_path}: family {config.family!r} has no latent code (its task has no codec); use a run of a "
+            "family with one, such as ae or vae"
         )
     # Jitted: one compilation instead of one per initialiser op; only the structure matters, the values are replaced.
     template = jax.jit(task.init_state)(keys.stream(config.seed, "init"))
     state, step = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), template)
     encode, decode = task.codec(state)
     # The same fixed key as the task's own test set, so a dynamically binarised run sees the same test images.
-    test_images = data.eval_images(
-        dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
-    )
+    test_images = data.test_images(config, dataset)
     # Dynamic binarisation samples around the grey values, whose mean image is the grey image itself.
     binarization = "static" if config.binarization == "static" else "none"
     return TrainedRun(

@@ -16,6 +16,17 @@ if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
 
+# What a finished VAE run with write_figures draws (the 2-D latent adds the manifold).
+VAE_FIGURES = {
+    "reconstructions.png",
+    "samples.png",
+    "latent_scatter.png",
+    "manifold.png",
+    "interpolations.png",
+    "loss_curves.png",
+}
+
+
 def requires_fashion_mnist(test):
     """Skips `test` when Debian's dataset-fashion-mnist is not installed, except where GEN_JAX_REQUIRE_DATA is set
     (CI sets it: there a missing data set fails the test instead of hiding it)."""

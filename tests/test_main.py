@@ -14,7 +14,7 @@ from experiments import main as experiments_main
 from gen_jax import config as config_lib
 from gen_jax import train
 
-from conftest import REPO_ROOT, snapshot, tiny_vae_config
+from conftest import REPO_ROOT, VAE_FIGURES, snapshot, tiny_vae_config
 
 CONFIG = os.path.join(REPO_ROOT, "experiments", "configs", "vae_digits.py")
 TINY = [
@@ -141,11 +141,4 @@ def test_a_finished_run_re_evaluates_and_redraws(tmp_path):
     again = experiments_main.run(config, str(tmp_path))
     assert again == first == json.loads((tmp_path / "summary.json").read_text())
     assert (tmp_path / "metrics.jsonl").read_text() == trained_records  # no step was trained again
-    assert {
-        "reconstructions.png",
-        "samples.png",
-        "latent_scatter.png",
-        "manifold.png",
-        "interpolations.png",
-        "loss_curves.png",
-    } <= {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {p.name for p in (tmp_path / "figures").iterdir()} >= VAE_FIGURES

@@ -18,7 +18,7 @@ from gen_jax import checkpoint, data, train
 from gen_jax import config as config_lib
 from gen_jax.tasks import vae
 
-from conftest import REPO_ROOT, read_jsonl, snapshot, tiny_vae_config, trees_equal
+from conftest import REPO_ROOT, VAE_FIGURES, read_jsonl, snapshot, tiny_vae_config, trees_equal
 
 
 def final_params(workdir, **overrides):
@@ -37,14 +37,7 @@ def test_training_writes_the_contract(tmp_path):
         assert key in summary
     assert summary["steps"] == 60 and summary["iwae_k"] == 10
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
-    assert {
-        "reconstructions.png",
-        "samples.png",
-        "latent_scatter.png",
-        "manifold.png",
-        "interpolations.png",
-        "loss_curves.png",
-    } <= figures
+    assert figures >= VAE_FIGURES
     assert any((tmp_path / "tensorboard").iterdir())
     records = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records if "train/loss" in r] == [10, 20, 30, 40, 50, 60]

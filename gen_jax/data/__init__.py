@@ -14,6 +14,7 @@ from gen_jax.data.batching import (
     get_batch,
     permute,
     preprocess,
+    test_images,
 )
 from gen_jax.data.sources import (
     FASHION_MNIST_CLASS_NAMES,
@@ -39,6 +40,7 @@ __all__ = [
     "epoch_permutation",
     "eval_images",
     "get_batch",
+    "test_images",
     "load_dataset",
     "permute",
     "preprocess",

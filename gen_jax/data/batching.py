@@ -35,6 +35,13 @@ def preprocess(images: np.ndarray, binarization: str) -> np.ndarray:
     return images
 
 
+def test_images(config, dataset) -> np.ndarray:
+    """`dataset`'s test split as a run of `config` scores it (`eval_images` with the run's own fixed key)."""
+    from gen_jax import keys
+
+    return eval_images(dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization"))
+
+
 def eval_images(images: np.ndarray, binarization: str, key: jax.Array) -> np.ndarray:
     """A held-out split f32[N, H, W, C] as a model is scored on it: `preprocess`ed, and under "dynamic" binarised
     once with the fixed `key` (the usual protocol for dynamically binarised MNIST), so every evaluation of a run,

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, keys, latent, losses, metrics, optim, steps
+from gen_jax import data, latent, losses, metrics, optim, steps
 from gen_jax.models import autoencoder
 from gen_jax.models.autoencoder import AutoEncoder
 from gen_jax.train import Task
@@ -95,9 +95,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     model = build_model(config, dataset.image_shape)
     loss = config.model.reconstruction_loss
     tx = optim.make(config.optim, config.num_steps)
-    test_images = data.eval_images(
-        dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
-    )
+    test_images = data.test_images(config, dataset)
     terms = jax.jit(lambda params, x, key: per_example_terms(model, loss, params, x))
 
     def init_state(key):

@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, figures, keys, latent, losses, metrics, optim, sample_quality, steps
+from gen_jax import data, figures, latent, losses, metrics, optim, sample_quality, steps
 from gen_jax.models.autoencoder import MLPDecoder, MLPEncoder
 from gen_jax.models.cvae import CVAE
 from gen_jax.train import Task
@@ -101,9 +101,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     likelihood, latent_dim, num_classes = config.model.likelihood, config.model.latent_dim, dataset.num_classes
     tx = optim.make(config.optim, config.num_steps)
     test_split = {
-        "image": data.eval_images(
-            dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
-        ),
+        "image": data.test_images(config, dataset),
         "label": dataset.test_labels,
     }
     terms = jax.jit(functools.partial(per_example_terms, model, likelihood))

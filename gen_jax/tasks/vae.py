@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, keys, latent, losses, metrics, optim, sample_quality, steps
+from gen_jax import data, latent, losses, metrics, optim, sample_quality, steps
 from gen_jax.models import autoencoder
 from gen_jax.models.vae import VAE
 from gen_jax.train import Task
@@ -114,9 +114,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     model = build_model(config, dataset.image_shape)
     likelihood = config.model.likelihood
     tx = optim.make(config.optim, config.num_steps)
-    test_images = data.eval_images(
-        dataset.test_images, config.binarization, keys.stream(config.seed, "test_binarization")
-    )
+    test_images = data.test_images(config, dataset)
     terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
     iwae = {
         k: metrics.make_vae_iwae_nll(model, likelihood, k, metrics.sample_chunk_for(k))
