@@ -103,6 +103,15 @@ def jax_process_index() -> int:
     return jax.process_index()
 
 
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), or "" where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
 def write_record(path: str, argv: list[str], config, summary: dict) -> None:
     """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}."""
     import datetime
@@ -119,7 +128,7 @@ def write_record(path: str, argv: list[str], config, summary: dict) -> None:
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
+            "processor": _cpu_model() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "devices": f"{len(devices)} × {devices[0].device_kind}",
         },

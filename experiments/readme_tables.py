@@ -265,12 +265,7 @@ def model_name(record: dict) -> str:
     "conditional DCGAN, hinge + SN"; the accelerator appended when not measured on a CPU."""
     family, model = field(record, "config", "family"), record["config"].get("model", {})
     architecture = model.get("architecture", "mlp")
-    if family == "vae":
-        layers = "-".join(str(width) for width in model.get("hidden", ())) if architecture == "mlp" else ""
-        name = f"VAE, {'MLP' if architecture == 'mlp' else architecture}{' ' + layers if layers else ''}"
-        if "latent_dim" in model:
-            name += f", {model['latent_dim']}-d latent"
-    elif family == "gan":
+    if family == "gan":
         name = "GAN, MLP" if architecture == "mlp" else architecture.upper()
         if model.get("conditional"):
             name = "conditional " + name
@@ -278,8 +273,13 @@ def model_name(record: dict) -> str:
         extras = ([loss] if loss else []) + (["SN"] if model.get("spectral_norm") else [])
         if extras:
             name += ", " + " + ".join(extras)
-    else:
-        name = str(family)
+    else:  # the VAE and every family with an encoder: its name, architecture, widths and code size
+        layers = "-".join(str(width) for width in model.get("hidden", ())) if architecture == "mlp" else ""
+        name = (
+            f"{str(family).upper()}, {'MLP' if architecture == 'mlp' else architecture}{' ' + layers if layers else ''}"
+        )
+        if "latent_dim" in model:
+            name += f", {model['latent_dim']}-d latent"
     return name if record["where"] == "CPU" else f"{name}, {record['where']}"
 
 

@@ -3,8 +3,8 @@
 
     python -m experiments.main --config experiments/configs/gan_digits.py --workdir runs/gan_digits
 
-About 1.5 minutes on 2 CPU cores (the reference classifier, trained once, adds a minute); its classifier FID,
-score, precision and recall are in the README's sample-quality table.
+About 2 minutes on 2 CPU cores (the reference classifier, trained once, adds a minute); classifier FID 11.6
+against a floor of 8.6, precision 0.775, recall 0.944 (results/gan_digits.json; the README's sample-quality table).
 """
 
 from gen_jax.tasks import gan

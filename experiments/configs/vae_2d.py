@@ -3,7 +3,7 @@ interpolation paths.  `--config.dataset=digits` gives the same pictures for the 
 
     python -m experiments.main --config experiments/configs/vae_2d.py --workdir runs/vae_2d
 
-About 8 minutes on 2 CPU cores; test −ELBO ≈ 170 nats (README's VAE table).
+About 2 minutes on 2 CPU cores with --config.iwae_k=0; test −ELBO 169.51 nats (results/vae_2d.json).
 """
 
 from experiments.configs import vae_mlp_fashion_mnist

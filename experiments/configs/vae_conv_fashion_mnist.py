@@ -3,7 +3,8 @@ same data, likelihood and budget as vae_mlp_fashion_mnist.
 
     python -m experiments.main --config experiments/configs/vae_conv_fashion_mnist.py --workdir runs/vae_conv_fm
 
-About 5 minutes on 2 CPU cores with --config.iwae_k=0; test −ELBO ≈ 121 nats (seed 0, README's VAE table).
+About 5 minutes on 2 CPU cores with --config.iwae_k=0; test −ELBO 121.32 nats for seed 0
+(results/vae_conv_fashion_mnist.json).
 """
 
 from experiments.configs import vae_mlp_fashion_mnist

@@ -3,7 +3,8 @@ binarised pixels, 3,000 steps.
 
     python -m experiments.main --config experiments/configs/vae_digits.py --workdir runs/vae_digits
 
-About 20 s of wall time on 2 CPU cores; test −ELBO ≈ 23 nats (the README's VAE section has the measured row).
+About 25 s on 2 CPU cores (training and the k = 1,000 IWAE evaluation); test −ELBO 23.0 nats, IWAE 22.58
+(results/vae_digits.json).
 """
 
 from gen_jax.tasks import vae
