@@ -3,6 +3,7 @@ number changed by hand is caught, and the rendering is right on small records bu
 
 import json
 import os
+import pathlib
 import re
 
 import pytest
@@ -205,3 +206,27 @@ def test_damaged_results_file_is_one_line_naming_it(tmp_path):
     (tmp_path / "results" / "broken.json").write_text('{"config": ')
     with pytest.raises(readme_tables.TableError, match=r"broken\.json: not valid JSON"):
         readme_tables.load_records(str(tmp_path))
+
+
+def test_the_readme_throughput_rows_are_their_results_files_numbers():
+    """The README's H100 throughput table is hand-laid (one run of benchmarks/gpu_session.sh), so each row is
+    checked against the file it links: steps/s, baseline steps/s, the two speed-ups."""
+    readme = (pathlib.Path(REPO_ROOT) / "README.md").read_text()
+    block = readme[readme.index("| model | precision | batch | fused steps/s") :].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:-1] for line in block.splitlines()[2:]]
+    assert len(rows) == 10
+    for model, precision, batch, fused, baseline, speedup, versus_plain, source in (
+        [cell.strip().strip("*") for cell in row] for row in rows
+    ):
+        path = pathlib.Path(REPO_ROOT) / source[source.index("(") + 1 : source.index(")")]
+        entries = json.loads(path.read_text())
+        entries = entries if isinstance(entries, list) else [entries]
+        name = model.split(" ")[0]
+        (entry,) = [e for e in entries if e["model"] == name and e["precision"] == precision]
+        assert int(batch) == entry["batch_size"]
+        assert fused.strip("*") == f"{entry['steps_per_s']:,.0f}"
+        assert baseline == f"{entry['baseline_steps_per_s']:,.0f}"
+        assert speedup.strip("*") == f"{entry['speedup_vs_baseline']:.2f}×"
+        reference = entry["speedup_vs_reference"]
+        expected = "—" if name.startswith(("vae", "ae", "gan")) else f"{reference or 1.0:.2f}×"
+        assert versus_plain.strip("*") == expected, (model, precision)
