@@ -158,15 +158,22 @@ def main(argv):
 
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    try:
-        summary = run(_CONFIG.value, workdir)
-    except user_errors() as error:
-        print(f"error: {error}", file=sys.stderr)
+    summary = run_or_report(_CONFIG.value, workdir)
+    if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:
         write_record(_RECORD.value, sys.argv, _CONFIG.value, summary)
     print("summary:", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"Figures: {os.path.join(workdir, 'figures')}  Report: {os.path.join(workdir, 'report.md')}")
+
+
+def run_or_report(config, workdir: str) -> dict | None:
+    """`run`, with a mistake in the input (`user_errors`) printed as one line `error: …` on stderr: None then."""
+    try:
+        return run(config, workdir)
+    except user_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -33,14 +33,15 @@ def test_eight_devices_match_one_and_checkpoints_move_between_them(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.split("RESULT ", 1)[1])
     assert {"vae", "ae", "gan", "fsdp"} <= set(report)
-    for family in ("vae", "ae", "gan", "fsdp"):
+    resumed_on = {"vae": [1, 2], "ae": [1], "gan": [1], "fsdp": [2]}  # device counts each resumes on
+    for family, counts in resumed_on.items():
         numbers = report[family]
-        assert numbers["steps"] == [12, 12, 12, 12], family
-        assert numbers["resumed_from"] == [8, 8], family  # each resumed run really resumed, on 1 and 2 devices
+        assert numbers["steps"] == [12] * (2 + len(counts)), family
+        assert numbers["resumed_from"] == [8] * len(counts), family  # each resumed run really resumed
         # The README's claim: the largest parameter difference between 1 and 8 devices is of order 3e-8 (float32
         # round-off of a different reduction order); with FSDP's sharded updates, of order 1e-7.
         assert numbers["param_diff_1_vs_8"] <= (3e-7 if family == "fsdp" else 1e-7), (family, numbers)
-        for name in ("state_diff_1_vs_8", "state_diff_1_vs_8to1", "state_diff_1_vs_8to2", "metric_diff_1_vs_8"):
+        for name in ("state_diff_1_vs_8", "state_diff_1_vs_resumed", "metric_diff_1_vs_8"):
             assert numbers[name] < 1e-6, (family, name, numbers)
     assert report["fsdp"]["split_arrays"] >= 6  # the 64×512 kernels of params and both Adam moments
     assert "(30) does not divide over the 8 devices" in report["indivisible_error"]
