@@ -191,8 +191,7 @@ def build_task(name: str, batch_size: int, precision: str, num_examples: int):
     spec = MODELS[name]
     config = importlib.import_module(f"experiments.configs.{spec.config_module}").get_config()
     for path, value in spec.overrides:
-        parent, _, field = path.rpartition(".")
-        (config_lib.value_at(config, parent) if parent else config)[field] = value
+        config_lib.set_at(config, path, value)
     config.batch_size = batch_size
     config.compute_dtype = PRECISIONS[precision]
     dataset = synthetic_dataset(image_shape_of(config), num_examples, spec.images)

@@ -103,6 +103,12 @@ def value_at(config, path: str) -> Any:
     return node
 
 
+def set_at(config, path: str, value) -> None:
+    """Sets config's field at a dotted path ("model.hidden"); a locked config refuses a field it does not have."""
+    parent, _, leaf = path.rpartition(".")
+    (value_at(config, parent) if parent else config)[leaf] = value
+
+
 def require_fields(config, paths: Iterable[str]) -> None:
     for path in paths:
         value_at(config, path)
@@ -287,9 +293,7 @@ def from_legacy(flat: dict, defaults, renamed: dict | None = None):
                 path = f"model.{name}"
             if path is None or (path.startswith("d_optim") and "d_optim" not in config):
                 continue
-            parent, _, leaf = path.rpartition(".")
-            node = value_at(config, parent) if parent else config
-            node[leaf] = tuple(value) if isinstance(value, list) else value
+            set_at(config, path, tuple(value) if isinstance(value, list) else value)
         if "d_optim" in config:
             for name in ("b1", "b2"):
                 config.d_optim[name] = config.optim[name]

@@ -46,14 +46,10 @@ def idx_bytes(array: np.ndarray) -> bytes:
 def override(config, **overrides):
     """Sets each field of the (locked) config; nested fields as `model__hidden=(32,)` (i.e. config.model.hidden).
     A field the config does not define raises, so a misspelt override cannot be silently ignored."""
+    from gen_jax import config as config_lib
+
     for name, value in overrides.items():
-        *parents, leaf = name.split("__")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        if leaf not in node:
-            raise KeyError(f"config has no field {name.replace('__', '.')}")
-        node[leaf] = value
+        config_lib.set_at(config, name.replace("__", "."), value)
     return config
 
 

@@ -3,6 +3,7 @@ line (no traceback) with exit status 2 before any training step, and nothing in 
 re-evaluates and redraws."""
 
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -45,14 +46,9 @@ def config_of(args):
     config = vae_digits.get_config()
     for arg in args:
         path, value = arg[len("--config.") :].split("=", 1)
-        *parents, leaf = path.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        try:
-            node[leaf] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            node[leaf] = value
+        with contextlib.suppress(ValueError, SyntaxError):  # else a plain string
+            value = ast.literal_eval(value)
+        config_lib.set_at(config, path, value)
     return config
 
 
