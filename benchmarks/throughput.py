@@ -3,6 +3,7 @@
     python -m benchmarks.throughput --model vae_mlp --batch-size 128 [--precision f32|bf16]
                                     [--steps-per-call K] [--repeats R] [--json out.json]
     python -m benchmarks.throughput --all [--json all.json] [--markdown table.md]
+    python -m benchmarks.throughput --model vae_mlp --members 64   (a sweep's population against one model)
 
 Each model is built by its experiment's own code: the experiment config (`experiments/configs/*.py`) and the
 family's `make_task` (`gen_jax/tasks/<config.family>.py`), on synthetic data of the experiment's shape that lives on
@@ -322,6 +323,37 @@ def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, ke
     return run, compiled, compile_s
 
 
+def _population_runner(task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int):
+    """run(state or None) -> state: `members` models (seeds seed, seed+1, …) advance `steps_per_call` steps in one
+    call of the loop's own population program (`train.jit_multi_step(..., population=True)`: the fused steps vmapped
+    over a leading member axis, as `experiments.sweep` trains)."""
+    seeds = tuple(range(seed, seed + members))
+    population = train.Population(
+        names=tuple(map(str, seeds)), seeds=seeds, hypers={}, tasks=(task,) * members, workdirs=("",) * members
+    )
+    population_task, streams = population.task(task), population.streams()
+    compiled = (
+        train.jit_multi_step(population_task.train_step, batch_size, population=True)
+        .lower(
+            population_task.init_state(streams["init"]),
+            images,
+            labels,
+            streams["train"],
+            streams["data"],
+            steps_per_call,
+        )
+        .compile()
+    )
+
+    def run(state):
+        state = population_task.init_state(streams["init"]) if state is None else state
+        state, metrics = compiled(state, images, labels, streams["train"], streams["data"])
+        jax.block_until_ready((state, metrics))
+        return state
+
+    return run
+
+
 def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_call: int, keys, seed: int):
     """(run, compiled, compile seconds) for the Flax examples' loop: run(state or None) -> state advances
     `steps_per_call` steps, one call of `jax.jit(train_step)` per host batch, the key split on the host."""
@@ -352,6 +384,7 @@ def benchmark(
     num_examples: int = DEFAULT_NUM_EXAMPLES,
     peak_size: int | None = None,
     seed: int = 0,
+    members: int = 0,
 ) -> dict:
     """Times model `name` fused and per-step (and its reference, if it has one); returns one result record.
 
@@ -367,6 +400,8 @@ def benchmark(
       num_examples: the size of the synthetic on-device training split.
       peak_size: the side of the matmul probe's matrices; None = the backend's default.
       seed: seeds the keys and the host-side batch order.
+      members: with M > 0, also time M models trained as one vmapped population (`experiments.sweep`'s program):
+        `member_steps_per_s` and `members_speedup`, its aggregate member-steps/s over the single fused model's.
 
     Returns:
       A JSON-ready dict: rates in steps/s and examples/s, times in ms per step (`ms_per_step_repeats` and
@@ -411,6 +446,9 @@ def benchmark(
             reference_task, dataset, batch_size, steps_per_call, keys, seed
         )[0]
 
+    if members:
+        runners["population"] = _population_runner(task, batch_size, steps_per_call, images, labels, members, seed)
+
     probe = matmul_probe_for(device.platform, PRECISIONS[precision], peak_size)
     states = {kind: None for kind in runners}
     times = {kind: [] for kind in runners}
@@ -450,6 +488,10 @@ def benchmark(
         "speedup_vs_reference": (
             min(seconds["reference"], seconds["reference_baseline"]) / seconds["fused"] if spec.reference else None
         ),
+        "members": members or None,
+        "member_steps_per_s": members / seconds["population"] if members else None,
+        "members_speedup": seconds["fused"] * members / seconds["population"] if members else None,
+        "population_ms_per_call_repeats": [1e3 * t * steps_per_call for t in times["population"]] if members else None,
         "flops_per_step": flops,
         "bytes_accessed_per_step": cost.get("bytes_accessed"),
         "achieved_flops_per_s": flops / seconds["fused"] if flops else None,
@@ -552,6 +594,11 @@ def print_result(result: dict) -> None:
             f"{result['reference_baseline_ms_per_step']:.2f} ms/step -> {result['speedup_vs_reference']:.2f}× "
             "faster than its faster way"
         )
+    if result.get("members"):
+        print(
+            f"  {result['members']} members in one vmapped program: {result['member_steps_per_s']:.1f} member-steps/s "
+            f"= {result['members_speedup']:.2f}× the single fused model's steps/s"
+        )
     print(
         f"  {_fmt(result['flops_per_step'], '.3f', 1e-9)} GFLOP/step (XLA cost analysis), "
         f"{_fmt(result['achieved_flops_per_s'], '.1f', 1e-9)} GFLOP/s = "
@@ -589,6 +636,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="side of the matrices of the peak probe (default 2048 on CPU, "
         "8192 on accelerators; smaller only for quick checks)",
     )
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=0,
+        help="also time M models trained as one vmapped population (a sweep), against M times the single model",
+    )
     parser.add_argument("--only", nargs="+", choices=tuple(MODELS), help="with --all: just these models")
     parser.add_argument("--json", help="write the result(s) here as JSON")
     parser.add_argument("--markdown", help="write the table here as Markdown")
@@ -604,7 +657,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     results = []
     for name, precision in rows:
         result = benchmark(
-            name, args.batch_size, precision, args.steps_per_call, args.repeats, args.num_examples, args.peak_size
+            name,
+            args.batch_size,
+            precision,
+            args.steps_per_call,
+            args.repeats,
+            args.num_examples,
+            args.peak_size,
+            members=args.members,
         )
         print_result(result)
         results.append(result)

@@ -143,3 +143,35 @@ def write_report(
     h.append("</body></html>")
     (workdir / "index.html").write_text("\n".join(h), encoding="utf-8")
     return report
+
+
+def write_tables(
+    workdir: PathLike, title: str, tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[object]]]]
+) -> pathlib.Path:
+    """Writes ``<workdir>/report.md`` and ``<workdir>/index.html`` holding tables (e.g. a sweep's members and
+    groups): each a (heading, column names, rows) triple, values formatted as in `write_report`.
+
+    Returns:
+      The path of report.md.
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    e = html.escape
+    md = [f"# {title}", ""]
+    h = ['<!DOCTYPE html><html><head><meta charset="utf-8">', f"<title>{e(title)}</title>"]
+    h += ["<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"]
+    h += ["td,th{border:1px solid #ccc;padding:4px 8px}td{font-family:monospace}</style></head><body>"]
+    h.append(f"<h1>{e(title)}</h1>")
+    for heading, columns, rows in tables:
+        cells = [[_format_value(v).replace("|", "\\|") for v in row] for row in rows]
+        md += [f"## {heading}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        md += ["| " + " | ".join(row) + " |" for row in cells]
+        md.append("")
+        h += [f"<h2>{e(heading)}</h2><table><tr>", *(f"<th>{e(c)}</th>" for c in columns), "</tr>"]
+        h += ["<tr>" + "".join(f"<td>{e(_format_value(v))}</td>" for v in row) + "</tr>" for row in rows]
+        h.append("</table>")
+    h.append("</body></html>")
+    report = workdir / "report.md"
+    report.write_text("\n".join(md), encoding="utf-8")
+    (workdir / "index.html").write_text("\n".join(h), encoding="utf-8")
+    return report

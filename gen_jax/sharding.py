@@ -8,10 +8,14 @@ devices: `train.py` jits the fused steps with the shardings made here.
 Multi-host: `initialize_distributed` starts JAX's multi-controller runtime; every process then runs the same
 program on the global mesh.  Data sets small enough to live on the accelerators are replicated, and each
 process gathers only its own share of every global batch on its own devices.
+
+Sweeps (`gen_jax/sweep.py`): a 2-D mesh (`members`, `data`); the stacked state's member axis is split over
+`members`, and each member's batch over `data`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -21,6 +25,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
+MEMBERS_AXIS = "members"  # a sweep's population: each device group trains its share of the members
 
 
 def initialize_distributed(
@@ -51,21 +56,34 @@ def distributed_requested(coordinator_address: str | None) -> bool:
     return bool(coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS"))
 
 
-def make_mesh(num_devices: int | None = None) -> Mesh:
-    """A 1-D mesh with axis `data` over the first `num_devices` devices (all of them by default).
+def make_mesh(num_devices: int | None = None, members: int = 0) -> Mesh:
+    """A mesh over the first `num_devices` devices (all of them by default): 1-D with axis `data`, or for a sweep
+    2-D with axes (`members`, `data`).
 
     Args:
       num_devices: how many of `jax.devices()` to use, in [1, len(jax.devices())]; None = all.
+      members: 0 for a single model; for a sweep, the size of the `members` axis (it must divide the device count;
+        the rest of the devices form the `data` axis).
 
     Returns:
-      A `Mesh` of shape (num_devices,) with axis name `DATA_AXIS`.
+      A `Mesh` of shape (num_devices,) with axis `DATA_AXIS`, or (members, num_devices // members) with axes
+      (`MEMBERS_AXIS`, `DATA_AXIS`).
     """
     devices = jax.devices()
     if num_devices is not None:
         if not 0 < num_devices <= len(devices):
             raise ValueError(f"num_devices must be in [1, {len(devices)}] (the devices present), got {num_devices}")
         devices = devices[:num_devices]
-    return Mesh(np.array(devices), (DATA_AXIS,))
+    if not members:
+        return Mesh(np.array(devices), (DATA_AXIS,))
+    if len(devices) % members:
+        raise ValueError(f"the members axis ({members}) must divide the {len(devices)} devices")
+    return Mesh(np.array(devices).reshape(members, -1), (MEMBERS_AXIS, DATA_AXIS))
+
+
+def members_axis_size(num_members: int, num_devices: int) -> int:
+    """The largest size of the `members` mesh axis that divides both the members and the devices (their gcd)."""
+    return math.gcd(num_members, num_devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -79,11 +97,13 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def check_batch_divides(batch_size: int, mesh: Mesh) -> None:
-    """Raises ValueError naming both numbers when the global batch (examples) does not split evenly over `mesh`."""
-    if batch_size % mesh.size:
+    """Raises ValueError naming both numbers when the global batch (examples) does not split evenly over the mesh's
+    `data` axis."""
+    devices = mesh.shape[DATA_AXIS]
+    if batch_size % devices:
         raise ValueError(
-            f"the global batch ({batch_size}) does not divide over the {mesh.size} devices of the mesh; "
-            f"choose a batch size that is a multiple of {mesh.size}"
+            f"the global batch ({batch_size}) does not divide over the {devices} devices of the mesh; "
+            f"choose a batch size that is a multiple of {devices}"
         )
 
 
@@ -101,7 +121,8 @@ def _fsdp_spec(shape: tuple[int, ...], num_devices: int, min_size: int) -> Parti
 
 def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_min_size: int = 2**14) -> Any:
     """A sharding for every leaf of the state: replicated, or FSDP-split arrays of at least `fsdp_min_size`
-    elements when `fsdp` is set.
+    elements when `fsdp` is set; on a mesh with a `members` axis (a sweep's stacked state), every leaf's leading
+    (member) axis is split over it instead.
 
     Args:
       abstract_state: the state pytree; leaves may be arrays or ShapeDtypeStructs.
@@ -114,6 +135,8 @@ def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_mi
     """
 
     def leaf_sharding(leaf):
+        if MEMBERS_AXIS in mesh.axis_names:
+            return NamedSharding(mesh, PartitionSpec(MEMBERS_AXIS))
         if not fsdp:
             return replicated(mesh)
         return NamedSharding(mesh, _fsdp_spec(tuple(np.shape(leaf)), mesh.size, fsdp_min_size))

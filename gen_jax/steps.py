@@ -19,7 +19,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from gen_jax import losses
+from gen_jax import hyper, losses
 
 
 class TrainState(train_state.TrainState):
@@ -44,7 +44,7 @@ class EMATrainState(TrainState):
 
     def apply_gradients(self, *, grads, **kwargs) -> EMATrainState:
         updated = super().apply_gradients(grads=grads, **kwargs)
-        step_size = 1.0 - ema_decay_at(self.step, self.ema_decay)
+        step_size = 1.0 - ema_decay_at(self.step, hyper.value("ema_decay", self.ema_decay))
         return updated.replace(ema_params=optax.incremental_update(updated.params, self.ema_params, step_size))
 
     def inference_params(self):
@@ -216,7 +216,7 @@ def make_gan_updates(
                 alpha = jax.random.uniform(alpha_key, (real.shape[0],))
                 extra = () if labels is None else (labels,)
                 aux["gp"] = jnp.mean(losses.gradient_penalty(critic, real, fake, alpha, critic_args=extra))
-                d_loss = d_loss + gp_weight * aux["gp"]
+                d_loss = d_loss + hyper.value("gp_weight", gp_weight) * aux["gp"]
             return d_loss, (aux, updates.get("batch_stats", state.d_batch_stats))
 
         (d_loss, (aux, d_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
@@ -241,7 +241,7 @@ def make_gan_updates(
         (grads,) = pullback(fake_grad)
         updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
-        step_size = 1.0 - ema_decay_at(state.step, ema_decay)
+        step_size = 1.0 - ema_decay_at(state.step, hyper.value("ema_decay", ema_decay))
         state = state.replace(
             g_params=g_params,
             g_opt_state=g_opt_state,

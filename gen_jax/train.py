@@ -19,9 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
-from gen_jax import checkpoint, data, keys, sharding
+from gen_jax import checkpoint, data, hyper, keys, sharding
 from gen_jax import config as config_lib
 
 Metrics = dict[str, jax.Array]
@@ -89,23 +91,105 @@ def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None)
     return run
 
 
-def jit_multi_step(train_step: TrainStep, batch_size: int, mesh=None, state_sharding=None) -> Callable:
-    """`make_multi_step` jitted as the loop runs it: num_steps static, the state's buffers donated.
+def make_population_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None, spmd_axis=None):
+    """`make_multi_step` for a sweep's population: run(state, images, labels, train_keys, data_keys, num_steps)
+    with a leading member axis [M] on the state, the keys and the metrics ([M, num_steps]).
+
+    The whole fused loop is `jax.vmap`ped: member m takes its own batches (from data_keys[m]) and keys (from
+    train_keys[m]); the data set is shared.  `spmd_axis` names the mesh axis the member axis is split over.
+    """
+    run = make_multi_step(train_step, batch_size, batch_sharding)
+
+    def population_run(state, images, labels, train_keys, data_keys, num_steps):
+        member = lambda state, train_key, data_key: run(state, images, labels, train_key, data_key, num_steps)
+        return jax.vmap(member, spmd_axis_name=spmd_axis)(state, train_keys, data_keys)
+
+    return population_run
+
+
+def jit_multi_step(
+    train_step: TrainStep, batch_size: int, mesh=None, state_sharding=None, population: bool = False
+) -> Callable:
+    """`make_multi_step` (or, with `population`, `make_population_multi_step`) jitted as the loop runs it:
+    num_steps static, the state's buffers donated.
 
     With a `mesh`, the shardings are declared here: the state as `state_sharding` (replicated by default), data
-    and keys replicated, every batch split over the mesh's `data` axis, metrics returned replicated.
+    and keys replicated, every batch split over the mesh's `data` axis (and a population's members over its
+    `members` axis, where it has one), metrics returned replicated.
     """
+    if population:
+        spmd_axis = sharding.MEMBERS_AXIS if mesh is not None and sharding.MEMBERS_AXIS in mesh.axis_names else None
+        batch_sharding = None if mesh is None else sharding.batch_sharding(mesh)
+        fused = make_population_multi_step(train_step, batch_size, batch_sharding, spmd_axis)
+    else:
+        fused = make_multi_step(train_step, batch_size, None if mesh is None else sharding.batch_sharding(mesh))
     if mesh is None:
-        return jax.jit(make_multi_step(train_step, batch_size), static_argnums=5, donate_argnums=0)
+        return jax.jit(fused, static_argnums=5, donate_argnums=0)
     replicated = sharding.replicated(mesh)
     state_sharding = replicated if state_sharding is None else state_sharding
     return jax.jit(
-        make_multi_step(train_step, batch_size, sharding.batch_sharding(mesh)),
+        fused,
         in_shardings=(state_sharding, replicated, replicated, replicated, replicated),
         out_shardings=(state_sharding, replicated),
         static_argnums=5,
         donate_argnums=0,
     )
+
+
+@struct.dataclass
+class PopulationState:
+    """A sweep's members as one training state.
+
+    Attributes:
+      members: the family's state with a leading member axis [M] on every leaf.
+      hypers: each member's swept scalars, {config path: f32[M]}, given to the step through `hyper.overriding`.
+    """
+
+    members: Any
+    hypers: dict
+
+    @property
+    def step(self):
+        return self.members.step
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """What the loop needs to train a sweep's M members as one state (`gen_jax/sweep.py` builds it).
+
+    Attributes:
+      names: each member's name, e.g. "seed=3,beta=0.5"; its files go to `workdirs`.
+      seeds: each member's seed: its init, train, data and eval streams (`keys.loop_streams`).
+      hypers: {config path: f32[M]}, the swept scalars the step reads through `hyper.value`.
+      tasks: each member's own task, built from its own config: it evaluates, summarises and draws that member.
+      workdirs: each member's directory (metrics.jsonl, summary.json, figures).
+    """
+
+    names: tuple[str, ...]
+    seeds: tuple[int, ...]
+    hypers: dict
+    tasks: tuple[Task, ...]
+    workdirs: tuple[str, ...]
+
+    def task(self, template: Task) -> Task:
+        """The task the loop trains: `template`'s step vmapped over the members by the loop, each member's step
+        traced with its own swept scalars; init from stacked keys [M]."""
+        hypers = {path: jnp.asarray(values, jnp.float32) for path, values in self.hypers.items()}
+
+        def init_state(init_keys):
+            return PopulationState(members=jax.vmap(template.init_state)(init_keys), hypers=hypers)
+
+        def train_step(state: PopulationState, batch, key):
+            with hyper.overriding(state.hypers):
+                members, metrics = template.train_step(state.members, batch, key)
+            return state.replace(members=members), metrics
+
+        return dataclasses.replace(template, init_state=init_state, train_step=train_step)
+
+    def streams(self) -> dict[str, jax.Array]:
+        """The loop's streams, each stacked over the members: {name: key[M]}."""
+        each = [keys.loop_streams(seed) for seed in self.seeds]
+        return {name: jnp.stack([streams[name] for streams in each]) for name in each[0]}
 
 
 def init_sharded_state(task: Task, key: jax.Array, mesh, fsdp: bool = False):
@@ -124,7 +208,7 @@ def _is_chief() -> bool:
     return jax.process_index() == 0
 
 
-def _write_json(path: str, payload: dict) -> None:
+def write_json(path: str, payload: dict) -> None:
     # Write-then-rename, so a killed process never leaves half a file where a whole one was.
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -160,12 +244,12 @@ def prepare_workdir(workdir: str, config_dict: dict, task: Task) -> None:
         return
     os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
     if not os.path.exists(signature_path):
-        _write_json(signature_path, task.signature)
+        write_json(signature_path, task.signature)
     config_path = os.path.join(workdir, "config.json")
     # On resume the config is rewritten only once the checkpoint has been restored (`train`), so a refused
     # resume leaves the workdir as it was.
     if not os.path.exists(config_path):
-        _write_json(config_path, config_dict)
+        write_json(config_path, config_dict)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -232,26 +316,59 @@ def _first_non_finite(values: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
+def _member(tree: Any, index: int | None) -> Any:
+    """Member `index` of a population's stacked tree (a `PopulationState` gives its members'), or `tree` itself
+    for a single run (`index` None)."""
+    if index is None:
+        return tree
+    if isinstance(tree, PopulationState):
+        tree = tree.members
+    return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
+
+
 def train(
-    config, workdir: str, task: Task, images: np.ndarray, labels: np.ndarray, mesh=None, show_progress: bool = True
+    config,
+    workdir: str,
+    task: Task,
+    images: np.ndarray,
+    labels: np.ndarray,
+    mesh=None,
+    show_progress: bool = True,
+    population: Population | None = None,
 ) -> dict:
     """Trains `task` to `config.num_steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
 
     Args:
       config: the validated run config (reads seed, batch_size, num_steps, log_every, eval_every,
-        checkpoint_every, keep_checkpoints, and fsdp if present).
+        checkpoint_every, keep_checkpoints, write_figures, and fsdp if present).
       workdir: prepared by `prepare_workdir`.
+      task: the family's task; for a population, the template whose step every member runs.
       images, labels: f32[N, H, W, C] and i32[N], the preprocessed training split (every process holds it whole).
       mesh: the devices to train on; all of them (`sharding.make_mesh()`) by default.
+      population: a sweep's members, trained as one state with a leading member axis (one vmapped, fused program;
+        one checkpoint in `workdir/checkpoints`); each member logs, evaluates, summarises and draws figures in its
+        own directory with its own task.  A member whose loss turns NaN/Inf is reported and left out of the
+        evaluations from then on; the others train on.
 
     Returns:
-      The final summary (also written to `<workdir>/summary.json`).
+      The final summary (also written to `<workdir>/summary.json`); for a population {member name: summary},
+      each also in `<member workdir>/summary.json`.
     """
     mesh = mesh if mesh is not None else sharding.make_mesh()
     sharding.check_batch_divides(config.batch_size, mesh)
-    streams = keys.loop_streams(config.seed)
+    if population is None:
+        streams = keys.loop_streams(config.seed)
+        views = [(None, task, workdir, streams)]  # (member index, its task, its directory, its streams)
+        run_task = task
+    else:
+        streams = population.streams()
+        views = [
+            (index, member_task, member_dir, {name: key[index] for name, key in streams.items()})
+            for index, (member_task, member_dir) in enumerate(zip(population.tasks, population.workdirs))
+        ]
+        run_task = population.task(task)
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-    state, state_sharding = init_sharded_state(task, streams["init"], mesh, bool(config.get("fsdp", False)))
+    state, state_sharding = init_sharded_state(run_task, streams["init"], mesh, bool(config.get("fsdp", False)))
     latest = manager.latest_step()
     if latest is not None:
         # Restores into the current mesh's shardings, whatever device count wrote the checkpoint.
@@ -259,13 +376,14 @@ def train(
         if _is_chief():
             print(f"Resumed from the checkpoint at step {latest} in {workdir}/checkpoints.", flush=True)
     if _is_chief() and hasattr(config, "to_dict"):
-        _write_json(os.path.join(workdir, "config.json"), config.to_dict())
+        write_json(os.path.join(workdir, "config.json"), config.to_dict())
     images = sharding.put_global(images, sharding.replicated(mesh))
     labels = sharding.put_global(labels, sharding.replicated(mesh))
-    multi_step = jit_multi_step(task.train_step, config.batch_size, mesh, state_sharding)
+    multi_step = jit_multi_step(run_task.train_step, config.batch_size, mesh, state_sharding, population is not None)
 
-    log = _Log(workdir)
-    step = int(state.step)
+    logs = [_Log(view_dir) for _, _, view_dir, _ in views]
+    diverged: dict[int | None, int] = {}  # member index -> the step its loss first became NaN/Inf
+    step = int(np.ravel(jax.device_get(state.step))[0])
     cadences = (config.log_every, config.eval_every, config.checkpoint_every)
     progress = None
     if show_progress and _is_chief():
@@ -281,46 +399,81 @@ def train(
             new_state, metrics = multi_step(state, images, labels, streams["train"], streams["data"], target - step)
             metrics = jax.device_get(metrics)
             elapsed = time.perf_counter() - started
-            bad = _first_non_finite(np.asarray(metrics[task.loss_name]))
-            if bad is not None:
-                kept = manager.latest_step()
+            for index, *_ in views:
+                losses = np.asarray(_member(metrics, index)[task.loss_name])
+                bad = _first_non_finite(losses)
+                if bad is None or index in diverged:
+                    continue
+                message = f"{task.loss_name} became {losses[bad]} at step {step + bad}"
+                if population is None:
+                    kept = manager.latest_step()
+                    raise TrainingDivergedError(
+                        f"{task.name}: {message}. Training stopped; the last good checkpoint (step {kept}) is kept in "
+                        f"{workdir}/checkpoints. Lower the learning rate or check the data, then run again to "
+                        "resume from it."
+                    )
+                diverged[index] = step + bad
+                if _is_chief():
+                    print(f"member {population.names[index]}: {message}; left out from now on.", flush=True)
+            if population is not None and len(diverged) == len(views):
                 raise TrainingDivergedError(
-                    f"{task.name}: {task.loss_name} became {metrics[task.loss_name][bad]} at step {step + bad}. "
-                    f"Training stopped; the last good checkpoint (step {kept}) is kept in {workdir}/checkpoints. "
-                    "Lower the learning rate or check the data, then run again to resume from it."
+                    f"{task.name}: every member's {task.loss_name} became NaN/Inf (first at step "
+                    f"{min(diverged.values())}); the last good checkpoint (step {manager.latest_step()}) is kept."
                 )
             state, step = new_state, target
             if progress is not None:
+                shown = np.ravel(np.asarray(metrics[task.loss_name]))[-1]
                 progress.update(target - progress.n)
-                progress.set_postfix({task.loss_name: f"{float(metrics[task.loss_name][-1]):.4g}"}, refresh=False)
+                progress.set_postfix({task.loss_name: f"{float(shown):.4g}"}, refresh=False)
+            live = [(view, log) for view, log in zip(views, logs) if view[0] not in diverged]
             if step % config.log_every == 0 or step == config.num_steps:
-                record = {f"train/{k}": float(np.mean(v)) for k, v in metrics.items()}
-                record["train/steps_per_sec"] = len(metrics[task.loss_name]) / elapsed
-                log.write(step, record)
+                for (index, _, _, _), log in live:
+                    member_metrics = _member(metrics, index)
+                    record = {f"train/{k}": float(np.mean(v)) for k, v in member_metrics.items()}
+                    record["train/steps_per_sec"] = len(member_metrics[task.loss_name]) / elapsed
+                    log.write(step, record)
             if step % config.eval_every == 0 or step == config.num_steps:
                 local_state = sharding.to_local(state)
-                log.write(step, {f"eval/{k}": v for k, v in task.evaluate(local_state, streams["eval"]).items()})
-                if task.snapshot is not None and _is_chief():
-                    task.snapshot(local_state, step, workdir)
+                for (index, view_task, view_dir, view_streams), log in live:
+                    member_state = _member(local_state, index)
+                    scores = view_task.evaluate(member_state, view_streams["eval"])
+                    log.write(step, {f"eval/{k}": v for k, v in scores.items()})
+                    if view_task.snapshot is not None and _is_chief():
+                        view_task.snapshot(member_state, step, view_dir)
             if step % config.checkpoint_every == 0 or step == config.num_steps:
                 checkpoint.save(manager, step, state)
     finally:
         if progress is not None:
             progress.close()
         manager.wait_until_finished()
-        log.close()
+        for log in logs:
+            log.close()
 
     local_state = sharding.to_local(state)
-    summary = {**task.summarize(local_state, streams["eval"]), "steps": step}
-    if _is_chief():
-        _write_json(os.path.join(workdir, "summary.json"), summary)
-    if _is_chief() and config.get("write_figures", True):
-        from gen_jax import figures, report
+    summaries = {}
+    for (index, view_task, view_dir, view_streams), log in zip(views, logs):
+        if index in diverged:
+            summary = {"diverged_at_step": diverged[index], "steps": step}
+        else:
+            member_state = _member(local_state, index)
+            summary = {**view_task.summarize(member_state, view_streams["eval"]), "steps": step}
+        if _is_chief():
+            write_json(os.path.join(view_dir, "summary.json"), summary)
+        if _is_chief() and config.get("write_figures", True) and index not in diverged:
+            _write_figures(config, view_task, member_state, view_streams["eval"], view_dir, log.path, summary)
+        summaries[index] = summary
+    if population is None:
+        return summaries[None]
+    return {name: summaries[index] for index, name in enumerate(population.names)}
 
-        figure_list = task.make_figures(local_state, streams["eval"], workdir)
-        curves = figures.save_loss_curves(
-            os.path.join(workdir, "figures", "loss_curves.png"), report.read_metrics(log.path)
-        )
-        figure_list.append((os.path.relpath(curves, workdir), "Training and evaluation curves"))
-        report.write_report(workdir, f"{task.name} — {config.get('name', task.name)}", summary, figure_list)
-    return summary
+
+def _write_figures(config, task: Task, state, key, workdir: str, metrics_path: str, summary: dict) -> None:
+    """The task's figures, the loss curves and the report page of a finished run (or sweep member)."""
+    from gen_jax import figures, report
+
+    figure_list = task.make_figures(state, key, workdir)
+    curves = figures.save_loss_curves(
+        os.path.join(workdir, "figures", "loss_curves.png"), report.read_metrics(metrics_path)
+    )
+    figure_list.append((os.path.relpath(curves, workdir), "Training and evaluation curves"))
+    report.write_report(workdir, f"{task.name} — {config.get('name', task.name)}", summary, figure_list)

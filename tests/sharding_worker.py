@@ -3,7 +3,8 @@
 For each model family (VAE, AE, GAN; none may be missing): trains a tiny config on a 1-device mesh and on the
 8-device mesh and compares the final states and logged metrics; then resumes the 8-device run from its checkpoint
 at step 8 on 1 device (the VAE also on 2).  The VAE with FSDP: 1 vs 8 devices, and its sharded checkpoint resumed on
-2.  Prints one JSON line.
+2.  Sweeps (`experiments.sweep`): 8 members over 8 devices and 4 members × 2-way data parallelism, against 1
+device.  Prints one JSON line.
 """
 
 import json
@@ -107,6 +108,31 @@ def main(root):
     task = tasks.get("vae").make_task(wide, dataset)
     _, shardings = train.init_sharded_state(task, jax.random.key(0), eight, fsdp=True)
     report["fsdp"]["split_arrays"] = sum(1 for s in jax.tree.leaves(shardings) if not s.is_fully_replicated)
+    # Sweeps: 8 members split over the 8 devices, and 4 members over 4 × each batch over 2, against 1 device.
+    from experiments import sweep as experiments_sweep
+
+    report["sweep"] = {}
+    for label, specs, members_devices in (("8x1", ["seed=0:8"], 8), ("4x2", ["seed=0:2", "beta=0.5,2"], 4)):
+        states = []
+        for devices in (1, 8):
+            workdir = f"{root}/sweep_{label}_{devices}"
+            experiments_sweep.run(
+                CONFIGS["vae"](),
+                workdir,
+                specs,
+                members_devices=members_devices if devices == 8 else 1,
+                num_devices=devices,
+                show_progress=False,
+            )
+            manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), read_only=True)
+            states.append((manager.latest_step(), jax.tree.map(np.asarray, manager.restore(manager.latest_step()))))
+        mesh = sharding.make_mesh(8, members=members_devices)
+        report["sweep"][label] = {
+            "steps": [step for step, _ in states],
+            "members": int(jax.tree.leaves(states[0][1]["members"])[0].shape[0]),
+            "mesh": dict(mesh.shape),
+            "param_diff_1_vs_8": max_abs_difference(states[0][1], states[1][1]),
+        }
     bad = CONFIGS["vae"](batch_size=30)
     try:
         config_lib.validate_against_data(bad, len(dataset.train_images), jax.device_count())

@@ -43,6 +43,11 @@ def test_eight_devices_match_one_and_checkpoints_move_between_them(tmp_path):
         assert numbers["param_diff_1_vs_8"] <= (3e-7 if family == "fsdp" else 1e-7), (family, numbers)
         for name in ("state_diff_1_vs_8", "state_diff_1_vs_resumed", "metric_diff_1_vs_8"):
             assert numbers[name] < 1e-6, (family, name, numbers)
+    for label, mesh in (("8x1", {"members": 8, "data": 1}), ("4x2", {"members": 4, "data": 2})):
+        numbers = report["sweep"][label]
+        assert numbers["steps"] == [12, 12] and numbers["mesh"] == mesh
+        assert numbers["members"] == mesh["members"]  # 8 seeds; 2 seeds × 2 values of β
+        assert numbers["param_diff_1_vs_8"] <= 1e-6, (label, numbers)
     assert report["fsdp"]["split_arrays"] >= 6  # the 64×512 kernels of params and both Adam moments
     assert "(30) does not divide over the 8 devices" in report["indivisible_error"]
 

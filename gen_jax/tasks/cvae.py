@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, figures, latent, losses, metrics, optim, sample_quality, steps
+from gen_jax import data, figures, hyper, latent, losses, metrics, optim, sample_quality, steps
 from gen_jax.models.autoencoder import MLPDecoder, MLPEncoder
 from gen_jax.models.cvae import CVAE
 from gen_jax.train import Task
@@ -89,7 +89,7 @@ def make_loss(model: CVAE, likelihood: str, beta: float, binarization: str):
         if binarization == "dynamic":
             batch = {**batch, "image": data.dynamic_binarize(binarize_key, batch["image"])}
         terms = per_example_terms(model, likelihood, params, batch, z_key)
-        loss = -jnp.mean(losses.elbo(-terms["recon_nll"], terms["kl"], beta))
+        loss = -jnp.mean(losses.elbo(-terms["recon_nll"], terms["kl"], hyper.value("beta", beta)))
         return loss, {name: jnp.mean(value) for name, value in terms.items()}
 
     return loss_fn

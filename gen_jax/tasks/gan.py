@@ -232,7 +232,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     num_classes = dataset.num_classes
     latent_dim, conditional = config.model.latent_dim, config.model.conditional
     g_tx = optim.make(config.optim, config.num_steps)
-    d_tx = optim.make(config.d_optim, config.num_steps)
+    d_tx = optim.make(config.d_optim, config.num_steps, "d_optim")
     evaluator = sample_quality.evaluator_from_config(config, dataset)
     sample, render = make_sampler(latent_dim, conditional, generator, num_classes)
     test_real = dataset.test_images[: config.eval_num_samples] * 2.0 - 1.0

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, latent, losses, metrics, optim, sample_quality, steps
+from gen_jax import data, hyper, latent, losses, metrics, optim, sample_quality, steps
 from gen_jax.models import autoencoder
 from gen_jax.models.vae import VAE
 from gen_jax.train import Task
@@ -96,7 +96,7 @@ def make_loss(model: VAE, likelihood: str, beta: float, binarization: str):
         if binarization == "dynamic":
             x = data.dynamic_binarize(binarize_key, x)
         terms = per_example_terms(model, likelihood, params, x, z_key)
-        loss = -jnp.mean(losses.elbo(-terms["recon_nll"], terms["kl"], beta))
+        loss = -jnp.mean(losses.elbo(-terms["recon_nll"], terms["kl"], hyper.value("beta", beta)))
         return loss, {name: jnp.mean(value) for name, value in terms.items()}
 
     return loss_fn
