@@ -10,6 +10,9 @@ Sources: every run record `results/*.json` (written by `python -m experiments.ma
 -->` and `<!-- /table:<name> -->`; each row's last column links the file its numbers come from.
 
     vae             one row per VAE record: config, where (CPU or the GPU), seed, test −ELBO, test IWAE −log p(x)
+
+A sweep's record (`python -m experiments.sweep … --record`, its summary sweep.json's content) gives one row per group
+of members that differ only in their seed: the mean ± standard deviation over the seeds.
     ae_pca          one row per (ae_vs_pca record, k): PCA, linear AE and AE test MSE, principal angles, λ_k/λ_(k+1)
     sample_quality  per data set, the floor (test vs train images; every record of the data set must agree on it),
                     then one row per record scored for sample quality
@@ -60,10 +63,53 @@ def load_records(root: str = ".") -> list[dict]:
         record = read_json(path)
         if isinstance(record, dict) and isinstance(record.get("config"), dict) and "summary" in record:
             source = os.path.relpath(path, root).replace(os.sep, "/")
-            records.append({**record, "source": source, "where": where(record.get("machine", {}), source)})
+            record = {**record, "source": source, "where": where(record.get("machine", {}), source)}
+            records.extend(sweep_groups(record) if is_sweep(record) else [record])
     if os.path.exists(os.path.join(root, GPU_RUNS)):
         records.extend(gpu_records(root))
     return records
+
+
+def is_sweep(record: dict) -> bool:
+    """A record of `python -m experiments.sweep … --record`: its summary is sweep.json's content."""
+    return isinstance(record["summary"], dict) and {"members", "groups"} <= set(record["summary"])
+
+
+def sweep_groups(record: dict) -> list[dict]:
+    """A sweep record as one record per group of seeds: the group's config (the sweep's, with the group's values),
+    its mean as the summary, its standard deviation as "spread", and its seeds as "seeds"."""
+    groups = []
+    for group in field(record, "summary", "groups"):
+        config = json.loads(json.dumps(record["config"]))
+        for path, value in group["values"].items():
+            node = config
+            *parents, leaf = path.split(".")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        members = {m["name"]: m for m in record["summary"]["members"]}
+        seeds = sorted(members[name]["values"].get("seed", config.get("seed", 0)) for name in group["members"])
+        config["seed"] = seeds[0]
+        groups.append({**record, "config": config, "summary": group["mean"], "spread": group["std"], "seeds": seeds})
+    return groups
+
+
+def seeds_label(record: dict) -> str:
+    """ "0" for a run; "0–2 (3)" for a sweep group of seeds 0, 1, 2."""
+    seeds = record.get("seeds")
+    if not seeds:
+        return str(record["config"].get("seed", 0))
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]} ({len(seeds)})"
+    return ", ".join(map(str, seeds))
+
+
+def with_spread(record: dict, name: str, formatted: str, format_spread) -> str:
+    """`formatted` (the value of summary[name]), followed by " ± <spread>" for a sweep group of several seeds."""
+    spread = record.get("spread", {}).get(name)
+    if spread is None or len(record.get("seeds", ())) < 2:
+        return formatted
+    return f"{formatted} ± {format_spread(spread)}"
 
 
 def read_json(path: str):
@@ -222,9 +268,10 @@ def vae_table(records: list[dict]) -> str:
             continue
         config, summary = record["config"], record["summary"]
         name, seed = field(record, "config", "name"), field(record, "config", "seed")
-        elbo = field(record, "summary", "test_neg_elbo")
+        elbo = with_spread(record, "test_neg_elbo", f"{field(record, 'summary', 'test_neg_elbo'):.2f}", "{:.2f}".format)
         iwae = summary.get("test_iwae_nll")
-        cells = [f"`{name}`", record["where"], str(seed), f"{elbo:.2f}", ABSENT if iwae is None else f"{iwae:.2f}"]
+        iwae = ABSENT if iwae is None else with_spread(record, "test_iwae_nll", f"{iwae:.2f}", "{:.2f}".format)
+        cells = [f"`{name}`", record["where"], seeds_label(record), elbo, iwae]
         rows.append(((config["name"], seed, record["where"], record["source"]), [*cells, link(record["source"])]))
     header = ["config", "where", "seed", "test −ELBO", "test IWAE −log p(x)", "results file"]
     return markdown(header, [cells for _, cells in sorted(rows)])
@@ -341,22 +388,20 @@ def sample_quality_table(records: list[dict]) -> str:
         for record in group:
             config = record["config"]
             steps = f"`{config['name']}`, {field(record, 'config', 'num_steps'):,}"
-            if config.get("seed", 0):
+            if record.get("seeds"):
+                steps += f", seeds {seeds_label(record)}"
+            elif config.get("seed", 0):
                 steps += f", seed {config['seed']}"
-            values = (field(record, "summary", name) for name in ("fid", "classifier_score", "precision", "recall"))
-            fid, score, precision, recall = values
-            rows.append(
-                [
-                    "",
-                    model_name(record),
-                    steps,
-                    significant(fid),
-                    significant(score),
-                    f"{precision:.3f}",
-                    f"{recall:.3f}",
-                    link(record["source"]),
-                ]
-            )
+            cells = [
+                with_spread(record, name, style(field(record, "summary", name)), style)
+                for name, style in (
+                    ("fid", significant),
+                    ("classifier_score", significant),
+                    ("precision", "{:.3f}".format),
+                    ("recall", "{:.3f}".format),
+                )
+            ]
+            rows.append(["", model_name(record), steps, *cells, link(record["source"])])
     header = [
         "data set (n)",
         "model",

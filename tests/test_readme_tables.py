@@ -126,6 +126,40 @@ def test_vae_rows_sorted_by_config_then_seed_with_and_without_iwae(tmp_path):
     ]
 
 
+def sweep_record(config: dict, members: list[tuple[dict, dict]]) -> dict:
+    """A record as experiments.sweep --record writes it: the summary is sweep.json's content, whose groups are
+    recomputed here with gen_jax.sweep.groups."""
+    from gen_jax import sweep
+
+    named = [sweep.Member("_".join(f"{k}={v}" for k, v in values.items()), values, None) for values, _ in members]
+    summaries = {member.name: summary for member, (_, summary) in zip(named, members)}
+    summary = {
+        "members": [{"name": m.name, "values": m.values, "summary": summaries[m.name]} for m in named],
+        "groups": sweep.groups(named, summaries),
+    }
+    return {**record(config, summary), "command": "python -m experiments.sweep --sweep seed=0:3 --sweep beta=1,2"}
+
+
+def test_a_sweep_gives_one_row_per_group_with_mean_and_std_over_its_seeds(tmp_path):
+    elbo = {(0, 1.0): 20.0, (1, 1.0): 21.0, (2, 1.0): 23.0, (0, 2.0): 30.0, (1, 2.0): 30.0, (2, 2.0): 33.0}
+    members = [
+        ({"seed": seed, "beta": beta}, {"test_neg_elbo": value, **scores(10.0 + seed, 8.0, 0.5 + beta / 10, 0.7)})
+        for (seed, beta), value in elbo.items()
+    ]
+    records = write(tmp_path, {"sweep": sweep_record(vae_config("vae_s", beta=1.0), members)})
+    assert [(r["config"]["beta"], r["seeds"]) for r in records] == [(1.0, [0, 1, 2]), (2.0, [0, 1, 2])]
+    assert table_rows(readme_tables.vae_table(records)) == [
+        "| `vae_s` | CPU | 0–2 (3) | 21.33 ± 1.53 | — | [results/sweep.json](results/sweep.json) |",
+        "| `vae_s` | CPU | 0–2 (3) | 31.00 ± 1.73 | — | [results/sweep.json](results/sweep.json) |",
+    ]
+    quality = table_rows(readme_tables.sample_quality_table(records))
+    assert quality[1] == (
+        "| | VAE, MLP 256-128, 8-d latent | `vae_s`, 100, seeds 0–2 (3) | 11.0 ± 1.00 | 8.00 ± 0 | 0.600 ± 0.000 | "
+        "0.700 ± 0.000 | [results/sweep.json](results/sweep.json) |"
+    )
+    assert "| 0.700 ± 0.000 | 0.700 ± 0.000 |" in quality[2]
+
+
 def test_ae_vs_pca_rows(tmp_path):
     summary = {
         "dataset": "digits",
