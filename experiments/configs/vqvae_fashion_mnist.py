@@ -5,6 +5,16 @@ steps) on the frozen VQ-VAE's codes.  Sample quality (classifier FID, precision,
 from the prior.
 
     python -m experiments.main --config experiments/configs/vqvae_fashion_mnist.py --workdir runs/vqvae_fm
+
+Not yet measured at this length.  A shortened run, 2 epochs of the VQ-VAE and 1 of the prior, 2,000 scored samples:
+
+    python -m experiments.main --config experiments/configs/vqvae_fashion_mnist.py --workdir runs/vqvae_fm_short \
+        --config.vq_steps=936 --config.num_steps=1404 --config.eval_every=468 --config.checkpoint_every=468 \
+        --config.sample_quality.num_samples=2000
+
+seed 0, 2026-11-30, 2 CPU cores shared with other jobs (31 min 43 s wall): test MSE 0.0199, −log p(x | z_q) 51.08 +
+prior 129.47 = test −ELBO 180.55 nats, codebook perplexity 80.1 with all 128 codes used; samples from the prior:
+classifier FID 54.1 (floor 1.97), precision 0.10, recall 0.88 (n = 2,000).
 """
 
 from gen_jax.tasks import vqvae
