@@ -112,8 +112,11 @@ def _cpu_model() -> str:
         return ""
 
 
-def write_record(path: str, argv: list[str], config, summary: dict) -> None:
-    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}."""
+def write_record(path: str, argv: list[str], config, summary: dict, program: str = "experiments.main") -> None:
+    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}.
+
+    `program` is the module the command ran (`python -m <program> <argv[1:]>`): the explorer's latency benchmark
+    writes its records here too."""
     import datetime
     import json
     import platform
@@ -124,7 +127,7 @@ def write_record(path: str, argv: list[str], config, summary: dict) -> None:
 
     devices = jax.devices()
     record = {
-        "command": " ".join(["python -m experiments.main", *argv[1:]]),
+        "command": " ".join([f"python -m {program}", *argv[1:]]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": {
             "platform": platform.platform(),
