@@ -6,11 +6,14 @@ WORKDIR ?= runs/vae_digits
 
 .PHONY: demo test lint format benchmark clean-venv
 
-# (Re)install when the project's dependencies change.
+# (Re)install when the project's dependencies change.  jax2onnx (the ONNX export) pins orbax-checkpoint<0.11.37,
+# which it never imports; with its pins pip would downgrade the project's Orbax, so it is installed alone, and what
+# it does import is in the dev extra.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps 'jax2onnx==0.17.1'
 	touch $@
 
 # Train the default VAE on the embedded digits (no download) and write its figures and report.

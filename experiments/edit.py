@@ -1,4 +1,4 @@
-"""Latent editing with a trained AutoEncoder or VAE run ("make only the eyes bigger").
+"""Latent editing with a trained run of a family with an encoder: AE, VAE, cVAE, … ("make only the eyes bigger").
 
     python -m experiments.edit --workdir <run> --attribute <class name | class index | CelebA attribute>
         [--alphas=-2,-1,-0.5,0,0.5,1,2] [--num_images=8] [--max_train_images=20000]
@@ -57,7 +57,8 @@ def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images
     """Writes <workdir>/figures/edit_<attribute>.png for `run` (see the module docstring).
 
     Args:
-      run: a trained AE or VAE run (`load_run`).
+      run: a trained run of a family with an encoder (`load_run`); a conditional one decodes each row under its
+        image's own label.
       attribute: as `resolve_attribute` takes it.
       alphas: edit strengths α, one column each, in multiples of the attribute vector.
       num_images: test images without the attribute to edit, one row each.
@@ -66,11 +67,21 @@ def edit_figure(run: TrainedRun, attribute: str, alphas: list[float], num_images
     Returns:
       The path of the figure written.
     """
+    if run.encode is None:
+        raise ValueError(f"{run.workdir}: a {run.config.family} run has no encoder; editing needs one (ae, vae, …)")
     name, train_has, test_has = resolve_attribute(run.dataset, attribute)
-    codes = latent.encode_in_batches(run.encode, run.train_images[:max_train_images])
+    train_labels = run.dataset.train_labels[:max_train_images].astype(np.int32)
+    codes = latent.encode_in_batches(run.encode, run.train_images[:max_train_images], labels=train_labels)
     vector = editing.attribute_vector(codes, train_has[:max_train_images])
     chosen = np.flatnonzero(~test_has)[:num_images]
-    rows = editing.edit_rows(run.encode, run.decode, run.test_images[chosen], vector, alphas)
+    labels = run.dataset.test_labels[chosen].astype(np.int32)
+    rows = editing.edit_rows(
+        lambda x: run.encode(x, labels),
+        lambda z: run.decode(z, np.repeat(labels, len(alphas))),  # edit_rows decodes row by row, α fastest
+        run.test_images[chosen],
+        vector,
+        alphas,
+    )
     labels = [run.dataset.class_names[label] for label in run.dataset.test_labels[chosen]]
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
     return str(
@@ -108,7 +119,7 @@ def main(argv):
 def define_flags() -> None:
     # Defined when run as a program, not at import: tests import this module, and so may experiments.main,
     # which has a --workdir of its own.
-    flags.DEFINE_string("workdir", None, "A run directory written by experiments.main (an 'ae' or 'vae').")
+    flags.DEFINE_string("workdir", None, "A run directory written by experiments.main of a family with an encoder.")
     flags.DEFINE_string("attribute", None, "A class name or index, or a CelebA attribute name.")
     flags.DEFINE_list("alphas", ["-2", "-1", "-0.5", "0", "0.5", "1", "2"], "Edit strengths α.")
     flags.DEFINE_integer("num_images", 8, "Test images (rows) to edit.")

@@ -113,8 +113,10 @@ def _cpu_model() -> str:
 
 
 def write_record(path: str, argv: list[str], config, summary: dict, program: str = "experiments.main") -> None:
-    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}
-    (for `experiments.sweep`, the summary is sweep.json's content)."""
+    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}.
+
+    `program` is the module the command ran (`python -m <program> <argv[1:]>`): `experiments.sweep` (whose summary
+    is sweep.json's content) and the explorer's latency benchmark write their records here too."""
     import datetime
     import json
     import platform

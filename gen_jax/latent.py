@@ -20,9 +20,21 @@ from gen_jax import data, figures, pca
 _SCATTER_COUNT, _NUM_PAIRS, _PATH_STEPS, _MANIFOLD_SIDE = 2000, 6, 10, 20
 
 
-def encode_in_batches(encode: Callable, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
-    """Codes f32[N, D] of images f32[N, H, W, C], encoded `batch_size` at a time to bound memory."""
-    return np.concatenate([np.asarray(encode(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
+def encode_in_batches(
+    encode: Callable, images: np.ndarray, batch_size: int = 500, labels: np.ndarray | None = None
+) -> np.ndarray:
+    """Codes f32[N, D] of images f32[N, H, W, C], encoded `batch_size` at a time to bound memory; with `labels`
+    i32[N], encode(images, labels) (`train.Task.codec`: a conditional encoder needs them)."""
+    if labels is None:
+        return np.concatenate(
+            [np.asarray(encode(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        )
+    return np.concatenate(
+        [
+            np.asarray(encode(images[i : i + batch_size], labels[i : i + batch_size]))
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def plane_points(codes: np.ndarray) -> tuple[np.ndarray, str]:

@@ -46,9 +46,16 @@ class Task:
       loss_name: the metric watched for NaN/Inf and shown in the progress bar.
       snapshot: optional (state, step, workdir) -> None, called by process 0 after each evaluation (e.g. a
         sample grid from a fixed noise batch, for watching a GAN train).
-      codec: for families with a latent code, state -> (encode, decode): encode x f32[B, H, W, C] -> codes
-        f32[B, D] (the code, or the posterior mean), decode codes -> images f32[B, H, W, C] in [0, 1].  Used by
-        `gen_jax/trained.py` for work on trained runs (latent edits, embeddings).
+      codec: for families with a latent code, state -> (encode, decode), the shared contract:
+        encode(images f32[B, H, W, C], labels i32[B] | None = None) -> codes f32[B, D] (AE: the code;
+        VAE/cVAE/AAE: the posterior mean or code; VQ-VAE: the encoder's continuous output before quantisation,
+        flattened); `encode` is None for a family with no encoder (GAN).
+        decode(codes f32[B, D], labels i32[B] | None = None) -> images f32[B, H, W, C] in [0, 1] (VQ-VAE quantises
+        first; GAN: the (EMA) generator from its noise vector).  Conditional families (cVAE, conditional GAN)
+        need `labels` and raise ValueError without them; unconditional ones ignore them.  Both are traceable JAX
+        functions of their array arguments (jnp only, no NumPy conversion inside), so they can be jitted and
+        exported (`experiments/export.py`).  Used by `gen_jax/trained.py` for work on trained runs (latent
+        edits, embeddings, `experiments/explore.py`).
     """
 
     name: str

@@ -1,7 +1,8 @@
 """Using a trained run: rebuild its model from <run>/config.json and restore its newest checkpoint, read-only.
 
 For work done after training — latent edits (`experiments/edit.py`), embeddings compared across runs
-(`experiments/ae_vs_pca.py`) — on runs written by `experiments/main.py` of a family with a latent code.
+(`experiments/ae_vs_pca.py`), the explorer and the ONNX export (`experiments/explore.py`, `experiments/export.py`)
+— on runs written by `experiments/main.py` of a family with a latent code (`train.Task.codec`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from gen_jax import config as config_lib
 class TrainedRun:
     """A trained run's model as two functions, and the data as the model sees it.
 
-    encode: f32[B, H, W, C] -> codes f32[B, D] (the AutoEncoder's code, the VAE's posterior mean).
-    decode: f32[B, D] -> images f32[B, H, W, C] in [0, 1] (the decoder's mean).
+    encode: (images f32[B, H, W, C], labels i32[B] | None = None) -> codes f32[B, D] (the AutoEncoder's code, the
+      VAE's posterior mean); None for a family with no encoder (GAN).
+    decode: (codes f32[B, D], labels i32[B] | None = None) -> images f32[B, H, W, C] in [0, 1] (the decoder's
+      mean, the EMA generator).  Both follow `train.Task.codec`.
+    latent_dim: D, the size of a code.
+    conditional: whether decode needs labels (cVAE, conditional GAN): it raises ValueError without them.
     params: the restored parameters the run evaluates with (its EMA when it kept one), e.g. for reading a
-      linear decoder's weights.
+      linear decoder's weights; None for a state without one parameter tree (the GAN's two networks).
     train_images, test_images: preprocessed as in training (binarised when the run binarised).
     """
 
@@ -34,9 +39,11 @@ class TrainedRun:
     config: ml_collections.ConfigDict
     dataset: data.Dataset
     step: int
-    encode: Callable
+    encode: Callable | None
     decode: Callable
-    params: dict
+    latent_dim: int
+    conditional: bool
+    params: dict | None
     train_images: np.ndarray
     test_images: np.ndarray
 
@@ -82,6 +89,11 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
     encode, decode = task.codec(state)
     # The same fixed key as the task's own test set, so a dynamically binarised run sees the same test images.
     test_images = data.test_images(config, dataset)
+    if encode is None:
+        latent_dim = int(config.model.latent_dim)
+    else:
+        latent_dim = int(encode(test_images[:1], np.asarray(dataset.test_labels[:1], np.int32)).shape[-1])
+    conditional = needs_labels(decode, latent_dim)
     # Dynamic binarisation samples around the grey values, whose mean image is the grey image itself.
     binarization = "static" if config.binarization == "static" else "none"
     return TrainedRun(
@@ -91,7 +103,18 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         step=step,
         encode=encode,
         decode=decode,
-        params=state.inference_params() if hasattr(state, "inference_params") else state.params,
+        latent_dim=latent_dim,
+        conditional=conditional,
+        params=state.inference_params() if hasattr(state, "inference_params") else getattr(state, "params", None),
         train_images=data.preprocess(dataset.train_images, binarization),
         test_images=test_images,
     )
+
+
+def needs_labels(decode: Callable, latent_dim: int) -> bool:
+    """Whether `decode` (`train.Task.codec`'s) is conditional: it raises ValueError when called without labels."""
+    try:
+        decode(np.zeros((1, latent_dim), np.float32))
+    except ValueError:
+        return True
+    return False

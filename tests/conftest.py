@@ -202,3 +202,142 @@ def digits():
     from gen_jax import data
 
     return data.load_dataset("digits")
+
+
+# Tiny runs of every family with a latent code (train.Task.codec): the explorer and export tests use them.
+_CANDIDATE_ARCHITECTURES = ("mlp", "conv", "dcgan")
+_SMALL_WIDTHS = {  # set where a config has the field: small convolutions, whatever the family
+    "model.conv_features": (8, 16),
+    "model.conv_hidden": 16,
+    "model.g_features": (16, 8),
+    "model.d_features": (8,),
+}
+_SMALL_BUDGET = {  # 30 steps: enough for a decoder whose image moves with z; one evaluation, one checkpoint
+    **{name: 30 for name in ("num_steps", "log_every", "eval_every", "checkpoint_every")},
+    "write_figures": False,
+    "iwae_k": 0,
+    "sample_quality.enabled": False,
+}
+
+
+def _has_field(config, dotted: str) -> bool:
+    node = config
+    for part in dotted.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def tiny_config(family: str, architecture: str | None = None):
+    """A config of `family` that trains a few steps on digits in seconds: conftest's tiny_<family>_config when
+    there is one, else the family's default config on digits; with `architecture` (model.architecture) and small
+    convolution widths where the config has those fields."""
+    from gen_jax import config as config_lib
+    from gen_jax import tasks
+
+    maker = globals().get(f"tiny_{family}_config")
+    if maker is not None:
+        config = maker()
+    else:
+        config = tasks.get(family).default_config()
+        config.dataset, config.batch_size, config.eval_batch_size = "digits", 32, 200
+    for name, value in {**_SMALL_BUDGET, **_SMALL_WIDTHS}.items():
+        if _has_field(config, name):
+            config_lib.set_at(config, name, value)
+    if architecture is not None:
+        config_lib.set_at(config, "model.architecture", architecture)
+    return config
+
+
+def _builds(config, dataset) -> bool:
+    from gen_jax import config as config_lib
+    from gen_jax import tasks
+
+    try:
+        return tasks.get(config.family).make_task(config, dataset).codec is not None
+    except config_lib.ConfigError:
+        return False
+
+
+_codec_variants = None
+
+
+def codec_variants() -> list[tuple[str, str | None]]:
+    """(family, architecture) for every family in `tasks.names()` whose task has a codec, and every value of
+    model.architecture among mlp / conv / dcgan that its config accepts (None: a family without the field).
+    Families merged later are covered without editing this list."""
+    global _codec_variants
+    if _codec_variants is None:
+        from gen_jax import data, tasks
+
+        dataset = data.load_dataset("digits")
+        found = []
+        for family in tasks.names():
+            config = tiny_config(family)
+            if not _has_field(config, "model.architecture"):
+                found += [(family, None)] if _builds(config, dataset) else []
+                continue
+            found += [(family, a) for a in _CANDIDATE_ARCHITECTURES if _builds(tiny_config(family, a), dataset)]
+        _codec_variants = found
+    return _codec_variants
+
+
+def variant_id(variant) -> str:
+    family, architecture = variant
+    return family if architecture is None else f"{family}-{architecture}"
+
+
+def write_initial_run(config, dataset, workdir) -> None:
+    """Writes in `workdir` what the loop writes before its first step: model.json, config.json and a checkpoint of
+    the initial state at step 0.  A run to load (`trained.load_run`) without compiling a train step, which for the
+    convolutional models costs far more than the tests that only read the run."""
+    from gen_jax import checkpoint, keys, tasks, train
+
+    task = tasks.get(config.family).make_task(config, dataset)
+    train.prepare_workdir(str(workdir), config.to_dict(), task)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump(config.to_dict(), f)
+    manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"))
+    checkpoint.save(manager, 0, jax.jit(task.init_state)(keys.stream(config.seed, "init")))
+    manager.wait_until_finished()
+    manager.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(digits, tmp_path_factory):
+    """tiny_run_dir(family, architecture, trained=False) -> the workdir of a tiny run of that variant
+    (`tiny_config`), made once per session and shared by every test that asks for it: trained a few steps through
+    the loop when `trained`, else at step 0 (`write_initial_run`)."""
+    made = {}
+
+    def get(family: str, architecture: str | None = None, trained: bool = False) -> str:
+        key = (family, architecture, trained)
+        if key not in made:
+            workdir = tmp_path_factory.mktemp(variant_id((family, architecture)))
+            config = tiny_config(family, architecture)
+            if trained:
+                train_run(config, digits, workdir)
+            else:
+                write_initial_run(config, digits, workdir)
+            made[key] = str(workdir)
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tiny_run_dir, digits):
+    """tiny_trained_run(family, architecture, trained=False) -> `trained.load_run` of `tiny_run_dir`'s run, loaded
+    once per session (restoring and compiling a run costs more than the tests that use it)."""
+    from gen_jax import trained as trained_lib
+
+    loaded = {}
+
+    def get(family: str, architecture: str | None = None, trained: bool = False):
+        key = (family, architecture, trained)
+        if key not in loaded:
+            loaded[key] = trained_lib.load_run(tiny_run_dir(family, architecture, trained), digits)
+        return loaded[key]
+
+    return get

@@ -14,7 +14,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from gen_jax import config as config_lib
 from gen_jax import data, latent, losses, metrics, optim, steps
@@ -74,9 +73,9 @@ def make_loss(model: AutoEncoder, loss: str, binarization: str):
     return loss_fn
 
 
-def as_images(loss: str, decoded: jax.Array) -> np.ndarray:
-    """Decoder output -> displayable f32[B, H, W, C] in [0, 1]."""
-    return np.clip(np.asarray(losses.reconstruction_mean(loss, decoded)), 0.0, 1.0)
+def as_images(loss: str, decoded: jax.Array) -> jax.Array:
+    """Decoder output -> displayable f32[B, H, W, C] in [0, 1]; traceable (jnp only)."""
+    return jnp.clip(losses.reconstruction_mean(loss, decoded), 0.0, 1.0)
 
 
 def decoder_basis(params) -> jax.Array:
@@ -121,10 +120,11 @@ def make_task(config, dataset: data.Dataset) -> Task:
         }
 
     def codec(state):
+        """(encode, decode) as `train.Task.codec` specifies; `labels` are accepted and ignored."""
         variables = {"params": state.params}
         encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode))
-        decode = jax.jit(lambda z: model.apply(variables, z, method=model.decode))
-        return encode, lambda z: as_images(loss, decode(z))
+        decode = jax.jit(lambda z: as_images(loss, model.apply(variables, z, method=model.decode)))
+        return (lambda x, labels=None: encode(x)), (lambda z, labels=None: decode(z))
 
     def make_figures(state, key, workdir):
         encode, decode = codec(state)

@@ -108,7 +108,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     quality = sample_quality.evaluator_from_config(config, dataset)
 
     def as_images(decoded):
-        return np.clip(np.asarray(jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded), 0.0, 1.0)
+        return jnp.clip(jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded, 0.0, 1.0)
 
     def init_state(key):
         params_key, z_key = jax.random.split(key)
@@ -116,9 +116,25 @@ def make_task(config, dataset: data.Dataset) -> Task:
         params = model.init(params_key, x, jnp.zeros((1,), jnp.int32), z_key)["params"]
         return steps.create_train_state(model, params, tx, config.ema_decay)
 
+    def codec(state):
+        """(encode: the posterior mean given the label, decode: the decoder's mean given the label) as
+        `train.Task.codec` specifies; both need `labels` i32[B]."""
+        variables = {"params": state.inference_params()}
+        encode = jax.jit(lambda x, y: model.apply(variables, x, y, method=model.encode)[0])
+        decode = jax.jit(lambda z, y: as_images(model.apply(variables, z, y, method=model.decode)))
+
+        def needs_labels(function, name):
+            def call(inputs, labels=None):
+                if labels is None:
+                    raise ValueError(f"the cvae's {name} is conditional: pass labels i32[B], one class per row")
+                return function(inputs, labels)
+
+            return call
+
+        return needs_labels(encode, "encode"), needs_labels(decode, "decode")
+
     def decoder(state):
-        decode = jax.jit(lambda z, y: model.apply({"params": state.inference_params()}, z, y, method=model.decode))
-        return lambda z, labels: as_images(decode(z, labels))
+        return codec(state)[1]
 
     def sample(state, key, labels):
         """Images f32[N, H, W, C] in [0, 1] of the given classes i32[N], z ~ N(0, I) from `key`."""
@@ -155,8 +171,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     def make_figures(state, key, workdir):
         figure_dir = os.path.join(workdir, "figures")
         made = []
-        params = state.inference_params()
-        encode = jax.jit(lambda x, y: model.apply({"params": params}, x, y, method=model.encode)[0])
+        encode = codec(state)[0]
         inputs, labels = test_split["image"][:20], test_split["label"][:20]
         path = figures.save_reconstructions(
             os.path.join(figure_dir, "reconstructions.png"),
@@ -201,4 +216,5 @@ def make_task(config, dataset: data.Dataset) -> Task:
         evaluate=evaluate,
         summarize=summarize,
         make_figures=make_figures,
+        codec=codec,
     )

@@ -253,6 +253,20 @@ def make_task(config, dataset: data.Dataset) -> Task:
             )
         )
 
+    def codec(state):
+        """(None, decode) as `train.Task.codec` specifies: the GAN has no encoder; decode(z f32[B, latent_dim],
+        labels i32[B] | None) is the EMA generator in inference mode (BatchNorm statistics recomputed for its
+        weights), images in [0, 1].  A conditional GAN needs `labels`; an unconditional one ignores them."""
+        state = for_inference(state)
+        params, batch_stats = state.ema_params, state.ema_batch_stats
+
+        def decode(z, labels=None):
+            if conditional and labels is None:
+                raise ValueError("this GAN is conditional: pass labels i32[B], one class per row")
+            return render(params, batch_stats, z, labels if conditional else None)
+
+        return None, decode
+
     def ema_sampler(state):
         return lambda key, count: sample(state.ema_params, state.ema_batch_stats, key, count)
 
@@ -351,6 +365,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
         make_figures=make_figures,
         loss_name="d_loss",
         snapshot=snapshot,
+        codec=codec,
     )
 
 

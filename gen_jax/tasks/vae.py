@@ -102,11 +102,12 @@ def make_loss(model: VAE, likelihood: str, beta: float, binarization: str):
     return loss_fn
 
 
-def as_images(likelihood: str, decoded: jax.Array) -> np.ndarray:
-    """Decoder output -> displayable f32[B, H, W, C] in [0, 1]: Bernoulli means or clipped Gaussian means."""
+def as_images(likelihood: str, decoded: jax.Array) -> jax.Array:
+    """Decoder output -> displayable f32[B, H, W, C] in [0, 1]: Bernoulli means or clipped Gaussian means;
+    traceable (jnp only)."""
     if likelihood == "bernoulli":
         decoded = jax.nn.sigmoid(decoded)
-    return np.clip(np.asarray(decoded), 0.0, 1.0)
+    return jnp.clip(decoded, 0.0, 1.0)
 
 
 def make_task(config, dataset: data.Dataset) -> Task:
@@ -140,10 +141,12 @@ def make_task(config, dataset: data.Dataset) -> Task:
         return results
 
     def codec(state):
+        """(encode: the posterior mean, decode: the decoder's mean) as `train.Task.codec` specifies; `labels` are
+        accepted and ignored."""
         variables = {"params": state.inference_params()}
         encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode)[0])
-        decode = jax.jit(lambda z: model.apply(variables, z, method=model.decode))
-        return encode, lambda z: as_images(likelihood, decode(z))
+        decode = jax.jit(lambda z: as_images(likelihood, model.apply(variables, z, method=model.decode)))
+        return (lambda x, labels=None: encode(x)), (lambda z, labels=None: decode(z))
 
     def sampler(state):
         _, decode = codec(state)
