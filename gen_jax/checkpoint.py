@@ -342,10 +342,21 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
     try:
         return manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as error:  # damaged files the manifest could not vouch for: report, keep them
+        empty = _empty_files(os.path.join(manager.directory, str(step)))
+        cause = f"{step}/{empty[0]} is empty" if empty else _short_cause(error)
         raise CheckpointDamagedError(
-            f"checkpoint {step} in {manager.directory} could not be restored ({_short_cause(error)}); nothing was "
-            "changed."
+            f"checkpoint {step} in {manager.directory} could not be restored ({cause}); nothing was changed."
         ) from None
+
+
+def _empty_files(step_dir: str) -> list[str]:
+    """The files of a step directory that hold no bytes (Orbax writes none empty), relative to it."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), step_dir)
+        for root, _, names in os.walk(step_dir)
+        for name in names
+        if os.path.getsize(os.path.join(root, name)) == 0
+    )
 
 
 def restore_latest(directory: str, target: Any) -> tuple[Any, int]:

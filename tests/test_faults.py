@@ -107,18 +107,26 @@ def straight(tmp_path_factory):
 
 def test_damaged_checkpoint_is_named_and_an_earlier_one_resumes(straight, tmp_path, capsys):
     """Whichever file of the newest checkpoint is damaged (a data file or a metadata file emptied, bytes overwritten
-    in place), the error names the step and the file, and changes nothing; --resume_step resumes from the earlier
-    checkpoint the hint names, moves the damaged one aside (kept) and ends where the straight run ends."""
+    in place; also in a checkpoint without a manifest), the error names the step and the file, and changes
+    nothing; --resume_step resumes from the earlier checkpoint the hint names, moves the damaged one aside (kept)
+    and ends where the straight run ends."""
     step_dir = straight / "checkpoints" / "40"
     data_file = max((step_dir / "default" / "ocdbt.process_0" / "d").iterdir(), key=lambda p: p.stat().st_size)
-    for name in (data_file.relative_to(step_dir), "default/_METADATA"):
-        workdir = tmp_path / str(name).replace("/", "_")
+    cases = [  # (file emptied, manifest kept, what the line says)
+        (data_file.relative_to(step_dir), False, "is empty"),  # a checkpoint written before manifests
+        (data_file.relative_to(step_dir), True, "holds 0 bytes"),
+        ("default/_METADATA", True, "holds 0 bytes"),
+    ]
+    for n, (name, manifest, says) in enumerate(cases):
+        workdir = tmp_path / str(n)
         shutil.copytree(straight, workdir)
         (workdir / "checkpoints" / "40" / name).write_bytes(b"")
+        if not manifest:
+            (workdir / "checkpoints" / "40" / checkpoint.MANIFEST).unlink()
         before = snapshot(workdir)
         status, _, err = run_here(workdir, capsys)
         assert status == 2
-        assert_one_line_error(err, "checkpoint 40", f"40/{name}", "holds 0 bytes")
+        assert_one_line_error(err, "checkpoint 40", f"40/{name}", says)
         assert "--resume_step=20" in err
         assert snapshot(workdir) == before
     overwritten = step_dir / "default" / "_sharding"
