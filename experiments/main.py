@@ -33,15 +33,22 @@ _RECORD = flags.DEFINE_string(
     "Also write the run's results record here (results/<name>.json): the command, date, machine, versions, "
     "resolved config and summary; the README's tables are made from these files (experiments/readme_tables.py).",
 )
+_RESUME_STEP = flags.DEFINE_integer(
+    "resume_step",
+    None,
+    "Resume from this checkpoint instead of the newest (e.g. when the newest is damaged); the checkpoints after it "
+    "are moved to <workdir>/checkpoints_set_aside/, not deleted.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def run(config, workdir: str) -> dict:
+def run(config, workdir: str, resume_step: int | None = None) -> dict:
     """Validates `config`, loads its data, trains the family it names in `workdir`; returns the summary.
 
     `config.family` names the family module (`gen_jax/tasks/<family>.py`, found by `tasks.get`); a non-empty
     `config.experiment` names instead an experiment module (`experiments/<experiment>.py`) whose
-    `run(config, dataset, workdir)` trains and compares several runs.
+    `run(config, dataset, workdir)` trains and compares several runs.  Once the config and data are accepted, the
+    workdir is locked (`train.workdir_lock`) until the run ends: a second run in it is refused.
     """
     import jax
 
@@ -58,12 +65,14 @@ def run(config, workdir: str) -> dict:
     except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
         raise config_lib.ConfigError(f"config.dataset: {error}") from None
     if experiment is not None:
-        return experiment.run(config, dataset, workdir)
+        with train.workdir_lock(workdir):
+            return experiment.run(config, dataset, workdir)
     config_lib.validate_against_data(config, len(dataset.train_images), jax.device_count())
     task = family.make_task(config, dataset)
-    train.prepare_workdir(workdir, config.to_dict(), task)
-    images = data.preprocess(dataset.train_images, config.binarization)
-    return train.train(config, workdir, task, images, dataset.train_labels)
+    with train.workdir_lock(workdir):
+        train.prepare_workdir(workdir, config.to_dict(), task)
+        images = data.preprocess(dataset.train_images, config.binarization)
+        return train.train(config, workdir, task, images, dataset.train_labels, resume_step=resume_step)
 
 
 def _experiment(name: str):
@@ -85,14 +94,18 @@ def _experiment(name: str):
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """The errors that describe a mistake in the input: shown as one message, without a traceback."""
+    """The errors that describe a mistake in the input, or a fault of the files or the disk: shown as one message
+    (a hint may follow on further lines), without a traceback."""
     from gen_jax import checkpoint, config, data, train
 
     return (
         config.ConfigError,
         data.DatasetUnavailableError,
         train.WorkdirMismatchError,
+        train.WorkdirBusyError,
+        train.WorkdirWriteError,
         checkpoint.CheckpointMismatchError,
+        checkpoint.CheckpointWriteError,
         train.TrainingDivergedError,
     )
 
@@ -161,7 +174,7 @@ def main(argv):
 
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    summary = run_or_report(_CONFIG.value, workdir)
+    summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
     if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:
@@ -170,10 +183,11 @@ def main(argv):
     print(f"Figures: {os.path.join(workdir, 'figures')}  Report: {os.path.join(workdir, 'report.md')}")
 
 
-def run_or_report(config, workdir: str) -> dict | None:
-    """`run`, with a mistake in the input (`user_errors`) printed as one line `error: …` on stderr: None then."""
+def run_or_report(config, workdir: str, resume_step: int | None = None) -> dict | None:
+    """`run`, with a mistake in the input or a fault (`user_errors`) printed as one line `error: …` on stderr (and
+    its hint lines): None then."""
     try:
-        return run(config, workdir)
+        return run(config, workdir, resume_step)
     except user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         return None

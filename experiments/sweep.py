@@ -44,6 +44,7 @@ def run(
     members_devices: int = 0,
     num_devices: int | None = None,
     show_progress: bool = True,
+    resume_step: int | None = None,
 ) -> dict:
     """Validates the config and the sweep, loads the data once, trains every member as one population on the first
     `num_devices` devices (all by default); returns sweep.json's content.  Every mistake (ConfigError and the other
@@ -82,21 +83,23 @@ def run(
     template = member_tasks[0]
     sweep.check_sweepable(specs, members, member_tasks, sweep.step_scalars(template, config, dataset.image_shape))
     population_task = dataclasses.replace(template, signature=sweep.signature(template, specs))
-    train.prepare_workdir(workdir, config.to_dict(), population_task)
-    for member, task in zip(members, member_tasks):
-        train.prepare_workdir(sweep.member_dir(workdir, member), member.config.to_dict(), task)
-    images = data.preprocess(dataset.train_images, config.binarization)
-    summaries = train.train(
-        config,
-        workdir,
-        population_task,
-        images,
-        dataset.train_labels,
-        mesh=mesh,
-        show_progress=show_progress,
-        population=sweep.population(members, member_tasks, workdir),
-    )
-    return sweep.write_results(workdir, config, specs, members, summaries)
+    with train.workdir_lock(workdir):  # as experiments.main: a second process in this workdir is refused
+        train.prepare_workdir(workdir, config.to_dict(), population_task)
+        for member, task in zip(members, member_tasks):
+            train.prepare_workdir(sweep.member_dir(workdir, member), member.config.to_dict(), task)
+        images = data.preprocess(dataset.train_images, config.binarization)
+        summaries = train.train(
+            config,
+            workdir,
+            population_task,
+            images,
+            dataset.train_labels,
+            mesh=mesh,
+            show_progress=show_progress,
+            population=sweep.population(members, member_tasks, workdir),
+            resume_step=resume_step,
+        )
+        return sweep.write_results(workdir, config, specs, members, summaries)
 
 
 @contextlib.contextmanager
@@ -126,7 +129,14 @@ def main(argv):
     workdir = os.path.abspath(main_lib._WORKDIR.value)
     try:
         with shared_compilations():
-            results = run(main_lib._CONFIG.value, workdir, _SWEEP.value, _FIGURES.value, _MEMBERS_DEVICES.value)
+            results = run(
+                main_lib._CONFIG.value,
+                workdir,
+                _SWEEP.value,
+                _FIGURES.value,
+                _MEMBERS_DEVICES.value,
+                resume_step=main_lib._RESUME_STEP.value,
+            )
     except main_lib.user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -7,16 +7,36 @@ calls these together.  Neighbours: `train.py` decides when to save; `sharding.py
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
+import sys
+import zlib
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+# Written by process 0 into each step directory once Orbax has committed it: every file's size and CRC-32, so that
+# damage is found the same way whichever file it hit, and named.
+MANIFEST = "gen_jax_files.json"
+
+# Steps saved by this process whose manifest is still to be written, by checkpoint directory.
+_UNSEALED: dict[str, list[int]] = {}
+
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model the config describes (another model, size or latent_dim)."""
+
+
+class CheckpointDamagedError(CheckpointMismatchError):
+    """A checkpoint's files differ from what was written (truncated, emptied, overwritten or missing)."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (full disk, no permission); the previous checkpoints are intact."""
 
 
 def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool = False) -> ocp.CheckpointManager:
@@ -28,27 +48,223 @@ def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool
       read_only: open existing checkpoints for restoring only (nothing is created, saved or deleted).
 
     Returns:
-      An Orbax `CheckpointManager` holding one item per step, saved with the standard handler.
+      An Orbax `CheckpointManager` holding one item per step, saved with the standard handler.  A writable one
+      first removes the uncommitted `<step>.orbax-checkpoint-tmp` directories a killed save leaves behind.
     """
+    _quiet_orbax()
     if read_only:
         options = ocp.CheckpointManagerOptions(read_only=True, create=False, save_interval_steps=0)
     else:
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True)
     # One item saved with the standard handler, so metadata can be read before a restore.
     return ocp.CheckpointManager(
         os.path.abspath(directory), options=options, item_handlers=ocp.StandardCheckpointHandler()
     )
 
 
+class _ReadOnlyNotice(logging.Filter):
+    """Drops Orbax's warning that a manager opened read-only is read-only: the caller asked for exactly that."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Given directory is read only")
+
+
+def _ignore_closed_loop_callbacks(hook):
+    """sys.unraisablehook without `RuntimeError: Event loop is closed`: TensorStore's late completion callbacks
+    into the event loop of an Orbax call that has already failed (its error is the one reported)."""
+
+    def filtered(unraisable):
+        error = unraisable.exc_value
+        if isinstance(error, RuntimeError) and str(error) == "Event loop is closed":
+            return
+        hook(unraisable)
+
+    filtered.gen_jax_filter = True
+    return filtered
+
+
+def _quiet_orbax() -> None:
+    """Silences the two messages Orbax prints that say nothing to a user (idempotent)."""
+    if not getattr(sys.unraisablehook, "gen_jax_filter", False):
+        sys.unraisablehook = _ignore_closed_loop_callbacks(sys.unraisablehook)
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _ReadOnlyNotice) for f in absl_logger.filters):
+        absl_logger.addFilter(_ReadOnlyNotice())
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-    """Saves `state` as checkpoint `step` (asynchronously; `manager.wait_until_finished()` joins).
+    """Saves `state` as checkpoint `step` (asynchronously; `finish(manager)` joins).
+
+    Orbax first joins the previous save; once it is committed, its manifest (`MANIFEST`: each file's size and
+    CRC-32) is written, so that `verify` can later name a damaged file.
 
     Args:
       manager: from `make_manager`.
       step: the training step, the checkpoint's name.
       state: the whole training-state pytree.
+
+    Raises:
+      CheckpointWriteError: this save or the previous one could not write its files; committed checkpoints are
+        untouched and the failed one is not committed.
     """
-    manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    pending = _UNSEALED.setdefault(str(manager.directory), [])
+    try:
+        manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    except Exception as error:  # a failed write surfaces here, or in `finish`
+        raise _write_error(manager, pending[-1] if pending else step, error) from None
+    _seal(manager)
+    _UNSEALED[str(manager.directory)] = [step]
+
+
+def finish(manager: ocp.CheckpointManager) -> None:
+    """Waits for the save in flight and writes its manifest; CheckpointWriteError as `save` when it failed."""
+    pending = _UNSEALED.get(str(manager.directory), [])
+    try:
+        manager.wait_until_finished()
+    except Exception as error:
+        raise _write_error(manager, pending[-1] if pending else None, error) from None
+    _seal(manager)
+
+
+def _seal(manager: ocp.CheckpointManager) -> None:
+    """Writes the manifest of each committed step this process saved (process 0; the others' files are in the
+    same step directory on the shared file system)."""
+    pending = _UNSEALED.pop(str(manager.directory), [])
+    if jax.process_index() != 0:
+        return
+    for step in pending:
+        step_dir = os.path.join(manager.directory, str(step))
+        if os.path.isdir(step_dir):
+            _write_manifest(step_dir)
+        elif step == max(pending):  # Orbax logs some failed commits instead of raising them
+            raise _write_error(manager, step, RuntimeError("Orbax did not commit it"))
+
+
+def _crc32(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _write_manifest(step_dir: str) -> None:
+    files = {}
+    for root, _, names in os.walk(step_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, step_dir)
+            if not relative.startswith(MANIFEST):
+                files[relative] = [os.path.getsize(path), _crc32(path)]
+    tmp = os.path.join(step_dir, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"files": dict(sorted(files.items()))}, f, indent=0)
+    os.replace(tmp, os.path.join(step_dir, MANIFEST))
+
+
+def verify(directory: str, step: int) -> None:
+    """Checks every file of checkpoint `step` against its manifest, before Orbax reads any of them.
+
+    A checkpoint without a manifest (written before manifests existed, or killed between commit and manifest) is
+    not checked here; Orbax's own reading then finds what it can.
+
+    Raises:
+      CheckpointDamagedError: naming the step and the first damaged file (missing, of another size, or other
+        bytes than were written).
+    """
+    step_dir = os.path.join(directory, str(step))
+    try:
+        with open(os.path.join(step_dir, MANIFEST)) as f:
+            files = json.load(f)["files"]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _damaged(directory, step, MANIFEST, "cannot be read") from None
+    for name, (size, crc) in files.items():
+        path = os.path.join(step_dir, name)
+        if not os.path.isfile(path):
+            raise _damaged(directory, step, name, "is missing")
+        if os.path.getsize(path) != size:
+            raise _damaged(directory, step, name, f"holds {os.path.getsize(path)} bytes, {size} were written")
+        if _crc32(path) != crc:
+            raise _damaged(directory, step, name, "holds other bytes than were written (CRC-32)")
+
+
+def _damaged(directory: str, step: int, name: str, what: str) -> CheckpointDamagedError:
+    return CheckpointDamagedError(
+        f"checkpoint {step} in {directory} is damaged: {step}/{name} {what}; nothing was changed."
+    )
+
+
+# TensorStore's messages name files as `local file "<path>"` and end in a long JSON spec; keep the file and the
+# reason a person can act on.
+_FILE_IN_MESSAGE = re.compile(r'(?:local file|Failed writing:) "([^"]*[^/"])"')
+_OS_ERROR = re.compile(r": ([^:\[\]]+?) \[os_error_code='(\d+)'\]")
+
+
+def _short_cause(error: Exception, limit: int = 160) -> str:
+    """`error` in a few words: the OS error or the file and what was wrong with it, without TensorStore's spec."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    message = str(error)
+    os_error = _OS_ERROR.search(message)
+    if os_error:
+        return os_error.group(1)
+    message = re.split(r" \[(?:tensorstore_spec|source locations)|See full TensorStore details", message)[0]
+    files = _FILE_IN_MESSAGE.findall(message)
+    if files:
+        after = message.rsplit(files[-1], 1)[1].lstrip('": ').strip()
+        message = f"{files[-1]}: {after}" if after else files[-1]
+    message = " ".join(message.split()) or type(error).__name__
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _write_error(manager: ocp.CheckpointManager, step: int | None, error: Exception) -> CheckpointWriteError:
+    _UNSEALED.pop(str(manager.directory), None)
+    committed = [s for s in manager.all_steps() if step is None or s < step]
+    kept = f"step {max(committed)} and earlier are intact" if committed else "no earlier checkpoint exists"
+    return CheckpointWriteError(
+        f"checkpoint {step if step is not None else ''} could not be written in {manager.directory} "
+        f"({_short_cause(error, 80)}); {kept}.\n"
+        "  Free space (or make the directory writable), then run the same command again: it resumes from the "
+        "newest intact checkpoint."
+    )
+
+
+def newest_intact_before(manager: ocp.CheckpointManager, step: int) -> int | None:
+    """The newest checkpoint before `step` whose files match its manifest (or that has none), or None."""
+    for earlier in sorted((s for s in manager.all_steps() if s < step), reverse=True):
+        try:
+            verify(str(manager.directory), earlier)
+        except CheckpointDamagedError:
+            continue
+        return earlier
+    return None
+
+
+def set_aside(manager: ocp.CheckpointManager, steps: list[int], destination: str) -> list[str]:
+    """Moves checkpoints `steps` out of the manager's directory into `destination/<step>` (a rename, nothing is
+    deleted; `<step>.1`, `<step>.2`, … when that name is taken) and reloads the manager.  Process 0 moves.
+
+    Returns:
+      The new paths.
+    """
+    moved = []
+    if jax.process_index() == 0:
+        os.makedirs(destination, exist_ok=True)
+        for step in steps:
+            target, n = os.path.join(destination, str(step)), 0
+            while os.path.exists(target):
+                n += 1
+                target = os.path.join(destination, f"{step}.{n}")
+            os.rename(os.path.join(manager.directory, str(step)), target)
+            moved.append(target)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("gen_jax.checkpoint.set_aside")
+    manager.reload()
+    return moved
 
 
 def _key_name(entry) -> str:
@@ -84,9 +300,8 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, target: Any) -> 
     try:
         stored = manager.item_metadata(step)
     except Exception as error:  # a truncated or foreign directory: say which, keep the files
-        raise CheckpointMismatchError(
-            f"checkpoint {step} in {manager.directory} cannot be read ({type(error).__name__}: {error}). "
-            "It is left untouched; point --workdir at a new directory to start afresh."
+        raise CheckpointDamagedError(
+            f"checkpoint {step} in {manager.directory} cannot be read ({_short_cause(error)}); nothing was changed."
         ) from None
     stored_shapes = _describe_leaves(stored)
     wanted_shapes = _describe_leaves(target)
@@ -118,18 +333,30 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
       The restored state, shaped, typed and sharded like `target`.
 
     Raises:
-      CheckpointMismatchError: the checkpoint does not fit `target` or its files cannot be read; they are kept.
+      CheckpointDamagedError: its files are damaged (named when the manifest can tell) or cannot be read; kept.
+      CheckpointMismatchError: the checkpoint does not fit `target`; it is kept.
     """
+    verify(str(manager.directory), step)
     check_compatible(manager, step, target)
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
     try:
         return manager.restore(step, args=ocp.args.StandardRestore(abstract))
-    except Exception as error:  # corrupt or truncated files: report, keep them for the user to inspect
-        raise CheckpointMismatchError(
-            f"checkpoint {step} in {manager.directory} could not be restored ({type(error).__name__}: "
-            f"{str(error)[:300]}). It is left untouched; move it aside to resume from an earlier one, "
-            "or choose a new --workdir."
+    except Exception as error:  # damaged files the manifest could not vouch for: report, keep them
+        empty = _empty_files(os.path.join(manager.directory, str(step)))
+        cause = f"{step}/{empty[0]} is empty" if empty else _short_cause(error)
+        raise CheckpointDamagedError(
+            f"checkpoint {step} in {manager.directory} could not be restored ({cause}); nothing was changed."
         ) from None
+
+
+def _empty_files(step_dir: str) -> list[str]:
+    """The files of a step directory that hold no bytes (Orbax writes none empty), relative to it."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), step_dir)
+        for root, _, names in os.walk(step_dir)
+        for name in names
+        if os.path.getsize(os.path.join(root, name)) == 0
+    )
 
 
 def restore_latest(directory: str, target: Any) -> tuple[Any, int]:

@@ -11,9 +11,13 @@ Neighbours: `steps.py` (the steps), `checkpoint.py`, `data/` (batches), `tasks/`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime
+import fcntl
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -76,6 +80,88 @@ class TrainingDivergedError(FloatingPointError):
 
 class WorkdirMismatchError(ValueError):
     """The workdir holds a run of a different model; nothing in it was changed."""
+
+
+class WorkdirBusyError(RuntimeError):
+    """Another process is running in the workdir; the message names it, and nothing in the workdir was changed."""
+
+
+class WorkdirWriteError(RuntimeError):
+    """A file of the run (metrics.jsonl, summary.json, …) could not be written: full disk, no permission."""
+
+
+# Held (fcntl.flock) by process 0 of the run working in a workdir, and holding its pid, host and start time.
+LOCK_FILE = "lock.json"
+# Where `train(resume_step=N)` moves the checkpoints after N (never deleted).
+SET_ASIDE_DIR = "checkpoints_set_aside"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+    """Holds `<workdir>/lock.json` while the block runs, so that two runs never write one workdir.
+
+    Process 0 takes an exclusive advisory `fcntl.flock` on the file (creating the workdir if needed) and writes
+    its pid, host and start time into it; the other processes of the same multi-host run share the workdir and
+    take nothing.  The kernel releases a flock when its holder exits, SIGKILL included, so a lock file left by a
+    killed run never blocks the next one: it is taken over.  The file is removed when the block ends.
+
+    Raises:
+      WorkdirBusyError: another process holds the lock: one line naming it (pid, host, start time), before
+        anything in the workdir was read or written.
+      WorkdirWriteError: the lock file cannot be written (read-only or full file system).
+    """
+    if not _is_chief():
+        yield
+        return
+    path = os.path.join(workdir, LOCK_FILE)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = _acquire_lock(path)
+    except OSError as error:  # a read-only or full file system, no permission
+        raise _write_error(path, error) from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # the workdir may have been moved, or its file system made read-only
+            os.unlink(path)  # while still holding it, so no one else can have taken this file
+        os.close(fd)
+
+
+def _acquire_lock(path: str) -> int:
+    """An open, flocked descriptor of `path` holding this process's description; WorkdirBusyError if held."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise WorkdirBusyError(
+                f"{os.path.dirname(path)} is in use by another run ({holder}); nothing in it was changed. Wait for "
+                "that run to end, or stop it, then run again."
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed that file between our open and our lock: take the new one
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+    return fd
+
+
+def _lock_holder(fd: int) -> str:
+    """'pid 123 on host h, started …' from a held lock file (its holder writes it just after locking)."""
+    for _ in range(20):
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+            return f"pid {holder['pid']} on host {holder['host']}, started {holder['started']}"
+        except (ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return "a process that has not yet written who it is"
 
 
 def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None) -> Callable:
@@ -218,10 +304,46 @@ def _is_chief() -> bool:
 def write_json(path: str, payload: dict) -> None:
     # Write-then-rename, so a killed process never leaves half a file where a whole one was.
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise _write_error(path, error) from None
+
+
+def _write_error(path: str, error: OSError) -> WorkdirWriteError:
+    return WorkdirWriteError(
+        f"{path} could not be written ({error.strerror or error}); the checkpoints are intact. Free space (or make "
+        "the directory writable), then run the same command again to resume."
+    )
+
+
+def rewind_metrics(path: str, step: int) -> None:
+    """Keeps the records of `path` (metrics.jsonl) with step <= `step`, the step a run resumes from, so that the
+    steps it logs again appear once.  Rewritten whole and renamed into place; a line cut short by a kill is
+    dropped; an absent file is left absent."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(kept)
+            os.replace(tmp, path)
+        except OSError as error:
+            raise _write_error(path, error) from None
 
 
 def _json_default(value):
@@ -293,22 +415,29 @@ def _check_signature(workdir: str, stored: dict, config_dict: dict, task: Task) 
 
 
 class _Log:
-    """metrics.jsonl and TensorBoard, written by process 0 only."""
+    """metrics.jsonl and TensorBoard, written by process 0 only.  `start`: the step the run starts from; TensorBoard
+    hides what an earlier, interrupted process logged after it (`purge_step`), as `rewind_metrics` drops it from
+    metrics.jsonl."""
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, start: int = 0):
         self.enabled = _is_chief()
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.tensorboard = None
         if self.enabled:
             from tensorboardX import SummaryWriter  # writes event files without TensorFlow
 
-            self.tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            events = os.path.join(workdir, "tensorboard")
+            resumed = os.path.isdir(events) and bool(os.listdir(events))
+            self.tensorboard = SummaryWriter(events, purge_step=start + 1 if resumed else None)
 
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": step, **values}, default=_json_default) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **values}, default=_json_default) + "\n")
+        except OSError as error:
+            raise _write_error(self.path, error) from None
         for name, value in values.items():
             self.tensorboard.add_scalar(name, value, step)
         self.tensorboard.flush()
@@ -316,6 +445,18 @@ class _Log:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def _fall_back_hint(manager, step: int, workdir: str) -> str:
+    """What follows a damaged checkpoint's error: a line saying which earlier checkpoint to resume from and how,
+    or, where there is none, the end of the error's own line."""
+    earlier = checkpoint.newest_intact_before(manager, step)
+    if earlier is None:
+        return " No earlier checkpoint is intact: start afresh in a new --workdir."
+    return (
+        f"\n  To resume from step {earlier}, the newest intact checkpoint before it, run the same command with "
+        f"--resume_step={earlier}; the checkpoints after it are then moved to {workdir}/{SET_ASIDE_DIR}/."
+    )
 
 
 def _first_non_finite(values: np.ndarray) -> int | None:
@@ -342,8 +483,11 @@ def train(
     mesh=None,
     show_progress: bool = True,
     population: Population | None = None,
+    resume_step: int | None = None,
 ) -> dict:
     """Trains `task` to `config.num_steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
+
+    A resumed run first rewinds metrics.jsonl and TensorBoard to the restored step, so each step is logged once.
 
     Args:
       config: the validated run config (reads seed, batch_size, num_steps, log_every, eval_every,
@@ -356,10 +500,17 @@ def train(
         one checkpoint in `workdir/checkpoints`); each member logs, evaluates, summarises and draws figures in its
         own directory with its own task.  A member whose loss turns NaN/Inf is reported and left out of the
         evaluations from then on; the others train on.
+      resume_step: resume from this checkpoint instead of the newest (e.g. the newest is damaged); the checkpoints
+        after it are moved to `<workdir>/checkpoints_set_aside/`, not deleted.
 
     Returns:
       The final summary (also written to `<workdir>/summary.json`); for a population {member name: summary},
       each also in `<member workdir>/summary.json`.
+
+    Raises:
+      checkpoint.CheckpointDamagedError: the checkpoint to resume from is damaged; the message names the file and
+        the `resume_step` to fall back to.  checkpoint.CheckpointWriteError, WorkdirWriteError: a save or a log
+        could not be written; the committed checkpoints are intact.
     """
     mesh = mesh if mesh is not None else sharding.make_mesh()
     sharding.check_batch_divides(config.batch_size, mesh)
@@ -376,21 +527,37 @@ def train(
         run_task = population.task(task)
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
     state, state_sharding = init_sharded_state(run_task, streams["init"], mesh, bool(config.get("fsdp", False)))
-    latest = manager.latest_step()
+    latest = manager.latest_step() if resume_step is None else resume_step
+    if resume_step is not None and resume_step not in manager.all_steps():
+        raise checkpoint.CheckpointMismatchError(
+            f"resume_step={resume_step}: {workdir}/checkpoints holds no checkpoint {resume_step} (it holds steps "
+            f"{manager.all_steps()}); nothing was changed."
+        )
     if latest is not None:
         # Restores into the current mesh's shardings, whatever device count wrote the checkpoint.
-        state = checkpoint.restore(manager, latest, state)
+        try:
+            state = checkpoint.restore(manager, latest, state)
+        except checkpoint.CheckpointDamagedError as error:
+            raise checkpoint.CheckpointDamagedError(f"{error}{_fall_back_hint(manager, latest, workdir)}") from None
+        newer = [s for s in manager.all_steps() if s > latest]
+        if newer:
+            moved = checkpoint.set_aside(manager, newer, os.path.join(workdir, SET_ASIDE_DIR))
+            if _is_chief():
+                print(f"Moved the checkpoints after step {latest} to {', '.join(moved)}.", flush=True)
         if _is_chief():
             print(f"Resumed from the checkpoint at step {latest} in {workdir}/checkpoints.", flush=True)
+    if _is_chief():
+        for _, _, view_dir, _ in views:
+            rewind_metrics(os.path.join(view_dir, "metrics.jsonl"), latest or 0)
     if _is_chief() and hasattr(config, "to_dict"):
         write_json(os.path.join(workdir, "config.json"), config.to_dict())
     images = sharding.put_global(images, sharding.replicated(mesh))
     labels = sharding.put_global(labels, sharding.replicated(mesh))
     multi_step = jit_multi_step(run_task.train_step, config.batch_size, mesh, state_sharding, population is not None)
 
-    logs = [_Log(view_dir) for _, _, view_dir, _ in views]
-    diverged: dict[int | None, int] = {}  # member index -> the step its loss first became NaN/Inf
     step = int(np.ravel(jax.device_get(state.step))[0])
+    logs = [_Log(view_dir, step) for _, _, view_dir, _ in views]
+    diverged: dict[int | None, int] = {}  # member index -> the step its loss first became NaN/Inf
     cadences = (config.log_every, config.eval_every, config.checkpoint_every)
     progress = None
     if show_progress and _is_chief():
@@ -452,9 +619,11 @@ def train(
     finally:
         if progress is not None:
             progress.close()
-        manager.wait_until_finished()
-        for log in logs:
-            log.close()
+        try:
+            checkpoint.finish(manager)
+        finally:
+            for log in logs:
+                log.close()
 
     local_state = sharding.to_local(state)
     summaries = {}

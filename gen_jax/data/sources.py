@@ -378,9 +378,21 @@ def _load_tfds(
     arrays = {}
     for split in ("train", test_split):
         _log.info("Reading %s/%s from %s", name, split, builder.data_dir)
-        arrays[split] = _read_tfds_split(
-            builder.as_data_source(split=split), f"{name}/{split}", pixel_max, image_size, has_labels, attribute_names
-        )
+        _check_shards(name, split, [str(p) for p in splits[split].filepaths])
+        try:
+            arrays[split] = _read_tfds_split(
+                builder.as_data_source(split=split),
+                f"{name}/{split}",
+                pixel_max,
+                image_size,
+                has_labels,
+                attribute_names,
+            )
+        except (OSError, RuntimeError) as error:  # a shard cut short or overwritten: array_record's reader says so
+            raise DatasetUnavailableError(
+                f"Data set {name!r}: split {split!r} in {builder.data_dir} cannot be read ({error}). Prepare it "
+                "again (tfds build --file_format=array_record)."
+            ) from None
     (train_x, train_y, train_a), (test_x, test_y, test_a) = arrays["train"], arrays[test_split]
     return Dataset(
         name=name,
@@ -394,6 +406,17 @@ def _load_tfds(
         train_attributes=train_a,
         test_attributes=test_a,
     )
+
+
+def _check_shards(name: str, split: str, paths: list[str]) -> None:
+    """DatasetUnavailableError naming the first of a split's shard files that is missing or empty."""
+    for path in paths:
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            state = "is empty" if os.path.isfile(path) else "is missing"
+            raise DatasetUnavailableError(
+                f"Data set {name!r}: shard {path} of split {split!r} {state}; copy it back, or prepare the data set "
+                "again."
+            )
 
 
 def _unavailable_message(name: str, data_dir: str | None, looked_in: str, extra_remedies: tuple[str, ...]) -> str:
