@@ -5,7 +5,9 @@ binarised pixels, a 256-256 discriminator pushing the 2-D codes towards N(0, I),
 
 The 2-D code is drawn as it is (figures/latent_scatter.png, beside the VAE's of `vae_2d` with
 --config.dataset=digits), with the decoder over the prior's quantiles (figures/manifold.png) and samples z ~ N(0, I)
-(figures/samples.png); the summary scores those samples with the digits reference classifier.
+(figures/samples.png); the summary scores those samples with the digits reference classifier.  Training took 59 s
+on a shared 2-core machine (load ~10); the codes match N(0, I)'s moments (code_prior_frechet 0.023), but a 2-D code
+limits the samples: classifier FID 50.2, recall 0.053 (results/aae_digits.json; the sample-quality table).
 """
 
 from gen_jax.tasks import aae
