@@ -76,28 +76,19 @@ def a_batch(dataset, size=32):
 
 
 @pytest.mark.parametrize("loss", ["non_saturating", "wgan_gp"])
-def test_the_discriminator_only_ever_sees_codes(loss, digits):
-    config = tiny_aae_config(loss=loss, d_steps=2)
+def test_one_step_shows_the_discriminator_only_codes_and_leaves_the_decoder_to_reconstruction(loss, digits):
+    """Every input D is called on in a step (its updates, WGAN-GP's penalty, the encoder's phase) is a batch of codes
+    [*, latent_dim]; after the step the decoder is where the reconstruction phase alone puts it, the encoder is not."""
+    config = tiny_aae_config(loss=loss, d_steps=2, binarization="static")
     seen = []
-    _, discriminator = aae.build_models(config, digits.image_shape)
-    state, train_step, _ = step_pieces(config, digits, Recording(discriminator, seen.append))
+    model, discriminator = aae.build_models(config, digits.image_shape)
+    state, train_step, (tx, _, _) = step_pieces(config, digits, Recording(discriminator, seen.append))
     seen.clear()  # the init call
-    new_state, metrics = train_step(state, a_batch(digits), jax.random.key(2))
+    batch = a_batch(digits)
+    new_state, metrics = train_step(state, batch, jax.random.key(2))
     assert seen and all(len(shape) == 2 and shape[1] == config.model.latent_dim for shape in seen), seen
     assert np.isfinite(metrics["d_loss"]) and np.isfinite(metrics["loss"])
     assert not trees_equal(new_state.d_params, state.d_params)
-    # The task's own discriminator takes latent_dim inputs: an image (64 pixels here) cannot even be fed to it.
-    task_state = aae.make_task(config, digits).init_state(jax.random.key(0))
-    assert task_state.d_params["Dense_0"]["kernel"].shape == (config.model.latent_dim, 32)
-
-
-def test_the_regularisation_phase_moves_the_encoder_and_never_the_decoder(digits):
-    """After one step the decoder is where the reconstruction phase alone puts it; the encoder is not."""
-    config = tiny_aae_config(binarization="static")
-    state, train_step, (tx, _, _) = step_pieces(config, digits)
-    batch = a_batch(digits)
-    new_state, _ = train_step(state, batch, jax.random.key(2))
-    model, _ = aae.build_models(config, digits.image_shape)
     grads, _ = jax.grad(aae.make_reconstruction_loss(model, "bernoulli"), has_aux=True)(state.params, batch["image"])
     updates, _ = tx.update(grads, state.opt_state, state.params)
     reconstruction_only = optax.apply_updates(state.params, updates)
@@ -136,7 +127,10 @@ def test_codec_encodes_to_codes_and_decodes_to_images_in_the_unit_range(digits):
     assert "aae" in tasks.names()
     config = tiny_aae_config()
     task = aae.make_task(config, digits)
-    encode, decode = task.codec(task.init_state(jax.random.key(0)))
+    state = task.init_state(jax.random.key(0))
+    # The task's discriminator takes latent_dim inputs: an image (64 pixels here) cannot even be fed to it.
+    assert state.d_params["Dense_0"]["kernel"].shape == (config.model.latent_dim, 32)
+    encode, decode = task.codec(state)
     x, labels = digits.test_images[:5], digits.test_labels[:5]
     codes = np.asarray(encode(x))
     assert codes.shape == (5, config.model.latent_dim) and codes.dtype == np.float32
