@@ -7,6 +7,10 @@
 
 Evaluated as `vae_mlp_fashion_mnist` is (test −ELBO, and the IWAE estimate of −log p(x) with k = 1,000), so the
 two compare row for row.
+
+Seed 0, k = 5 (2026-11-30, results/iwae_fashion_mnist_k5_seed0.json): test IWAE −log p(x) 117.28 nats
+against the VAE's 119.02, test −ELBO 130.68 against 126.72 (the bound is tighter, the ELBO looser);
+about 70 minutes on a shared 2-core machine (load ~12), k = 50 not run yet.
 """
 
 from experiments.configs import vae_mlp_fashion_mnist
