@@ -65,11 +65,42 @@ def split_means(per_example: Callable, inputs, batch_size: int, key: jax.Array) 
     return {name: float(np.mean(value)) for name, value in values.items()}
 
 
+def vae_log_weights(model, likelihood: str, variables, x: jax.Array, posterior, key: jax.Array, indices) -> jax.Array:
+    """The importance log-weights log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) of a VAE, nats.
+
+    Sample i is z_i = reparameterize(fold_in(key, i), mean, log_var): a sample's key depends on its index alone, so
+    the IWAE bound used in training (`tasks/vae.py`, objective "iwae") and the evaluation's estimate
+    (`make_vae_iwae_nll`) draw the same z_i from the same key, however the samples are chunked.
+
+    Args:
+      model: a `models.vae.VAE` (encode, decode, observation_log_scale).
+      likelihood: one of `losses.LIKELIHOODS`.
+      variables: {"params": ...} of `model`.
+      x: f32[B, H, W, C], the examples.
+      posterior: (mean, log_var), each f32[B, D]: q(z|x) as `model.encode(x)` gives it.
+      key: the examples' key.
+      indices: i32[S], the sample indices to draw.
+
+    Returns:
+      f32[S, B]: log w_i for each sample index (rows) and example (columns).
+    """
+    mean, log_var = posterior
+    log_scale = model.apply(variables, method=model.observation_log_scale)
+    z = jax.vmap(lambda i: losses.reparameterize(jax.random.fold_in(key, i), mean, log_var))(indices)
+    decoded = model.apply(variables, z.reshape(-1, z.shape[-1]), method=model.decode)
+    targets = jnp.broadcast_to(x, (len(indices), *x.shape)).reshape(decoded.shape)
+    log_px = losses.reconstruction_log_likelihood(likelihood, decoded, log_scale, targets)
+    log_pz = losses.log_normal_diag(z, jnp.zeros_like(z), jnp.zeros_like(z))
+    log_qz = losses.log_normal_diag(z, mean, log_var)
+    return log_px.reshape(len(indices), -1) + log_pz - log_qz
+
+
 def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: int) -> Callable:
     """(params, x: f32[B, ...], key) -> −log p̂(x) f32[B], the IWAE estimate with `num_samples` samples, nats.
 
     Samples are drawn `sample_chunk` at a time (`lax.map`), so memory is O(sample_chunk · B · pixels).  Sample i
-    uses the key fold_in(key, i) whatever the chunk, so the chunk size changes the memory, never the estimate.
+    uses the key fold_in(key, i) whatever the chunk (`vae_log_weights`), so the chunk size changes the memory, never
+    the estimate.
     """
     if num_samples % sample_chunk:
         raise ValueError(f"iwae_k ({num_samples}) must be a multiple of the sample chunk ({sample_chunk})")
@@ -77,19 +108,11 @@ def make_vae_iwae_nll(model, likelihood: str, num_samples: int, sample_chunk: in
     @jax.jit
     def iwae_nll(params, x, key):
         variables = {"params": params}
-        mean, log_var = model.apply(variables, x, method=model.encode)
-        log_scale = model.apply(variables, method=model.observation_log_scale)
-
-        def log_weights(indices):  # i32[sample_chunk] -> f32[sample_chunk, B]
-            z = jax.vmap(lambda i: losses.reparameterize(jax.random.fold_in(key, i), mean, log_var))(indices)
-            decoded = model.apply(variables, z.reshape(-1, z.shape[-1]), method=model.decode)
-            targets = jnp.broadcast_to(x, (sample_chunk, *x.shape)).reshape(decoded.shape)
-            log_px = losses.reconstruction_log_likelihood(likelihood, decoded, log_scale, targets)
-            log_pz = losses.log_normal_diag(z, jnp.zeros_like(z), jnp.zeros_like(z))
-            log_qz = losses.log_normal_diag(z, mean, log_var)
-            return log_px.reshape(sample_chunk, -1) + log_pz - log_qz
-
-        chunks = jax.lax.map(log_weights, jnp.arange(num_samples).reshape(-1, sample_chunk))
+        posterior = model.apply(variables, x, method=model.encode)
+        chunks = jax.lax.map(
+            lambda indices: vae_log_weights(model, likelihood, variables, x, posterior, key, indices),
+            jnp.arange(num_samples).reshape(-1, sample_chunk),
+        )
         all_weights = chunks.reshape(num_samples, -1)
         return -(jax.nn.logsumexp(all_weights, axis=0) - math.log(num_samples))
 

@@ -2,16 +2,19 @@
 
 The model (`models/vae.py`) encodes x to q(z|x) = N(mean, diag exp(log_var)), draws z by reparameterisation from
 an explicit key and decodes it to p(x|z) (Bernoulli logits, or a Gaussian mean).  Training maximises the
-(β-weighted) ELBO; evaluation reports the same per-example terms over the test split, and IWAE bounds.  Every
-evaluation, sample and figure uses the EMA of the parameters when `ema_decay` > 0.
+(β-weighted) ELBO, or with `objective = "iwae"` the k-sample importance-weighted bound (IWAE, Burda et al. 2016),
+k = `num_importance_samples`; evaluation reports the ELBO's per-example terms over the test split, and IWAE
+estimates.  Every evaluation, sample and figure uses the EMA of the parameters when `ema_decay` > 0.
 
 Fields (see `default_config`): model.{architecture, hidden, conv_features, conv_hidden, latent_dim, likelihood,
-learn_scale, gaussian_log_scale}, beta, eval_iwae_k, iwae_k, ema_decay, sample_quality.*, and the common ones.
+learn_scale, gaussian_log_scale}, objective, num_importance_samples, beta, eval_iwae_k, iwae_k, ema_decay,
+sample_quality.*, and the common ones.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +26,8 @@ from gen_jax import data, hyper, latent, losses, metrics, optim, sample_quality,
 from gen_jax.models import autoencoder
 from gen_jax.models.vae import VAE
 from gen_jax.train import Task
+
+OBJECTIVES = ("elbo", "iwae")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -37,7 +42,9 @@ def default_config() -> ml_collections.ConfigDict:
             gaussian_log_scale=0.0,  # Gaussian only: the fixed log standard deviation
         )
     )
-    config.beta = 1.0  # weight of the KL term; 1 is the ELBO
+    config.objective = "elbo"  # the training objective: "elbo" | "iwae" (the k-sample bound, Burda et al. 2016)
+    config.num_importance_samples = 1  # objective "iwae": k, the importance samples per example in training
+    config.beta = 1.0  # weight of the KL term; 1 is the ELBO (objective "elbo" only)
     config.eval_iwae_k = 0  # IWAE samples in the periodic evaluations (0 = off)
     config.iwae_k = 1000  # IWAE samples in the final evaluation (summary.json; 0 = off)
     config.ema_decay = 0.99  # EMA of the parameters for evaluation, samples and figures; 0 = the last iterate
@@ -50,7 +57,13 @@ def validate(config) -> None:
     config_lib.require_choice(config, "model.likelihood", losses.LIKELIHOODS)
     config_lib.require_bool(config, "model.learn_scale")
     config_lib.require_choice(config, "binarization", data.BINARIZATIONS)
+    config_lib.require_choice(config, "objective", OBJECTIVES)
+    config_lib.require_positive_int(config, "num_importance_samples")
     config_lib.require_positive(config, "beta")
+    if config.objective == "iwae" and config.beta != 1.0:
+        raise config_lib.ConfigError(
+            f"config.beta must be 1 with config.objective='iwae' (the IWAE bound has no KL weight), got {config.beta}"
+        )
     config_lib.require_non_negative_int(config, "iwae_k", "eval_iwae_k", meaning=" (0 turns IWAE off)")
     config_lib.require_fraction(config, "ema_decay")
     optim.validate(config)
@@ -98,6 +111,35 @@ def make_loss(model: VAE, likelihood: str, beta: float, binarization: str):
         terms = per_example_terms(model, likelihood, params, x, z_key)
         loss = -jnp.mean(losses.elbo(-terms["recon_nll"], terms["kl"], hyper.value("beta", beta)))
         return loss, {name: jnp.mean(value) for name, value in terms.items()}
+
+    return loss_fn
+
+
+def make_iwae_loss(model: VAE, likelihood: str, num_samples: int, binarization: str):
+    """loss_fn(params, batch, key) -> (−IWAE_k batch mean, {neg_iwae_bound, neg_elbo} batch means) for
+    `steps.make_train_step`: the k-sample bound of Burda et al. 2016, k = `num_samples`,
+
+        L_k(x) = log (1/k) Σ_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x),
+
+    nats per example, with z_i drawn from fold_in(z key, i) (`metrics.vae_log_weights`, the evaluation's own
+    log-weights).  L_1 is the ELBO with its KL estimated by the one sample, log p(x|z) − (log q(z|x) − log p(z)),
+    bit for bit; L_k ≥ L_1 in expectation and tightens towards log p(x) as k grows.  `neg_elbo` is minus the mean
+    of the k log-weights (that single-sample ELBO, averaged over the k samples).  `key` binarises the batch (when
+    "dynamic") and draws the z_i.
+    """
+    indices = jnp.arange(num_samples)
+
+    def loss_fn(params, batch, key):
+        binarize_key, z_key = jax.random.split(key)
+        x = batch["image"]
+        if binarization == "dynamic":
+            x = data.dynamic_binarize(binarize_key, x)
+        variables = {"params": params}
+        posterior = model.apply(variables, x, method=model.encode)
+        log_weights = metrics.vae_log_weights(model, likelihood, variables, x, posterior, z_key, indices)  # [k, B]
+        bound = jax.nn.logsumexp(log_weights, axis=0) - math.log(num_samples)
+        loss = -jnp.mean(bound)
+        return loss, {"neg_iwae_bound": loss, "neg_elbo": -jnp.mean(log_weights)}
 
     return loss_fn
 
@@ -163,6 +205,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
         }
         if config.iwae_k:
             summary.update(test_iwae_nll=results["iwae_nll"], iwae_k=config.iwae_k)
+        if config.objective == "iwae":
+            summary.update(objective="iwae", num_importance_samples=config.num_importance_samples)
         if quality is not None:  # pixel means of z ~ N(0, I) decoded, as in figures/samples.png
             summary.update(quality.summary(sampler(state), jax.random.fold_in(key, 1)))
         return summary
@@ -173,11 +217,16 @@ def make_task(config, dataset: data.Dataset) -> Task:
             workdir, encode, decode, dataset, test_images, code_name="posterior means", sample=sampler(state), key=key
         )
 
+    if config.objective == "iwae":
+        loss_fn = make_iwae_loss(model, likelihood, config.num_importance_samples, config.binarization)
+    else:
+        loss_fn = make_loss(model, likelihood, config.beta, config.binarization)
+
     return Task(
         name="vae",
         signature=config_lib.signature(config, dataset.image_shape, parameter_ema=config.ema_decay > 0),
         init_state=init_state,
-        train_step=steps.make_train_step(make_loss(model, likelihood, config.beta, config.binarization)),
+        train_step=steps.make_train_step(loss_fn),
         evaluate=lambda state, key: scores(state.inference_params(), key, config.eval_iwae_k),
         summarize=summarize,
         make_figures=make_figures,
