@@ -69,7 +69,7 @@ def _build(optim, num_steps: int, scalars: dict) -> optax.GradientTransformation
     return tx
 
 
-def make(optim, num_steps: int, path: str = "optim") -> optax.GradientTransformation:
+def make(optim, num_steps: int, path: str) -> optax.GradientTransformation:
     """The optimizer `optim` names (see `config_lib.optimizer_config`), for a run of `num_steps` steps.
 
     Its scalars (SCALARS) are read when the update is traced, through `hyper.value(f"{path}.<name>", …)`: a single

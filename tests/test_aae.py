@@ -53,7 +53,7 @@ def step_pieces(config, dataset, discriminator=None):
     """(state at step 0, the jitted train step, the optimizers (tx, reg_tx, d_tx)) of `config`."""
     model, default_discriminator = aae.build_models(config, dataset.image_shape)
     discriminator = discriminator or default_discriminator
-    optimizers = tuple(optim.make(config[name], config.num_steps) for name in ("optim", "reg_optim", "d_optim"))
+    optimizers = tuple(optim.make(config[name], config.num_steps, name) for name in ("optim", "reg_optim", "d_optim"))
     state = aae.create_state(
         model.init(jax.random.key(0), jnp.zeros((1, *dataset.image_shape))),
         discriminator.init(jax.random.key(1), jnp.zeros((1, config.model.latent_dim))),

@@ -234,9 +234,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
     validate(config)
     model, discriminator = build_models(config, dataset.image_shape)
     reconstruction, latent_dim = config.model.reconstruction_loss, config.model.latent_dim
-    tx = optim.make(config.optim, config.num_steps)
-    reg_tx = optim.make(config.reg_optim, config.num_steps)
-    d_tx = optim.make(config.d_optim, config.num_steps)
+    tx = optim.make(config.optim, config.num_steps, "optim")
+    reg_tx = optim.make(config.reg_optim, config.num_steps, "reg_optim")
+    d_tx = optim.make(config.d_optim, config.num_steps, "d_optim")
     test_images = data.test_images(config, dataset)
     quality = sample_quality.evaluator_from_config(config, dataset)  # None unless config.sample_quality.enabled
 

@@ -93,7 +93,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     validate(config)
     model = build_model(config, dataset.image_shape)
     loss = config.model.reconstruction_loss
-    tx = optim.make(config.optim, config.num_steps)
+    tx = optim.make(config.optim, config.num_steps, "optim")
     test_images = data.test_images(config, dataset)
     terms = jax.jit(lambda params, x, key: per_example_terms(model, loss, params, x))
 

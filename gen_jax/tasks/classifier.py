@@ -110,7 +110,7 @@ def make_apply(model: Classifier, params):
 def make_task(config, dataset: data.Dataset) -> Task:
     validate(config, dataset)
     model = build_model(config, dataset.num_classes)
-    tx = optim.make(config.optim, config.num_steps)
+    tx = optim.make(config.optim, config.num_steps, "optim")
     test_split = {"image": dataset.test_images, "label": dataset.test_labels}
     terms = jax.jit(lambda params, batch, key: per_example_terms(model, params, batch))
 

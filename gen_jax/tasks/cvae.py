@@ -99,7 +99,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     validate(config, dataset)
     model = build_model(config, dataset)
     likelihood, latent_dim, num_classes = config.model.likelihood, config.model.latent_dim, dataset.num_classes
-    tx = optim.make(config.optim, config.num_steps)
+    tx = optim.make(config.optim, config.num_steps, "optim")
     test_split = {
         "image": data.test_images(config, dataset),
         "label": dataset.test_labels,

@@ -231,7 +231,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     generator, discriminator = build_models(config, dataset)
     num_classes = dataset.num_classes
     latent_dim, conditional = config.model.latent_dim, config.model.conditional
-    g_tx = optim.make(config.optim, config.num_steps)
+    g_tx = optim.make(config.optim, config.num_steps, "optim")
     d_tx = optim.make(config.d_optim, config.num_steps, "d_optim")
     evaluator = sample_quality.evaluator_from_config(config, dataset)
     sample, render = make_sampler(latent_dim, conditional, generator, num_classes)

@@ -156,7 +156,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     validate(config)
     model = build_model(config, dataset.image_shape)
     likelihood = config.model.likelihood
-    tx = optim.make(config.optim, config.num_steps)
+    tx = optim.make(config.optim, config.num_steps, "optim")
     test_images = data.test_images(config, dataset)
     terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
     iwae = {

@@ -296,8 +296,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
     model, prior = build_models(config, dataset.image_shape)
     likelihood, num_codes, embedding_dim = config.model.likelihood, config.model.num_codes, config.model.embedding_dim
     grid = vqvae.code_grid(dataset.image_shape, len(config.model.features))
-    tx = optim.make(config.optim, config.vq_steps)
-    prior_tx = optim.make(config.prior_optim, max(1, config.num_steps - config.vq_steps))
+    tx = optim.make(config.optim, config.vq_steps, "optim")
+    prior_tx = optim.make(config.prior_optim, max(1, config.num_steps - config.vq_steps), "prior_optim")
     test_images = data.test_images(config, dataset)
     quality = sample_quality.evaluator_from_config(config, dataset)
 
