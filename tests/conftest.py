@@ -172,6 +172,32 @@ def train_run(config, dataset, workdir, task=None):
     )
 
 
+def kill_after_checkpoint(command: list[str], workdir, step: int, timeout: float = 180) -> int:
+    """Runs `command` (in the repository root, its own process group) until `workdir/checkpoints` holds a checkpoint
+    at `step` or later, then SIGKILLs the group; returns the newest checkpoint's step.  Fails if the command ends
+    first."""
+    import signal
+    import subprocess
+    import time
+
+    checkpoints = os.path.join(str(workdir), "checkpoints")
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and process.poll() is None:
+            saved = os.listdir(checkpoints) if os.path.isdir(checkpoints) else []
+            if any(name.isdigit() and int(name) >= step for name in saved):
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the command finished before it could be killed; make it longer"
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    return max(int(name) for name in os.listdir(checkpoints) if name.isdigit())
+
+
 def read_jsonl(path) -> list[dict]:
     """The records of a JSON-lines file such as a run's metrics.jsonl."""
     with open(path) as f:
@@ -217,6 +243,7 @@ _SMALL_BUDGET = {  # 30 steps: enough for a decoder whose image moves with z; on
     "write_figures": False,
     "iwae_k": 0,
     "sample_quality.enabled": False,
+    "vq_steps": 20,  # the VQ-VAE's first stage; its prior trains on the remaining steps
 }
 
 
@@ -275,8 +302,8 @@ def codec_variants() -> list[tuple[str, str | None]]:
         found = []
         for family in tasks.names():
             config = tiny_config(family)
-            if not _has_field(config, "model.architecture"):
-                found += [(family, None)] if _builds(config, dataset) else []
+            if not _has_field(config, "model.architecture"):  # a config error here is a bug of the tiny config
+                found += [(family, None)] if tasks.get(family).make_task(config, dataset).codec is not None else []
                 continue
             found += [(family, a) for a in _CANDIDATE_ARCHITECTURES if _builds(tiny_config(family, a), dataset)]
         _codec_variants = found

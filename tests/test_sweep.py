@@ -4,10 +4,8 @@ compute.  (8 devices against 1: tests/sharding_worker.py.)"""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -18,7 +16,16 @@ from gen_jax import checkpoint
 from gen_jax import config as config_lib
 from gen_jax.tasks import gan, vae
 
-from conftest import REPO_ROOT, max_abs_difference, snapshot, tiny_gan_config, tiny_vae_config, train_run, trees_equal
+from conftest import (
+    REPO_ROOT,
+    kill_after_checkpoint,
+    max_abs_difference,
+    snapshot,
+    tiny_gan_config,
+    tiny_vae_config,
+    train_run,
+    trees_equal,
+)
 
 
 def newest_state(workdir):
@@ -182,25 +189,7 @@ def test_sweep_resumes_after_kill_bit_for_bit(tmp_path):
     command = [sys.executable, "-m", "experiments.sweep", "--config", "experiments/configs/vae_digits.py"]
     command += ["--sweep=seed=0:2", "--sweep=beta=0.5,1", *overrides]
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        [*command, f"--workdir={killed}"],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline and process.poll() is None:
-            saved = os.listdir(killed / "checkpoints") if (killed / "checkpoints").exists() else []
-            if any(d.isdigit() and int(d) >= 2 * every for d in saved):
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the sweep finished before it could be killed; raise num_steps"
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-    assert max(int(d) for d in os.listdir(killed / "checkpoints") if d.isdigit()) < steps
+    assert kill_after_checkpoint([*command, f"--workdir={killed}"], killed, 2 * every) < steps
     rerun = subprocess.run(
         [*command, f"--workdir={killed}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=400
     )

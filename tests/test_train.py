@@ -3,10 +3,8 @@ refused before compute and leaves the workdir as it was."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +16,15 @@ from gen_jax import checkpoint, data, train
 from gen_jax import config as config_lib
 from gen_jax.tasks import vae
 
-from conftest import REPO_ROOT, VAE_FIGURES, read_jsonl, snapshot, tiny_vae_config, trees_equal
+from conftest import (
+    REPO_ROOT,
+    VAE_FIGURES,
+    kill_after_checkpoint,
+    read_jsonl,
+    snapshot,
+    tiny_vae_config,
+    trees_equal,
+)
 
 
 def final_params(workdir, **overrides):
@@ -87,25 +93,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path):
         os.path.join(REPO_ROOT, "experiments/configs/vae_digits.py"),
     ]
     killed = tmp_path / "killed"
-    process = subprocess.Popen(
-        command + [f"--workdir={killed}"] + overrides,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and process.poll() is None:
-            saved = [d for d in os.listdir(killed / "checkpoints")] if (killed / "checkpoints").exists() else []
-            if any(d.isdigit() and int(d) >= 2 * every for d in saved):
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run finished before it could be killed; raise num_steps"
-        os.killpg(process.pid, signal.SIGKILL)
-    finally:
-        process.wait(timeout=30)
-    stopped_at = max(int(d) for d in os.listdir(killed / "checkpoints") if d.isdigit())
+    stopped_at = kill_after_checkpoint(command + [f"--workdir={killed}"] + overrides, killed, 2 * every, timeout=120)
     assert stopped_at < steps
 
     rerun = subprocess.run(

@@ -368,10 +368,11 @@ def make_task(config, dataset: data.Dataset) -> Task:
             return encode_fn(jnp.asarray(images, jnp.float32))
 
         def decode(codes, labels=None):
-            """codes f32[B, h·w·D] -> images f32[B, H, W, C] in [0, 1]: each D-vector quantised, then decoded."""
+            """codes f32[B, h·w·D] -> images f32[B, H, W, C] in [0, 1]: each D-vector quantised, then decoded;
+            traceable (jnp only), as the codec contract asks."""
             del labels
             decoded = decode_fn(jnp.asarray(codes, jnp.float32))
-            return np.clip(np.asarray(jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded), 0.0, 1.0)
+            return jnp.clip(jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded, 0.0, 1.0)
 
         return encode, decode
 
