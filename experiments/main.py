@@ -60,10 +60,7 @@ def run(config, workdir: str, resume_step: int | None = None) -> dict:
     experiment = None
     if config_lib.value_at(config, "experiment"):
         experiment = _experiment(config.experiment)
-    try:
-        dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
-    except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
-        raise config_lib.ConfigError(f"config.dataset: {error}") from None
+    dataset = load_data(config)
     if experiment is not None:
         with train.workdir_lock(workdir):
             return experiment.run(config, dataset, workdir)
@@ -73,6 +70,18 @@ def run(config, workdir: str, resume_step: int | None = None) -> dict:
         train.prepare_workdir(workdir, config.to_dict(), task)
         images = data.preprocess(dataset.train_images, config.binarization)
         return train.train(config, workdir, task, images, dataset.train_labels, resume_step=resume_step)
+
+
+def load_data(config):
+    """The data set config.dataset names (from config.data_dir where given); an unknown name is a ConfigError naming
+    the field, missing data a DatasetUnavailableError (both one line, before any compute)."""
+    from gen_jax import config as config_lib
+    from gen_jax import data
+
+    try:
+        return data.load_dataset(config.dataset, config.get("data_dir") or None)
+    except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
+        raise config_lib.ConfigError(f"config.dataset: {error}") from None
 
 
 def _experiment(name: str):

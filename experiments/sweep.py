@@ -65,10 +65,7 @@ def run(
     config.lock()
     specs = [sweep.parse_spec(config, text) for text in spec_texts]
     members = sweep.expand(config, specs)
-    try:
-        dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
-    except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
-        raise config_lib.ConfigError(f"config.dataset: {error}") from None
+    dataset = main_lib.load_data(config)
     num_devices = num_devices or jax.device_count()
     axis = members_devices or sharding.members_axis_size(len(members), num_devices)
     if len(members) % axis or num_devices % axis:
