@@ -44,6 +44,7 @@ import importlib
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -323,12 +324,13 @@ def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
             yield {"image": images[idx], "label": labels[idx]}
 
 
-def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, keys):
+def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, keys, options=None):
     """(run, compiled, compile seconds): run(state or None to start) -> state advances `steps_per_call` steps by
-    one call of the training loop's own jitted function, `train.jit_multi_step`, compiled ahead of time."""
+    one call of the training loop's own jitted function, `train.jit_multi_step` (given XLA compiler `options`, as the
+    loop gives it `config_lib.compiler_options(config)`), compiled ahead of time."""
     started = time.perf_counter()
     compiled = (
-        train.jit_multi_step(task.train_step, batch_size)
+        train.jit_multi_step(task.train_step, batch_size, compiler_options=options)
         .lower(task.init_state(keys["init"]), images, labels, keys["train"], keys["data"], steps_per_call)
         .compile()
     )
@@ -343,7 +345,9 @@ def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, ke
     return run, compiled, compile_s
 
 
-def _population_runner(task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int):
+def _population_runner(
+    task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int, options=None
+):
     """run(state or None) -> state: `members` models (seeds seed, seed+1, …) advance `steps_per_call` steps in one
     call of the loop's own population program (`train.jit_multi_step(..., population=True)`: the fused steps vmapped
     over a leading member axis, as `experiments.sweep` trains)."""
@@ -353,7 +357,7 @@ def _population_runner(task, batch_size: int, steps_per_call: int, images, label
     )
     population_task, streams = population.task(task), population.streams()
     compiled = (
-        train.jit_multi_step(population_task.train_step, batch_size, population=True)
+        train.jit_multi_step(population_task.train_step, batch_size, population=True, compiler_options=options)
         .lower(
             population_task.init_state(streams["init"]),
             images,
@@ -374,12 +378,17 @@ def _population_runner(task, batch_size: int, steps_per_call: int, images, label
     return run
 
 
-def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_call: int, keys, seed: int):
+def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_call: int, keys, seed: int, options=None):
     """(run, compiled, compile seconds) for the Flax examples' loop: run(state or None) -> state advances
-    `steps_per_call` steps, one call of `jax.jit(train_step)` per host batch, the key split on the host."""
+    `steps_per_call` steps, one call of `jax.jit(train_step)` (given XLA compiler `options`) per host batch, the key
+    split on the host."""
     host = host_batches(dataset.train_images, dataset.train_labels, batch_size, seed)
     started = time.perf_counter()
-    compiled = jax.jit(task.train_step).lower(task.init_state(keys["init"]), next(host), keys["train"]).compile()
+    compiled = (
+        jax.jit(task.train_step, compiler_options=options)
+        .lower(task.init_state(keys["init"]), next(host), keys["train"])
+        .compile()
+    )
     compile_s = time.perf_counter() - started
     rng = keys["train"]  # the host-side key, split once per step
 
@@ -400,13 +409,9 @@ def _peer_runners(config, dataset: data.Dataset, batch_size: int, precision: str
     (`benchmarks.peers.steps.make_runner`), each run(state) -> None advancing it `steps_per_call` steps, warmed up
     (compiled) here; facts = the torch version, threads and device, OMP_WAIT_POLICY, the compile time in s, and
     `torch_compiled_error` (one line) when `torch.compile` failed on this machine, whose runner is then left out."""
-    # OpenMP threads that busy-wait lose their core to other processes on a shared machine, which slowed PyTorch's
-    # CPU steps several-fold (benchmarks/README.md); waiting passively is the peer's better setting there.  Read when
-    # PyTorch loads OpenMP, so it must be set before the import; an explicit OMP_WAIT_POLICY is kept.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch  # only with --peers: PyTorch is an optional extra
+    from benchmarks.peers import steps as peer_steps  # only with --peers: PyTorch is an optional extra
 
-    from benchmarks.peers import steps as peer_steps
+    torch = peer_steps.torch
 
     torch_device = "cuda" if device.platform == "gpu" and torch.cuda.is_available() else "cpu"
     facts = {
@@ -493,30 +498,40 @@ def benchmark(
         raise ValueError(f"batch_size ({batch_size}) must not exceed num_examples ({num_examples})")
 
     task, dataset = build_task(name, batch_size, precision, num_examples)
+    config = build_config(name, batch_size, precision)
+    options = config_lib.compiler_options(config, device.platform)
     keys = loop_keys.loop_streams(seed)
     images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
 
     run_baseline, baseline_compiled, baseline_compile_s = _baseline_runner(
-        task, dataset, batch_size, steps_per_call, keys, seed
+        task, dataset, batch_size, steps_per_call, keys, seed, options
     )
     cost = step_cost(baseline_compiled)
-    run_fused, fused_compiled, compile_s = _fused_runner(task, batch_size, steps_per_call, images, labels, keys)
+    run_fused, fused_compiled, compile_s = _fused_runner(
+        task, batch_size, steps_per_call, images, labels, keys, options
+    )
     runners = {"baseline": run_baseline, "fused": run_fused}
     timed_reference = spec.reference if reference else None
     if timed_reference is not None:
         # The plain network both ways: its fused step, and its per-step loop (on CPU, XLA compiles its gradient
         # convolutions far slower inside the scan), so the comparison is with its faster way to train.
         reference_task, _ = build_task(spec.reference, batch_size, "f32", num_examples)
-        runners["reference"] = _fused_runner(reference_task, batch_size, steps_per_call, images, labels, keys)[0]
+        reference_options = config_lib.compiler_options(
+            build_config(spec.reference, batch_size, "f32"), device.platform
+        )
+        runners["reference"] = _fused_runner(
+            reference_task, batch_size, steps_per_call, images, labels, keys, reference_options
+        )[0]
         runners["reference_baseline"] = _baseline_runner(
-            reference_task, dataset, batch_size, steps_per_call, keys, seed
+            reference_task, dataset, batch_size, steps_per_call, keys, seed, reference_options
         )[0]
 
     if members:
-        runners["population"] = _population_runner(task, batch_size, steps_per_call, images, labels, members, seed)
+        runners["population"] = _population_runner(
+            task, batch_size, steps_per_call, images, labels, members, seed, options
+        )
     peer_facts = {}
     if peers and spec.peer:
-        config = build_config(name, batch_size, precision)
         peer_runners, peer_facts = _peer_runners(config, dataset, batch_size, precision, steps_per_call, device, seed)
         runners.update(peer_runners)
 
@@ -544,6 +559,7 @@ def benchmark(
         "steps_per_call": steps_per_call,
         "repeats": repeats,
         "num_examples": num_examples,
+        "compiler_options": options,
         "steps_per_s": 1.0 / seconds["fused"],
         "examples_per_s": batch_size / seconds["fused"],
         "ms_per_step": 1e3 * seconds["fused"],
@@ -770,7 +786,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    command = "python -m benchmarks.throughput " + shlex.join(argv)
     if args.all:
         rows = [row for row in ALL_ROWS if not args.only or row[0] in args.only]
     else:
@@ -789,6 +807,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             peers=args.peers,
             reference=not args.no_reference,
         )
+        result["command"] = command
         print_result(result)
         results.append(result)
         if args.json:  # rewritten after each row, so a long --all run leaves what it has measured
