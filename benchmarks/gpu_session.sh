@@ -2,6 +2,7 @@
 # One prepared pass over everything that needs an accelerator, for a short lease of a GPU machine
 # (the `device` tool: 15 minutes, start-up included).  Writes its results under $OUT (default ./gpu_out).
 #   - the whole throughput table (benchmarks.throughput --all), JSON + markdown;
+#   - the PyTorch peers side by side (--peers: CUDA graphs, bf16 autocast), JSON + markdown;
 #   - the Fashion-MNIST VAEs and the DCGAN trained through experiments.main on the GPU (the mesh's sharded jit
 #     path on one device), with their summaries and steps/s.
 # The GPU image lacks ml_collections and tensorboardX: carry them as wheels in .whl/, and Fashion-MNIST's IDX
@@ -21,6 +22,20 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 
 timeout "${BENCH_TIMEOUT:-200}" python3 -m benchmarks.throughput --all --json "$OUT/gpu_throughput.json" \
   --markdown "$OUT/gpu_throughput.md" 2>&1 | tail -40 | tee "$OUT/gpu_throughput.log"
+
+# The PyTorch peers (benchmarks/peers/; the GPU image has PyTorch) in the same runs as the fused JAX steps: PyTorch
+# eager and torch.compile with CUDA graphs, under bf16 autocast in the bf16 rows.  JAX leaves half of the GPU's memory
+# to PyTorch.  The GPU targets: vae_mlp f32 speedup_vs_torch_compiled >= 3, the fastest dcgan form's bf16
+# speedup_vs_torch_eager >= 1.5.  PEERS_ONLY=1 stops after this block (the whole session is longer than one lease).
+export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.5}
+timeout "${PEERS_TIMEOUT:-300}" python3 -m benchmarks.throughput --all --peers --no-reference --repeats 3 \
+  --only vae_mlp gan_mlp dcgan_dual_grad dcgan_subpixel --json "$OUT/gpu_peers.json" --markdown "$OUT/gpu_peers.md" \
+  2>&1 | grep -v "^[WV][0-9]" | tail -40 | tee "$OUT/gpu_peers.log"
+timeout "${PEERS_TIMEOUT:-150}" python3 -m benchmarks.throughput --model dcgan_subpixel --precision bf16 --peers \
+  --no-reference --repeats 3 --json "$OUT/gpu_peers_dcgan_subpixel_bf16.json" 2>&1 | grep -v "^[WV][0-9]" | tail -12 \
+  | tee -a "$OUT/gpu_peers.log"
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$OUT/env.txt" 2>&1
+if [ -n "${PEERS_ONLY:-}" ]; then exit 0; fi
 
 DATA=${DATA_DIR:-data/fashion-mnist}
 run() {  # name config timeout [overrides…]

@@ -4,6 +4,7 @@
                                     [--steps-per-call K] [--repeats R] [--json out.json]
     python -m benchmarks.throughput --all [--json all.json] [--markdown table.md]
     python -m benchmarks.throughput --model vae_mlp --members 64   (a sweep's population against one model)
+    python -m benchmarks.throughput --model dcgan_dual_grad --peers   (and PyTorch's version of the same network)
 
 Each model is built by its experiment's own code: the experiment config (`experiments/configs/*.py`) and the
 family's `make_task` (`gen_jax/tasks/<config.family>.py`), on synthetic data of the experiment's shape that lives on
@@ -24,6 +25,12 @@ the backend reports it (not on CPU).  A faster formulation of a network (the DCG
 the plain f32 network's fused step in the same run: `speedup_vs_reference`.  The raw per-repeat times are in the
 JSON, to judge the noise of a shared machine.
 
+With `--peers`, the PyTorch version of the same network (`benchmarks/peers/`: the same layers, loss, optimizer, EMA
+and batch, on the same synthetic data on the same device) is timed in the same repeats, eagerly and under
+`torch.compile` (on CUDA: CUDA graphs), its forward passes under bf16 autocast when `--precision bf16`:
+`speedup_vs_torch_eager` and `speedup_vs_torch_compiled` are the fused step's steps/s over PyTorch's.  PyTorch is
+imported only then (`pip install -e '.[peers]'`).
+
 Importing this module loads only jax, flax, optax, numpy and gen_jax's core; the experiment configs and tasks
 (which need ml_collections and matplotlib) are imported when a model is built.
 """
@@ -37,6 +44,7 @@ import importlib
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -72,6 +80,7 @@ class ModelSpec:
       reference: another model whose f32 fused step is timed in the same run, for `speedup_vs_reference` (a
         faster formulation of the same network against the plain f32 one).
       description: one line for the table.
+      peer: whether `benchmarks/peers/` has the PyTorch version of this network (`--peers` times it).
     """
 
     config_module: str
@@ -81,6 +90,7 @@ class ModelSpec:
     images: str = "uniform"
     reference: str | None = None
     description: str = ""
+    peer: bool = False
 
 
 _MNIST_SHAPED = (("dataset", "fashion_mnist"),)
@@ -88,7 +98,7 @@ _NO_SAMPLE_QUALITY = (("sample_quality.enabled", False),)  # the benchmark times
 
 MODELS: dict[str, ModelSpec] = {
     "vae_mlp": ModelSpec(
-        "vae_mlp_fashion_mnist", 128, images="binary", description="MLP VAE 784-500-20, Bernoulli, Adam"
+        "vae_mlp_fashion_mnist", 128, images="binary", description="MLP VAE 784-500-20, Bernoulli, Adam", peer=True
     ),
     "vae_conv": ModelSpec(
         "vae_conv_fashion_mnist", 128, 20, images="binary", description="conv VAE 32-64 / 256 hidden, latent 20"
@@ -104,6 +114,7 @@ MODELS: dict[str, ModelSpec] = {
         64,
         overrides=_MNIST_SHAPED + _NO_SAMPLE_QUALITY,
         description="MLP GAN, G 64-256-512-784, D 784-512-256-1",
+        peer=True,
     ),
     "dcgan": ModelSpec(
         "dcgan_fashion_mnist",
@@ -111,6 +122,7 @@ MODELS: dict[str, ModelSpec] = {
         2,
         overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "flax"),),
         description="TF tutorial DCGAN, Flax nn.ConvTranspose (the tutorial's exact layers)",
+        peer=True,
     ),
     "dcgan_dual_grad": ModelSpec(
         "dcgan_fashion_mnist",
@@ -119,6 +131,7 @@ MODELS: dict[str, ModelSpec] = {
         overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "dual_grad"),),
         reference="dcgan",
         description="the same network, transposed-conv kernel gradient by duality",
+        peer=True,
     ),
     "dcgan_subpixel": ModelSpec(
         "dcgan_fashion_mnist",
@@ -127,6 +140,7 @@ MODELS: dict[str, ModelSpec] = {
         overrides=_NO_SAMPLE_QUALITY + (("conv_impl", "subpixel"),),
         reference="dcgan",
         description="the same network, transposed convs in sub-pixel form",
+        peer=True,
     ),
 }
 
@@ -177,6 +191,18 @@ def synthetic_dataset(image_shape: tuple[int, int, int], num_examples: int, imag
     )
 
 
+def build_config(name: str, batch_size: int, precision: str):
+    """The experiment config of model `name` with the spec's overrides, `batch_size` and the compute dtype of
+    `precision` (a key of `PRECISIONS`)."""
+    spec = MODELS[name]
+    config = importlib.import_module(f"experiments.configs.{spec.config_module}").get_config()
+    for path, value in spec.overrides:
+        config_lib.set_at(config, path, value)
+    config.batch_size = batch_size
+    config.compute_dtype = PRECISIONS[precision]
+    return config
+
+
 def build_task(name: str, batch_size: int, precision: str, num_examples: int):
     """The task and its synthetic data for model `name`, its compute dtype set by `precision` (parameters stay f32).
 
@@ -189,13 +215,8 @@ def build_task(name: str, batch_size: int, precision: str, num_examples: int):
     Returns:
       (task, dataset): the family's `make_task(config, dataset)` and the `synthetic_dataset` it trains on.
     """
-    spec = MODELS[name]
-    config = importlib.import_module(f"experiments.configs.{spec.config_module}").get_config()
-    for path, value in spec.overrides:
-        config_lib.set_at(config, path, value)
-    config.batch_size = batch_size
-    config.compute_dtype = PRECISIONS[precision]
-    dataset = synthetic_dataset(image_shape_of(config), num_examples, spec.images)
+    config = build_config(name, batch_size, precision)
+    dataset = synthetic_dataset(image_shape_of(config), num_examples, MODELS[name].images)
     return tasks.get(config.family).make_task(config, dataset), dataset
 
 
@@ -303,12 +324,13 @@ def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: 
             yield {"image": images[idx], "label": labels[idx]}
 
 
-def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, keys):
+def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, keys, options=None):
     """(run, compiled, compile seconds): run(state or None to start) -> state advances `steps_per_call` steps by
-    one call of the training loop's own jitted function, `train.jit_multi_step`, compiled ahead of time."""
+    one call of the training loop's own jitted function, `train.jit_multi_step` (given XLA compiler `options`, as the
+    loop gives it `config_lib.compiler_options(config)`), compiled ahead of time."""
     started = time.perf_counter()
     compiled = (
-        train.jit_multi_step(task.train_step, batch_size)
+        train.jit_multi_step(task.train_step, batch_size, compiler_options=options)
         .lower(task.init_state(keys["init"]), images, labels, keys["train"], keys["data"], steps_per_call)
         .compile()
     )
@@ -323,7 +345,9 @@ def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, ke
     return run, compiled, compile_s
 
 
-def _population_runner(task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int):
+def _population_runner(
+    task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int, options=None
+):
     """run(state or None) -> state: `members` models (seeds seed, seed+1, …) advance `steps_per_call` steps in one
     call of the loop's own population program (`train.jit_multi_step(..., population=True)`: the fused steps vmapped
     over a leading member axis, as `experiments.sweep` trains)."""
@@ -333,7 +357,7 @@ def _population_runner(task, batch_size: int, steps_per_call: int, images, label
     )
     population_task, streams = population.task(task), population.streams()
     compiled = (
-        train.jit_multi_step(population_task.train_step, batch_size, population=True)
+        train.jit_multi_step(population_task.train_step, batch_size, population=True, compiler_options=options)
         .lower(
             population_task.init_state(streams["init"]),
             images,
@@ -354,12 +378,17 @@ def _population_runner(task, batch_size: int, steps_per_call: int, images, label
     return run
 
 
-def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_call: int, keys, seed: int):
+def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_call: int, keys, seed: int, options=None):
     """(run, compiled, compile seconds) for the Flax examples' loop: run(state or None) -> state advances
-    `steps_per_call` steps, one call of `jax.jit(train_step)` per host batch, the key split on the host."""
+    `steps_per_call` steps, one call of `jax.jit(train_step)` (given XLA compiler `options`) per host batch, the key
+    split on the host."""
     host = host_batches(dataset.train_images, dataset.train_labels, batch_size, seed)
     started = time.perf_counter()
-    compiled = jax.jit(task.train_step).lower(task.init_state(keys["init"]), next(host), keys["train"]).compile()
+    compiled = (
+        jax.jit(task.train_step, compiler_options=options)
+        .lower(task.init_state(keys["init"]), next(host), keys["train"])
+        .compile()
+    )
     compile_s = time.perf_counter() - started
     rng = keys["train"]  # the host-side key, split once per step
 
@@ -375,6 +404,41 @@ def _baseline_runner(task, dataset: data.Dataset, batch_size: int, steps_per_cal
     return run, compiled, compile_s
 
 
+def _peer_runners(config, dataset: data.Dataset, batch_size: int, precision: str, steps_per_call: int, device, seed):
+    """({"torch_eager": run, "torch_compiled": run}, facts): the PyTorch peer of `config`'s model
+    (`benchmarks.peers.steps.make_runner`), each run(state) -> None advancing it `steps_per_call` steps, warmed up
+    (compiled) here; facts = the torch version, threads and device, OMP_WAIT_POLICY, the compile time in s, and
+    `torch_compiled_error` (one line) when `torch.compile` failed on this machine, whose runner is then left out."""
+    from benchmarks.peers import steps as peer_steps  # only with --peers: PyTorch is an optional extra
+
+    torch = peer_steps.torch
+
+    torch_device = "cuda" if device.platform == "gpu" and torch.cuda.is_available() else "cpu"
+    facts = {
+        "torch_version": torch.__version__,
+        "torch_threads": peer_steps.set_threads(),
+        "torch_device": torch_device,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "torch_compile_s": None,
+        "torch_compiled_error": None,
+    }
+    runners = {}
+    for mode in peer_steps.MODES:
+        run = peer_steps.make_runner(config, dataset.train_images, batch_size, mode, precision, torch_device, seed)
+        started = time.perf_counter()
+        try:
+            run(2)
+        except Exception as error:  # torch.compile needs a C++ compiler and a supported platform
+            if mode == "eager":
+                raise
+            facts["torch_compiled_error"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            continue
+        if mode == "compiled":
+            facts["torch_compile_s"] = time.perf_counter() - started
+        runners[f"torch_{mode}"] = lambda state, run=run: run(steps_per_call)
+    return runners, facts
+
+
 def benchmark(
     name: str,
     batch_size: int | None = None,
@@ -385,6 +449,8 @@ def benchmark(
     peak_size: int | None = None,
     seed: int = 0,
     members: int = 0,
+    peers: bool = False,
+    reference: bool = True,
 ) -> dict:
     """Times model `name` fused and per-step (and its reference, if it has one); returns one result record.
 
@@ -402,6 +468,10 @@ def benchmark(
       seed: seeds the keys and the host-side batch order.
       members: with M > 0, also time M models trained as one vmapped population (`experiments.sweep`'s program):
         `member_steps_per_s` and `members_speedup`, its aggregate member-steps/s over the single fused model's.
+      peers: also time the PyTorch peer (a model whose spec has `peer`), eager and compiled:
+        `speedup_vs_torch_eager` and `speedup_vs_torch_compiled` (the fused step's steps/s over PyTorch's), their
+        ms per step and per-repeat times, and the torch facts of `_peer_runners`.  None where not timed.
+      reference: time the spec's reference too (False skips it: the plain DCGAN's fused step takes minutes on CPU).
 
     Returns:
       A JSON-ready dict: rates in steps/s and examples/s, times in ms per step (`ms_per_step_repeats` and
@@ -428,26 +498,42 @@ def benchmark(
         raise ValueError(f"batch_size ({batch_size}) must not exceed num_examples ({num_examples})")
 
     task, dataset = build_task(name, batch_size, precision, num_examples)
+    config = build_config(name, batch_size, precision)
+    options = config_lib.compiler_options(config, device.platform)
     keys = loop_keys.loop_streams(seed)
     images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
 
     run_baseline, baseline_compiled, baseline_compile_s = _baseline_runner(
-        task, dataset, batch_size, steps_per_call, keys, seed
+        task, dataset, batch_size, steps_per_call, keys, seed, options
     )
     cost = step_cost(baseline_compiled)
-    run_fused, fused_compiled, compile_s = _fused_runner(task, batch_size, steps_per_call, images, labels, keys)
+    run_fused, fused_compiled, compile_s = _fused_runner(
+        task, batch_size, steps_per_call, images, labels, keys, options
+    )
     runners = {"baseline": run_baseline, "fused": run_fused}
-    if spec.reference is not None:
+    timed_reference = spec.reference if reference else None
+    if timed_reference is not None:
         # The plain network both ways: its fused step, and its per-step loop (on CPU, XLA compiles its gradient
         # convolutions far slower inside the scan), so the comparison is with its faster way to train.
         reference_task, _ = build_task(spec.reference, batch_size, "f32", num_examples)
-        runners["reference"] = _fused_runner(reference_task, batch_size, steps_per_call, images, labels, keys)[0]
+        reference_options = config_lib.compiler_options(
+            build_config(spec.reference, batch_size, "f32"), device.platform
+        )
+        runners["reference"] = _fused_runner(
+            reference_task, batch_size, steps_per_call, images, labels, keys, reference_options
+        )[0]
         runners["reference_baseline"] = _baseline_runner(
-            reference_task, dataset, batch_size, steps_per_call, keys, seed
+            reference_task, dataset, batch_size, steps_per_call, keys, seed, reference_options
         )[0]
 
     if members:
-        runners["population"] = _population_runner(task, batch_size, steps_per_call, images, labels, members, seed)
+        runners["population"] = _population_runner(
+            task, batch_size, steps_per_call, images, labels, members, seed, options
+        )
+    peer_facts = {}
+    if peers and spec.peer:
+        peer_runners, peer_facts = _peer_runners(config, dataset, batch_size, precision, steps_per_call, device, seed)
+        runners.update(peer_runners)
 
     probe = matmul_probe_for(device.platform, PRECISIONS[precision], peak_size)
     states = {kind: None for kind in runners}
@@ -473,6 +559,7 @@ def benchmark(
         "steps_per_call": steps_per_call,
         "repeats": repeats,
         "num_examples": num_examples,
+        "compiler_options": options,
         "steps_per_s": 1.0 / seconds["fused"],
         "examples_per_s": batch_size / seconds["fused"],
         "ms_per_step": 1e3 * seconds["fused"],
@@ -482,16 +569,32 @@ def benchmark(
         "baseline_ms_per_step": 1e3 * seconds["baseline"],
         "baseline_compile_s": baseline_compile_s,
         "speedup_vs_baseline": seconds["baseline"] / seconds["fused"],
-        "reference": spec.reference,
-        "reference_ms_per_step": 1e3 * seconds["reference"] if spec.reference else None,
-        "reference_baseline_ms_per_step": 1e3 * seconds["reference_baseline"] if spec.reference else None,
+        "reference": timed_reference,
+        "reference_ms_per_step": 1e3 * seconds["reference"] if timed_reference else None,
+        "reference_baseline_ms_per_step": 1e3 * seconds["reference_baseline"] if timed_reference else None,
         "speedup_vs_reference": (
-            min(seconds["reference"], seconds["reference_baseline"]) / seconds["fused"] if spec.reference else None
+            min(seconds["reference"], seconds["reference_baseline"]) / seconds["fused"] if timed_reference else None
         ),
         "members": members or None,
         "member_steps_per_s": members / seconds["population"] if members else None,
         "members_speedup": seconds["fused"] * members / seconds["population"] if members else None,
         "population_ms_per_call_repeats": [1e3 * t * steps_per_call for t in times["population"]] if members else None,
+        **{
+            field: (1e3 * seconds[kind] if kind in seconds else None)
+            for field, kind in (
+                ("torch_eager_ms_per_step", "torch_eager"),
+                ("torch_compiled_ms_per_step", "torch_compiled"),
+            )
+        },
+        "speedup_vs_torch_eager": seconds["torch_eager"] / seconds["fused"] if "torch_eager" in seconds else None,
+        "speedup_vs_torch_compiled": (
+            seconds["torch_compiled"] / seconds["fused"] if "torch_compiled" in seconds else None
+        ),
+        "torch_eager_ms_per_step_repeats": [1e3 * t for t in times["torch_eager"]] if "torch_eager" in times else None,
+        "torch_compiled_ms_per_step_repeats": (
+            [1e3 * t for t in times["torch_compiled"]] if "torch_compiled" in times else None
+        ),
+        **peer_facts,
         "flops_per_step": flops,
         "bytes_accessed_per_step": cost.get("bytes_accessed"),
         "achieved_flops_per_s": flops / seconds["fused"] if flops else None,
@@ -537,6 +640,8 @@ _COLUMNS = (  # (header, field, format, scale, unit)
     ("ms/step", "ms_per_step", ".2f", 1.0, ""),
     ("× per-step baseline", "speedup_vs_baseline", ".2f", 1.0, "×"),
     ("× plain f32 Flax layers", "speedup_vs_reference", ".2f", 1.0, "×"),
+    ("× torch eager", "speedup_vs_torch_eager", ".2f", 1.0, "×"),
+    ("× torch.compile", "speedup_vs_torch_compiled", ".2f", 1.0, "×"),
     ("GFLOP/step", "flops_per_step", ".3f", 1e-9, ""),
     ("% of matmul peak", "fraction_of_peak", ".0f", 100.0, "%"),
     ("compile s", "compile_s", ".1f", 1.0, ""),
@@ -554,10 +659,12 @@ def markdown_table(results: list[dict]) -> str:
     Returns:
       Markdown text ending in a newline.
     """
-    lines = ["| " + " | ".join(header for header, *_ in _COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    with_peers = any(r.get("speedup_vs_torch_eager") for r in results)
+    columns = [c for c in _COLUMNS if with_peers or not c[1].startswith("speedup_vs_torch")]
+    lines = ["| " + " | ".join(header for header, *_ in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for r in results:
         lines.append(
-            "| " + " | ".join(_fmt(r[field], spec, scale, unit) for _, field, spec, scale, unit in _COLUMNS) + " |"
+            "| " + " | ".join(_fmt(r.get(field), spec, scale, unit) for _, field, spec, scale, unit in columns) + " |"
         )
     first = results[0]
     peak_of = {
@@ -570,6 +677,14 @@ def markdown_table(results: list[dict]) -> str:
         f"Measured matmul peak: {peaks}. Medians of {first['repeats']} repeats; the fused step runs "
         f"K = {', '.join(sorted({str(r['steps_per_call']) for r in results}))} steps per call."
     )
+    peer = next((r for r in results if r.get("torch_version")), None)
+    if peer:
+        failed = sorted({r["torch_compiled_error"] for r in results if r.get("torch_compiled_error")})
+        preamble += (
+            f" PyTorch {peer['torch_version']} on {peer['torch_device']}, {peer['torch_threads']} threads "
+            f"(OMP_WAIT_POLICY={peer['omp_wait_policy']}), timed in the same repeats; × torch = the fused step's "
+            "steps/s over PyTorch's." + (f" torch.compile failed: {'; '.join(failed)}." if failed else "")
+        )
     return preamble + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -598,6 +713,17 @@ def print_result(result: dict) -> None:
         print(
             f"  {result['members']} members in one vmapped program: {result['member_steps_per_s']:.1f} member-steps/s "
             f"= {result['members_speedup']:.2f}× the single fused model's steps/s"
+        )
+    if result.get("torch_version"):
+        compiled = (
+            f"compiled {result['torch_compiled_ms_per_step']:.2f} ms/step -> {result['speedup_vs_torch_compiled']:.2f}×"
+            if result["torch_compiled_ms_per_step"]
+            else f"compiled failed ({result['torch_compiled_error']})"
+        )
+        print(
+            f"  PyTorch {result['torch_version']} ({result['torch_device']}, {result['torch_threads']} threads): eager "
+            f"{result['torch_eager_ms_per_step']:.2f} ms/step -> fused is {result['speedup_vs_torch_eager']:.2f}×; "
+            + compiled
         )
     print(
         f"  {_fmt(result['flops_per_step'], '.3f', 1e-9)} GFLOP/step (XLA cost analysis), "
@@ -642,6 +768,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         help="also time M models trained as one vmapped population (a sweep), against M times the single model",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time the PyTorch version of each network (eager and torch.compile) in the same repeats; "
+        "needs PyTorch (pip install -e '.[peers]')",
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the plain network a faster formulation is compared with (its fused DCGAN step takes minutes on CPU)",
+    )
     parser.add_argument("--only", nargs="+", choices=tuple(MODELS), help="with --all: just these models")
     parser.add_argument("--json", help="write the result(s) here as JSON")
     parser.add_argument("--markdown", help="write the table here as Markdown")
@@ -649,7 +786,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    command = "python -m benchmarks.throughput " + shlex.join(argv)
     if args.all:
         rows = [row for row in ALL_ROWS if not args.only or row[0] in args.only]
     else:
@@ -665,7 +804,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             args.num_examples,
             args.peak_size,
             members=args.members,
+            peers=args.peers,
+            reference=not args.no_reference,
         )
+        result["command"] = command
         print_result(result)
         results.append(result)
         if args.json:  # rewritten after each row, so a long --all run leaves what it has measured

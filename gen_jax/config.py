@@ -60,6 +60,10 @@ def base_config():
     # (`models/upsampling.py: conv, conv_transpose`); "subpixel" = transposed convolutions in sub-pixel form (other
     # convolutions as "dual_grad").
     config.conv_impl = "dual_grad"
+    # Which of XLA:CPU's libraries runs the training step's convolutions (ignored on accelerators): "ynnpack" = XLA's
+    # default (YNNPACK fusions), "eigen" = its Eigen convolutions, faster for the DCGAN's 5×5 convolutions
+    # (measured in benchmarks/README.md).  The same function either way: only the kernels, so float rounding, differ.
+    config.cpu_convolutions = "ynnpack"
     config.model = new_config()
     config.optim = optimizer_config()
     return config
@@ -203,6 +207,7 @@ def validate_common(config) -> None:
         raise ConfigError(f"config.dataset must name a data set, got {dataset!r}")
     require_bool(config, "write_figures", "fsdp")
     require_choice(config, "conv_impl", CONV_IMPLS)
+    require_choice(config, "cpu_convolutions", tuple(CPU_CONVOLUTIONS))
     compute_dtype(config)
 
 
@@ -221,6 +226,26 @@ def validate_against_data(config, num_train: int, num_devices: int = 1) -> None:
 
 
 CONV_IMPLS = ("flax", "dual_grad", "subpixel")
+
+# config.cpu_convolutions -> the XLA:CPU compiler options of the training step (`compiler_options`).  XLA's default
+# hands both dot products and convolutions to YNNPACK; "eigen" keeps YNNPACK for the dot products only (the
+# option's value replaces the default list).
+CPU_CONVOLUTIONS = {
+    "ynnpack": {},
+    "eigen": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+}
+
+
+def compiler_options(config, platform: str | None = None) -> dict[str, str] | None:
+    """The XLA compiler options `config.cpu_convolutions` asks of the training step's `jax.jit`, on `platform`
+    ("cpu", "gpu", …; default: JAX's default backend); None where there are none (accelerators, XLA's default)."""
+    if platform is None:
+        import jax  # on use, as ml_collections above: this module stays light to import
+
+        platform = jax.default_backend()
+    options = CPU_CONVOLUTIONS[config.get("cpu_convolutions", "ynnpack")] if platform == "cpu" else {}
+    return dict(options) or None
+
 
 # config.compute_dtype -> the `dtype` given to the Flax layers (None = float32).  Parameters, optimizer state and
 # losses stay float32 whatever it is: bfloat16 is compute precision only.

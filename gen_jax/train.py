@@ -201,10 +201,15 @@ def make_population_multi_step(train_step: TrainStep, batch_size: int, batch_sha
 
 
 def jit_multi_step(
-    train_step: TrainStep, batch_size: int, mesh=None, state_sharding=None, population: bool = False
+    train_step: TrainStep,
+    batch_size: int,
+    mesh=None,
+    state_sharding=None,
+    population: bool = False,
+    compiler_options: dict[str, str] | None = None,
 ) -> Callable:
     """`make_multi_step` (or, with `population`, `make_population_multi_step`) jitted as the loop runs it:
-    num_steps static, the state's buffers donated.
+    num_steps static, the state's buffers donated, XLA given `compiler_options` (`config_lib.compiler_options`).
 
     With a `mesh`, the shardings are declared here: the state as `state_sharding` (replicated by default), data
     and keys replicated, every batch split over the mesh's `data` axis (and a population's members over its
@@ -217,7 +222,7 @@ def jit_multi_step(
     else:
         fused = make_multi_step(train_step, batch_size, None if mesh is None else sharding.batch_sharding(mesh))
     if mesh is None:
-        return jax.jit(fused, static_argnums=5, donate_argnums=0)
+        return jax.jit(fused, static_argnums=5, donate_argnums=0, compiler_options=compiler_options)
     replicated = sharding.replicated(mesh)
     state_sharding = replicated if state_sharding is None else state_sharding
     return jax.jit(
@@ -226,6 +231,7 @@ def jit_multi_step(
         out_shardings=(state_sharding, replicated),
         static_argnums=5,
         donate_argnums=0,
+        compiler_options=compiler_options,
     )
 
 
@@ -553,7 +559,14 @@ def train(
         write_json(os.path.join(workdir, "config.json"), config.to_dict())
     images = sharding.put_global(images, sharding.replicated(mesh))
     labels = sharding.put_global(labels, sharding.replicated(mesh))
-    multi_step = jit_multi_step(run_task.train_step, config.batch_size, mesh, state_sharding, population is not None)
+    multi_step = jit_multi_step(
+        run_task.train_step,
+        config.batch_size,
+        mesh,
+        state_sharding,
+        population is not None,
+        config_lib.compiler_options(config),
+    )
 
     step = int(np.ravel(jax.device_get(state.step))[0])
     logs = [_Log(view_dir, step) for _, _, view_dir, _ in views]

@@ -14,7 +14,7 @@ from experiments import main as experiments_main
 from experiments.configs import dcgan_fashion_mnist
 from gen_jax import checkpoint, data, keys, losses, steps, train
 from gen_jax import config as config_lib
-from gen_jax.models import gan
+from gen_jax.models import gan, upsampling
 from gen_jax.tasks import gan as gan_task
 
 from conftest import read_jsonl, tiny_gan_config, trees_equal
@@ -222,3 +222,33 @@ def test_bad_config_is_refused_before_compute(tmp_path, overrides, message):
     with pytest.raises(config_lib.ConfigError, match=message):
         experiments_main.run(tiny_gan_config(**overrides), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_eigen_cpu_convolutions_keep_the_function_and_change_only_the_kernels():
+    """`config.cpu_convolutions = "eigen"` (what dcgan_fashion_mnist trains with) compiles the same function with
+    other kernels: the DCGAN's two kinds of layer (its stride-2 transposed convolution and convolution, as
+    `conv_impl="dual_grad"` computes them), at sizes where XLA's default runs them in YNNPACK, give the same values
+    and gradients without YNNPACK's convolutions, to float rounding.  The option is not given off CPU."""
+    eigen = config_lib.CPU_CONVOLUTIONS["eigen"]
+    assert config_lib.compiler_options(tiny_gan_config(cpu_convolutions="eigen"), "cpu") == eigen
+    assert config_lib.compiler_options(tiny_gan_config(cpu_convolutions="eigen"), "gpu") is None
+    assert config_lib.compiler_options(tiny_gan_config(), "cpu") is None
+    shapes = [(16, 7, 7, 32), (5, 5, 32, 16), (5, 5, 16, 16)]
+    x, up, down = (jax.random.normal(jax.random.key(i), shape) / 10 for i, shape in enumerate(shapes))
+
+    def loss(x, up, down):
+        h = upsampling.dual_grad_conv_transpose(x, up, 2)
+        return jnp.sum(jnp.sin(upsampling.canonical_grad_conv(jnp.tanh(h), down, 2)))
+
+    compiled = {
+        name: jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)), compiler_options=options)
+        .lower(x, up, down)
+        .compile()
+        for name, options in (("default", None), ("eigen", eigen))
+    }
+    entry = {name: c.as_text()[c.as_text().index("ENTRY") :] for name, c in compiled.items()}
+    assert "ynn_fusion" in entry["default"] and "ynn_fusion" not in entry["eigen"]
+    assert " convolution(" in entry["eigen"]
+    expected, got = compiled["default"](x, up, down), compiled["eigen"](x, up, down)
+    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(got)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)

@@ -264,3 +264,25 @@ def test_the_readme_throughput_rows_are_their_results_files_numbers():
         reference = entry["speedup_vs_reference"]
         expected = "—" if name.startswith(("vae", "ae", "gan")) else f"{reference or 1.0:.2f}×"
         assert versus_plain.strip("*") == expected, (model, precision)
+
+
+def test_the_readme_peer_rows_are_their_results_files_numbers():
+    """The README's side-by-side table with PyTorch is hand-laid from one `throughput --all --peers` run, so each
+    row is checked against the file it links: the three ms/step and the two speed-ups."""
+    readme = (pathlib.Path(REPO_ROOT) / "README.md").read_text()
+    block = readme[readme.index("| model | precision | batch | JAX fused ms/step") :].split("\n\n", 1)[0]
+    rows = [line.split("|")[1:-1] for line in block.splitlines()[2:]]
+    assert rows
+    for model, precision, batch, fused, eager, compiled, versus_eager, versus_compiled, source in (
+        [cell.strip().strip("*") for cell in row] for row in rows
+    ):
+        path = pathlib.Path(REPO_ROOT) / source[source.index("(") + 1 : source.index(")")]
+        entries = json.loads(path.read_text())
+        entries = entries if isinstance(entries, list) else [entries]  # --all writes a list, --model one record
+        (entry,) = [e for e in entries if e["model"] == model and e["precision"] == precision]
+        assert int(batch) == entry["batch_size"]
+        assert fused == f"{entry['ms_per_step']:,.2f}"
+        assert eager == f"{entry['torch_eager_ms_per_step']:,.2f}"
+        assert compiled == f"{entry['torch_compiled_ms_per_step']:,.2f}"
+        assert versus_eager.strip("*") == f"{entry['speedup_vs_torch_eager']:.2f}×"
+        assert versus_compiled.strip("*") == f"{entry['speedup_vs_torch_compiled']:.2f}×"
