@@ -20,9 +20,9 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) -m experiments.main --config experiments/configs/vae_digits.py --workdir $(WORKDIR)
 
-# The whole test suite (what CI runs).
+# The whole test suite (what CI runs), on every core (pytest-xdist; `pytest tests/x.py` alone runs in one process).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 # Formatting and lint (ruff, configured in pyproject.toml): CI fails on either.
 lint: $(VENV)/.installed

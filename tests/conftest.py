@@ -1,15 +1,37 @@
 """Shared test helpers, in one place: tiny configs that train in a second or two on 2 CPU cores, tree and directory
 comparisons, and a run through the loop."""
 
+import atexit
 import hashlib
 import json
 import os
+import shutil
 import struct
 import sys
+import tempfile
 
-import jax
 import numpy as np
 import pytest
+
+
+def _share_compilations() -> None:
+    """One persistent compilation cache for the whole test session: its processes (pytest-xdist's workers, the
+    subprocesses that the kill, resume and multi-device tests start) compile a program that another has compiled
+    once, not again.  The directory is made by the first process, handed on through the environment (before jax is
+    imported, so that jax reads it) and removed when that process ends; a directory the user set is kept."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        directory = tempfile.mkdtemp(prefix="gen_jax_test_compilations_")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+
+_share_compilations()
+
+import jax  # noqa: E402  (after the cache's environment)
+
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])  # were jax imported before
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
@@ -368,3 +390,9 @@ def tiny_trained_run(tiny_run_dir, digits):
         return loaded[key]
 
     return get
+
+
+def pytest_collection_modifyitems(items):
+    """The tests marked slow run first (in their files' order): pytest-xdist's workers (`make test` runs
+    `pytest -n auto`) then start on the long tests together instead of one worker ending the session on them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -4,9 +4,10 @@ For each model family (VAE, AE, GAN; none may be missing): trains a tiny config 
 8-device mesh and compares the final states and logged metrics; then resumes the 8-device run from its checkpoint
 at step 8 on 1 device (the VAE also on 2).  The VAE with FSDP: 1 vs 8 devices, and its sharded checkpoint resumed on
 2.  Sweeps (`experiments.sweep`): 8 members over 8 devices and 4 members × 2-way data parallelism, against 1
-device.  Prints one JSON line.
+device.  `python tests/sharding_worker.py <root> <part> ...` runs the parts named (PARTS) and prints one JSON line.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -85,33 +86,38 @@ def compare(single, multi, *resumed):
     }
 
 
-def main(root):
-    assert jax.device_count() == 8, jax.devices()
-    dataset = data.load_dataset("digits")
+def family(name, root, dataset):
+    """`name`'s tiny config on 1 and 8 devices, and the 8-device run resumed from step 8 on 1 (the VAE also on 2)."""
     one, two, eight = sharding.make_mesh(1), sharding.make_mesh(2), sharding.make_mesh(8)
-    report = {}
-    for family, make_config in CONFIGS.items():
-        config = make_config()
-        single = run(config, dataset, f"{root}/{family}_1", one)
-        multi = run(config, dataset, f"{root}/{family}_8", eight)
-        resumed = [resume_from_step_8(config, dataset, f"{root}/{family}_8", f"{root}/{family}_8to1", one)]
-        if family == "vae":  # and on 2 devices (the other families' states restore through the same code)
-            resumed.append(resume_from_step_8(config, dataset, f"{root}/{family}_8", f"{root}/{family}_8to2", two))
-        report[family] = compare(single, multi, *resumed)
-    # FSDP: large arrays split over the devices, the same function as replicated on 1.
+    config = CONFIGS[name]()
+    single = run(config, dataset, f"{root}/{name}_1", one)
+    multi = run(config, dataset, f"{root}/{name}_8", eight)
+    resumed = [resume_from_step_8(config, dataset, f"{root}/{name}_8", f"{root}/{name}_8to1", one)]
+    if name == "vae":  # and on 2 devices (the other families' states restore through the same code)
+        resumed.append(resume_from_step_8(config, dataset, f"{root}/{name}_8", f"{root}/{name}_8to2", two))
+    return compare(single, multi, *resumed)
+
+
+def fsdp(root, dataset):
+    """FSDP: large arrays split over the devices, the same function as replicated on 1; resumed on 2."""
+    one, two, eight = sharding.make_mesh(1), sharding.make_mesh(2), sharding.make_mesh(8)
     wide = CONFIGS["vae"](model__hidden=(512,))
     single = run(wide, dataset, f"{root}/fsdp_1", one)
     wide.fsdp = True
     split = run(wide, dataset, f"{root}/fsdp_8", eight)
     to_two = resume_from_step_8(wide, dataset, f"{root}/fsdp_8", f"{root}/fsdp_8to2", two)
-    report["fsdp"] = compare(single, split, to_two)
+    report = compare(single, split, to_two)
     task = tasks.get("vae").make_task(wide, dataset)
     _, shardings = train.init_sharded_state(task, jax.random.key(0), eight, fsdp=True)
-    report["fsdp"]["split_arrays"] = sum(1 for s in jax.tree.leaves(shardings) if not s.is_fully_replicated)
-    # Sweeps: 8 members split over the 8 devices, and 4 members over 4 × each batch over 2, against 1 device.
+    report["split_arrays"] = sum(1 for s in jax.tree.leaves(shardings) if not s.is_fully_replicated)
+    return report
+
+
+def sweep(root, dataset):
+    """Sweeps: 8 members split over the 8 devices, and 4 members over 4 × each batch over 2, against 1 device."""
     from experiments import sweep as experiments_sweep
 
-    report["sweep"] = {}
+    report = {}
     for label, specs, members_devices in (("8x1", ["seed=0:8"], 8), ("4x2", ["seed=0:2", "beta=0.5,2"], 4)):
         states = []
         for devices in (1, 8):
@@ -127,20 +133,40 @@ def main(root):
             manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), read_only=True)
             states.append((manager.latest_step(), jax.tree.map(np.asarray, manager.restore(manager.latest_step()))))
         mesh = sharding.make_mesh(8, members=members_devices)
-        report["sweep"][label] = {
+        report[label] = {
             "steps": [step for step, _ in states],
             "members": int(jax.tree.leaves(states[0][1]["members"])[0].shape[0]),
             "mesh": dict(mesh.shape),
             "param_diff_1_vs_8": max_abs_difference(states[0][1], states[1][1]),
         }
+    return report
+
+
+def indivisible_error(root, dataset):
+    """The one-line error for a batch that does not divide over the 8 devices (None if there is none)."""
     bad = CONFIGS["vae"](batch_size=30)
     try:
         config_lib.validate_against_data(bad, len(dataset.train_images), jax.device_count())
-        report["indivisible_error"] = None
     except config_lib.ConfigError as error:
-        report["indivisible_error"] = str(error)
+        return str(error)
+    return None
+
+
+PARTS = {
+    **{name: functools.partial(family, name) for name in CONFIGS},
+    "fsdp": fsdp,
+    "sweep": sweep,
+    "indivisible_error": indivisible_error,
+}
+
+
+def main(root, names):
+    """Runs the parts `names` (keys of PARTS; test_sharding.py runs them in several processes at once)."""
+    assert jax.device_count() == 8, jax.devices()
+    dataset = data.load_dataset("digits")
+    report = {name: PARTS[name](root, dataset) for name in names}
     print("RESULT " + json.dumps(report))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])
