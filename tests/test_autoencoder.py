@@ -117,6 +117,7 @@ def test_decoder_basis_needs_a_linear_decoder(digits):
         ae.decoder_basis(jax.eval_shape(task.init_state, jax.random.key(0)).params)
 
 
+@pytest.mark.slow
 def test_ae_vs_pca_writes_the_comparison(digits, tmp_path):
     config = ae_vs_pca_config.get_config()
     override(

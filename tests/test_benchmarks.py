@@ -49,6 +49,7 @@ def check_record(record, model, precision):
         assert record[field]
 
 
+@pytest.mark.slow
 def test_quick_all_writes_json_and_table(tmp_path):
     json_path, table_path = tmp_path / "all.json", tmp_path / "table.md"
     throughput.main(["--all", "--only", "vae_mlp", *QUICK, "--json", str(json_path), "--markdown", str(table_path)])
@@ -64,6 +65,7 @@ def test_quick_all_writes_json_and_table(tmp_path):
     assert all(record["xla_memory_bytes"] > 0 for record in records)
 
 
+@pytest.mark.slow
 def test_a_variant_is_timed_against_its_reference_in_the_same_run(monkeypatch):
     """A model with a reference (as the fast DCGANs have the plain one) also times the reference, fused and per
     step; a GAN stands in for the slow-to-compile DCGANs, timed against itself."""

@@ -68,6 +68,7 @@ def test_peer_steps_train_the_vae():
     assert neg_elbo() < before - 50.0
 
 
+@pytest.mark.slow
 def test_quick_peers_run_reports_both_speedups(tmp_path):
     """`--model vae_mlp --peers` in its quick mode: PyTorch eager and torch.compile timed in the same repeats."""
     json_path, table_path = tmp_path / "peers.json", tmp_path / "table.md"

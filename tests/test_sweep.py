@@ -65,6 +65,7 @@ TOLERANCE = 1e-6
     ],
     ids=["vae", "gan"],
 )
+@pytest.mark.slow
 def test_members_compute_what_single_runs_compute(tmp_path, digits, make_config, specs, checked):
     results = sweep(make_config(), tmp_path / "sweep", *specs)
     names = [member["name"] for member in results["members"]]
@@ -103,6 +104,7 @@ def test_members_compute_what_single_runs_compute(tmp_path, digits, make_config,
         assert max_abs_difference(member_of(population, other - 1), member_of(population, other)) > 1e-4
 
 
+@pytest.mark.slow
 def test_groups_report_mean_and_std_over_seeds(tmp_path):
     config = tiny_vae_config(num_steps=20, eval_every=20, checkpoint_every=20)
     results = sweep(config, tmp_path, "seed=0:3", "beta=1,2")  # β: read inside the step
@@ -148,6 +150,7 @@ def test_bad_sweeps_are_refused_before_compute(tmp_path, make_config, specs, mes
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_a_changed_sweep_does_not_resume_and_changes_nothing(tmp_path):
     from gen_jax import train
 

@@ -111,6 +111,7 @@ def test_prior_samples_each_position_from_its_conditional_given_the_earlier_draw
     np.testing.assert_allclose(vqvae_model.prior_log_prob(prior, params, jnp.asarray(grid)), by_hand, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codebook_update", ["loss", "ema"])
 def test_codebook_moves_by_its_loss_or_by_the_moving_average_of_its_assignments(codebook_update, digits):
     config, task, state, step = compiled(codebook_update)
