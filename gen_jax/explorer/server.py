@@ -29,6 +29,7 @@ import numpy as np
 
 Z_BOUND = 1e4  # |z_i| above this is refused: no code of a trained model is near it, and it keeps floats finite
 MAX_BODY_BYTES = 1 << 20
+DISCARD_BODY_BYTES = 16 << 20  # a longer body than MAX_BODY_BYTES is still read (and dropped) up to this size
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -213,7 +214,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise BadRequest("send a JSON body with a Content-Length header")
         length = int(length)
         if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read, so the connection cannot be reused
+            if length <= DISCARD_BODY_BYTES:  # read and dropped, so that the client, still sending, gets the answer
+                for start in range(0, length, 1 << 16):
+                    self.rfile.read(min(1 << 16, length - start))
+            else:
+                self.close_connection = True  # the body is not read, so the connection cannot be reused
             raise BadRequest(f"the body has {length} bytes; at most {MAX_BODY_BYTES} are accepted")
         return self.rfile.read(length)
 
