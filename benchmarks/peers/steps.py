@@ -58,6 +58,17 @@ def _grad_norm(params) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params]))
 
 
+def _update_and_average(optimizer, params, averages, tracked, step: torch.Tensor, decay: float) -> torch.Tensor:
+    """One optimizer step on `params`, then the EMA of `tracked` (params, and batch statistics where the step keeps
+    them) and step += 1; returns the gradients' global norm before the step."""
+    norm = _grad_norm(params)
+    optimizer.step()
+    with torch.no_grad():
+        _ema_update(averages, tracked, step, decay)
+        step.add_(1.0)
+    return norm
+
+
 def _make_vae_step(modules, config, wrap, autocast) -> Callable[[torch.Tensor], dict]:
     vae = modules["vae"]
     params = list(vae.parameters())
@@ -76,12 +87,7 @@ def _make_vae_step(modules, config, wrap, autocast) -> Callable[[torch.Tensor], 
 
     @wrap(forward=False)
     def update():
-        norm = _grad_norm(params)
-        optimizer.step()
-        with torch.no_grad():
-            _ema_update(averages, params, step, config.ema_decay)
-            step.add_(1.0)
-        return norm
+        return _update_and_average(optimizer, params, averages, params, step, config.ema_decay)
 
     def train_step(x):
         optimizer.zero_grad(set_to_none=True)
@@ -130,12 +136,7 @@ def _make_gan_step(modules, config, wrap, autocast) -> Callable[[torch.Tensor], 
 
     @wrap(forward=False)
     def g_update():
-        norm = _grad_norm(g_params)
-        g_optimizer.step()
-        with torch.no_grad():
-            _ema_update(averages, tracked, step, config.ema_decay)
-            step.add_(1.0)
-        return norm
+        return _update_and_average(g_optimizer, g_params, averages, tracked, step, config.ema_decay)
 
     def train_step(images):
         real = images * 2.0 - 1.0
