@@ -70,7 +70,20 @@ def _exclusive(path: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _check_cached_config(workdir: str, config) -> None:
+def _filled(stored: dict, defaults: dict) -> dict:
+    """`stored` with each field it lacks (at any depth) taken from `defaults`."""
+    filled = dict(stored)
+    for name, default in defaults.items():
+        if name not in filled:
+            filled[name] = default
+        elif isinstance(default, dict) and isinstance(filled[name], dict):
+            filled[name] = _filled(filled[name], default)
+    return filled
+
+
+def _check_cached_config(workdir: str, config, defaults) -> None:
+    """Refuses a cached classifier trained with another config than `config`.  A field its config.json lacks was
+    added to the family's config (`defaults`) since: it counts at its default, which is what the older code did."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         return
@@ -78,7 +91,8 @@ def _check_cached_config(workdir: str, config) -> None:
         stored = json.load(f)
     if "family" not in stored:  # written before configs were nested: compare it in today's shape
         stored = config_lib.from_legacy(stored, config, renamed={"latent_dim": "model.feature_dim"}).to_dict()
-    stored, wanted = config_lib.plain(stored), config_lib.plain(config)
+    stored = _filled(config_lib.plain(stored), config_lib.plain(defaults))
+    wanted = config_lib.plain(config)
     # data_dir says where the data was read from, not what was trained.
     differing = sorted(k for k in set(stored) | set(wanted) if k != "data_dir" and stored.get(k) != wanted.get(k))
     if differing:
@@ -101,7 +115,7 @@ def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None)
     workdir = os.path.join(cache_dir, dataset.name)
     os.makedirs(cache_dir, exist_ok=True)
     with _exclusive(workdir + ".lock"):
-        _check_cached_config(workdir, config)
+        _check_cached_config(workdir, config, family.default_config())
         summary_path = os.path.join(workdir, "summary.json")
         if not os.path.exists(summary_path):
             print(

@@ -116,6 +116,19 @@ def test_cached_classifier_is_reused_and_a_foreign_one_is_refused(tiny_reference
     assert sorted(os.listdir(checkpoints)) == before
     assert again.test_accuracy == evaluator.classifier.test_accuracy
 
+    # A classifier trained before a field was added to the config (its config.json lacks the field, here at the
+    # default) is the reference one still.
+    older = str(tmp_path / "older")
+    shutil.copytree(cache, older)
+    config_path = os.path.join(older, "digits", "config.json")
+    with open(config_path) as f:
+        stored = json.load(f)
+    assert stored.pop("cpu_convolutions") == "ynnpack" and stored["model"].pop("conv_features")
+    with open(config_path, "w") as f:
+        json.dump(stored, f)
+    assert sample_quality.get_or_train_classifier(dataset, older).test_accuracy == again.test_accuracy
+    assert sorted(os.listdir(os.path.join(older, "digits", "checkpoints"))) == before
+
     foreign = str(tmp_path / "classifiers")
     shutil.copytree(cache, foreign)
     config_path = os.path.join(foreign, "digits", "config.json")
