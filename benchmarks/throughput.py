@@ -346,18 +346,26 @@ def _fused_runner(task, batch_size: int, steps_per_call: int, images, labels, ke
 
 
 def _population_runner(
-    task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int, options=None
+    task, batch_size: int, steps_per_call: int, images, labels, members: int, seed: int, options=None, in_turn=False
 ):
     """run(state or None) -> state: `members` models (seeds seed, seed+1, …) advance `steps_per_call` steps in one
     call of the loop's own population program (`train.jit_multi_step(..., population=True)`: the fused steps vmapped
-    over a leading member axis, as `experiments.sweep` trains)."""
+    over a leading member axis, as `experiments.sweep` trains; with `in_turn`, one member after another inside the
+    program, as `--members_in_turn` trains)."""
     seeds = tuple(range(seed, seed + members))
     population = train.Population(
-        names=tuple(map(str, seeds)), seeds=seeds, hypers={}, tasks=(task,) * members, workdirs=("",) * members
+        names=tuple(map(str, seeds)),
+        seeds=seeds,
+        hypers={},
+        tasks=(task,) * members,
+        workdirs=("",) * members,
+        in_turn=in_turn,
     )
     population_task, streams = population.task(task), population.streams()
     compiled = (
-        train.jit_multi_step(population_task.train_step, batch_size, population=True, compiler_options=options)
+        train.jit_multi_step(
+            population_task.train_step, batch_size, population=True, compiler_options=options, in_turn=in_turn
+        )
         .lower(
             population_task.init_state(streams["init"]),
             images,
@@ -451,6 +459,7 @@ def benchmark(
     members: int = 0,
     peers: bool = False,
     reference: bool = True,
+    members_in_turn: bool = False,
 ) -> dict:
     """Times model `name` fused and per-step (and its reference, if it has one); returns one result record.
 
@@ -468,6 +477,8 @@ def benchmark(
       seed: seeds the keys and the host-side batch order.
       members: with M > 0, also time M models trained as one vmapped population (`experiments.sweep`'s program):
         `member_steps_per_s` and `members_speedup`, its aggregate member-steps/s over the single fused model's.
+      members_in_turn: with `members`, also time the M models one after another in one program (`lax.map`, the
+        sweep's --members_in_turn): `members_in_turn_speedup`, on the same scale.
       peers: also time the PyTorch peer (a model whose spec has `peer`), eager and compiled:
         `speedup_vs_torch_eager` and `speedup_vs_torch_compiled` (the fused step's steps/s over PyTorch's), their
         ms per step and per-repeat times, and the torch facts of `_peer_runners`.  None where not timed.
@@ -530,6 +541,10 @@ def benchmark(
         runners["population"] = _population_runner(
             task, batch_size, steps_per_call, images, labels, members, seed, options
         )
+        if members_in_turn:
+            runners["population_in_turn"] = _population_runner(
+                task, batch_size, steps_per_call, images, labels, members, seed, options, in_turn=True
+            )
     peer_facts = {}
     if peers and spec.peer:
         peer_runners, peer_facts = _peer_runners(config, dataset, batch_size, precision, steps_per_call, device, seed)
@@ -578,6 +593,9 @@ def benchmark(
         "members": members or None,
         "member_steps_per_s": members / seconds["population"] if members else None,
         "members_speedup": seconds["fused"] * members / seconds["population"] if members else None,
+        "members_in_turn_speedup": (
+            seconds["fused"] * members / seconds["population_in_turn"] if "population_in_turn" in seconds else None
+        ),
         "population_ms_per_call_repeats": [1e3 * t * steps_per_call for t in times["population"]] if members else None,
         **{
             field: (1e3 * seconds[kind] if kind in seconds else None)
@@ -714,6 +732,8 @@ def print_result(result: dict) -> None:
             f"  {result['members']} members in one vmapped program: {result['member_steps_per_s']:.1f} member-steps/s "
             f"= {result['members_speedup']:.2f}× the single fused model's steps/s"
         )
+    if result.get("members_in_turn_speedup"):
+        print(f"  the same members in turn in one program: {result['members_in_turn_speedup']:.2f}×")
     if result.get("torch_version"):
         compiled = (
             f"compiled {result['torch_compiled_ms_per_step']:.2f} ms/step -> {result['speedup_vs_torch_compiled']:.2f}×"
@@ -769,6 +789,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time M models trained as one vmapped population (a sweep), against M times the single model",
     )
     parser.add_argument(
+        "--members-in-turn",
+        action="store_true",
+        help="with --members: also time the M models one after another in one program (a sweep's --members_in_turn)",
+    )
+    parser.add_argument(
         "--peers",
         action="store_true",
         help="also time the PyTorch version of each network (eager and torch.compile) in the same repeats; "
@@ -804,6 +829,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             args.num_examples,
             args.peak_size,
             members=args.members,
+            members_in_turn=args.members_in_turn,
             peers=args.peers,
             reference=not args.no_reference,
         )

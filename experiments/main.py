@@ -13,9 +13,12 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+STARTED = time.monotonic()  # when the command started (this module is imported first): a record's wall time
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file (experiments/configs/*.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
@@ -134,8 +137,19 @@ def _cpu_model() -> str:
         return ""
 
 
-def write_record(path: str, argv: list[str], config, summary: dict, program: str = "experiments.main") -> None:
-    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}.
+def write_record(
+    path: str,
+    argv: list[str],
+    config,
+    summary: dict,
+    program: str = "experiments.main",
+    started: float | None = None,
+) -> None:
+    """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}, and
+    with `started` (the command's `time.monotonic()` at its start) "wall_s": the command's wall time in seconds
+    (start-up, data, compile, training, evaluation, figures; only this invocation's if it resumed a run), with the
+    machine's load averages over 1, 5 and 15 minutes when it ended (how busy the machine was while it ran, the
+    command itself included).
 
     `program` is the module the command ran (`python -m <program> <argv[1:]>`): `experiments.sweep` (whose summary
     is sweep.json's content) and the explorer's latency benchmark write their records here too."""
@@ -166,6 +180,9 @@ def write_record(path: str, argv: list[str], config, summary: dict, program: str
         "config": config.to_dict(),
         "summary": summary,
     }
+    if started is not None:
+        record["wall_s"] = round(time.monotonic() - started, 1)
+        record["load_average_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True, default=lambda v: list(v) if isinstance(v, tuple) else str(v))
@@ -187,7 +204,7 @@ def main(argv):
     if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:
-        write_record(_RECORD.value, sys.argv, _CONFIG.value, summary)
+        write_record(_RECORD.value, sys.argv, _CONFIG.value, summary, started=STARTED)
     print("summary:", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"Figures: {os.path.join(workdir, 'figures')}  Report: {os.path.join(workdir, 'report.md')}")
 

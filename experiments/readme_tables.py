@@ -38,13 +38,36 @@ RESULTS_GLOB = "results/*.json"
 GPU_RUNS = "benchmarks/results/h100_2026-11-27_runs.json"
 GPU_ENV = "benchmarks/results/h100_2026-11-27_env.txt"
 GPU_SCRIPT = "benchmarks/gpu_session.sh"
-TABLES = ("vae", "ae_pca", "sample_quality")
+TABLES = ("vae", "ae_pca", "sample_quality", "zoo")
+# The model zoo table: every generative family on Fashion-MNIST, one row per (config, IWAE k), in this order; a
+# row whose config has no record yet is shown empty, so what is missing is seen.
+ZOO = (
+    ("ae_fashion_mnist", 0),
+    ("vae_mlp_fashion_mnist", 0),
+    ("vae_conv_fashion_mnist", 0),
+    ("iwae_fashion_mnist", 5),
+    ("iwae_fashion_mnist", 50),
+    ("cvae_fashion_mnist", 0),
+    ("vqvae_fashion_mnist", 0),
+    ("aae_fashion_mnist", 0),
+    ("gan_fashion_mnist", 0),
+    ("cgan_fashion_mnist", 0),
+    ("dcgan_fashion_mnist", 0),
+)
 DATASET_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 LOSS_NAMES = {"hinge": "hinge", "minimax": "minimax", "wgan_gp": "WGAN-GP"}
 FLOOR_FIELDS = ("num_samples", "fid_floor", "classifier_score_real", "precision_floor", "recall_floor")
 # Floors of one data set come from one classifier and the same images; they agree to float32 rounding or not at all.
 FLOOR_RTOL = 1e-5
 ABSENT = "—"
+# The sample-quality numbers of a row, each with its format: FID and score to three significant digits, precision and
+# recall to three decimals.
+SCORES = (
+    ("fid", lambda x: significant(x)),
+    ("classifier_score", lambda x: significant(x)),
+    ("precision", "{:.3f}".format),
+    ("recall", "{:.3f}".format),
+)
 
 
 class TableError(Exception):
@@ -330,23 +353,29 @@ def model_name(record: dict) -> str:
     return name if record["where"] == "CPU" else f"{name}, {record['where']}"
 
 
-def floor_of(records: list[dict], dataset: str) -> dict:
-    """The floor every record of `dataset` reports; a one-line error naming the files when two disagree."""
-    first = records[0]
-    floor = {name: field(first, "summary", name) for name in FLOOR_FIELDS}
-    for record in records[1:]:
-        other = {name: field(record, "summary", name) for name in FLOOR_FIELDS}
-        if any(not math.isclose(floor[name], other[name], rel_tol=FLOOR_RTOL) for name in FLOOR_FIELDS):
-            differing = ", ".join(
-                f"{name} {floor[name]:.6g} vs {other[name]:.6g}"
-                for name in FLOOR_FIELDS
-                if not math.isclose(floor[name], other[name], rel_tol=FLOOR_RTOL)
-            )
-            raise TableError(
-                f"{first['source']} and {record['source']} disagree on the {dataset} floor ({differing}): "
-                f"score every {dataset} model with the same classifier and images"
-            )
-    return floor
+def floor_groups(records: list[dict]) -> list[tuple[dict, list[dict]]]:
+    """`records` of one data set split by the floor they report, in order of first appearance: [(floor, records)].
+    Floors of one classifier and the same images agree to float32 rounding; a classifier trained on another machine
+    (its training is not bit-identical across CPU types) gives another floor, so its scores form a group of their
+    own and are never compared with the others' against one floor."""
+    groups: list[tuple[dict, list[dict]]] = []
+    for record in records:
+        floor = {name: field(record, "summary", name) for name in FLOOR_FIELDS}
+        for known, members in groups:
+            if all(math.isclose(known[name], floor[name], rel_tol=FLOOR_RTOL) for name in FLOOR_FIELDS):
+                members.append(record)
+                break
+        else:
+            groups.append((floor, [record]))
+    return groups
+
+
+def floor_title(dataset: str, floor: dict, records: list[dict]) -> str:
+    """ "Fashion-MNIST (10,000), classifier 0.901": the data set, n, and the test accuracy of the classifier whose
+    features scored the group (when its records carry it)."""
+    title = f"{DATASET_NAMES.get(dataset, dataset)} ({floor['num_samples']:,})"
+    accuracy = records[0]["summary"].get("classifier_test_accuracy")
+    return title if accuracy is None else f"{title}, classifier {accuracy:.3f}"
 
 
 def sample_quality_table(records: list[dict]) -> str:
@@ -370,40 +399,10 @@ def sample_quality_table(records: list[dict]) -> str:
                 r["source"],
             ),
         )
-        floor = floor_of(group, dataset)
-        title = f"{DATASET_NAMES.get(dataset, dataset)} ({floor['num_samples']:,})"
-        sources = ", ".join(link(source) for source in dict.fromkeys(r["source"] for r in group))
-        rows.append(
-            [
-                title,
-                "floor: test vs train images",
-                "–",
-                significant(floor["fid_floor"]),
-                significant(floor["classifier_score_real"]),
-                f"{floor['precision_floor']:.3f}",
-                f"{floor['recall_floor']:.3f}",
-                sources,
-            ]
-        )
-        for record in group:
-            config = record["config"]
-            steps = f"`{config['name']}`, {field(record, 'config', 'num_steps'):,}"
-            if record.get("seeds"):
-                steps += f", seeds {seeds_label(record)}"
-            elif config.get("seed", 0):
-                steps += f", seed {config['seed']}"
-            cells = [
-                with_spread(record, name, style(field(record, "summary", name)), style)
-                for name, style in (
-                    ("fid", significant),
-                    ("classifier_score", significant),
-                    ("precision", "{:.3f}".format),
-                    ("recall", "{:.3f}".format),
-                )
-            ]
-            rows.append(["", model_name(record), steps, *cells, link(record["source"])])
+        for floor, members in floor_groups(group):
+            rows.extend(floor_block(dataset, floor, members))
     header = [
-        "data set (n)",
+        "data set (n), classifier test accuracy",
         "model",
         "config, steps",
         "classifier FID ↓",
@@ -415,9 +414,139 @@ def sample_quality_table(records: list[dict]) -> str:
     return markdown(header, rows)
 
 
+def floor_block(dataset: str, floor: dict, group: list[dict]) -> list[list[str]]:
+    """The floor row of one data set and classifier (linking every file it is read from), then a row per record."""
+    sources = ", ".join(link(source) for source in dict.fromkeys(r["source"] for r in group))
+    rows = [
+        [
+            floor_title(dataset, floor, group),
+            "floor: test vs train images",
+            "–",
+            significant(floor["fid_floor"]),
+            significant(floor["classifier_score_real"]),
+            f"{floor['precision_floor']:.3f}",
+            f"{floor['recall_floor']:.3f}",
+            sources,
+        ]
+    ]
+    for record in group:
+        config = record["config"]
+        steps = f"`{config['name']}`, {field(record, 'config', 'num_steps'):,}"
+        if record.get("seeds"):
+            steps += f", seeds {seeds_label(record)}"
+        elif config.get("seed", 0):
+            steps += f", seed {config['seed']}"
+        cells = [score_cell(record, name, style) for name, style in SCORES]
+        rows.append(["", model_name(record), steps, *cells, link(record["source"])])
+    return rows
+
+
+def score_cell(record: dict, name: str, style) -> str:
+    """summary[name] in `style`, ± the spread over a sweep group's seeds; "—" where the record has no such field."""
+    value = record["summary"].get(name)
+    return ABSENT if value is None else with_spread(record, name, style(value), style)
+
+
+def zoo_label(record: dict) -> str:
+    """The model of a zoo row: `model_name`, with the IWAE objective's k."""
+    name = model_name(record)
+    if record["config"].get("objective") == "iwae":
+        name += f", trained on IWAE k = {record['config']['num_importance_samples']}"
+    return name
+
+
+def zoo_key(record: dict) -> tuple[str, int]:
+    """The zoo row of a record: its config's name and, for the IWAE objective, its k."""
+    config = record["config"]
+    k = config.get("num_importance_samples") if config.get("objective") == "iwae" else None
+    return field(record, "config", "name"), k or 0
+
+
+def zoo_command(record: dict) -> str:
+    """The record's command without its --record flag (the row's file is linked beside it)."""
+    words = shlex.split(field(record, "command"))
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--record":
+            skip = True
+        elif not word.startswith("--record="):
+            kept.append(word)
+    return f"`{shlex.join(kept)}`"
+
+
+def wall_time(record: dict) -> str:
+    """ "14.2 min (load 2.1)": the command's wall time and the machine's 15-minute load average when it ended; "—"
+    for records written before commands recorded their time."""
+    if "wall_s" not in record:
+        return ABSENT
+    load = record.get("load_average_1_5_15_min")
+    return f"{record['wall_s'] / 60:.1f} min" + (f" (load {load[2]:.1f})" if load else "")
+
+
+def zoo_table(records: list[dict]) -> str:
+    """The model zoo (`ZOO`): per row the CPU record with the most seeds (then with sample-quality scores, then the
+    newest): test −ELBO and IWAE −log p(x) in nats, test MSE per pixel, classifier FID with its floor, precision,
+    recall, the command's wall time, the command; a row with no record says so."""
+    best: dict[tuple, tuple] = {}
+    for record in records:
+        if record["where"] != "CPU" or zoo_key(record) not in ZOO:
+            continue
+        rank = (len(record.get("seeds") or [0]), "fid" in record["summary"], record.get("date", ""))
+        if zoo_key(record) not in best or rank > best[zoo_key(record)][0]:
+            best[zoo_key(record)] = (rank, record)
+    rows = []
+    for name, k in ZOO:
+        if (name, k) not in best:
+            command = f"--config.num_importance_samples={k}" if k else ""
+            rows.append([ABSENT, f"`{name}` {command}".strip(), *[ABSENT] * 8, "not run yet"])
+            continue
+        record = best[name, k][1]
+        seeds = seeds_label(record)
+        steps = f"`{name}`, {field(record, 'config', 'num_steps'):,}, seed{'s' if record.get('seeds') else ''} {seeds}"
+        fid = score_cell(record, "fid", significant)
+        if fid != ABSENT:
+            fid += f" ({significant(field(record, 'summary', 'fid_floor'))})"
+        rows.append(
+            [
+                zoo_label(record),
+                steps,
+                score_cell(record, "test_neg_elbo", "{:.2f}".format),
+                score_cell(record, "test_iwae_nll", "{:.2f}".format),
+                score_cell(record, "test_mse", "{:.4f}".format),
+                fid,
+                score_cell(record, "precision", "{:.3f}".format),
+                score_cell(record, "recall", "{:.3f}".format),
+                wall_time(record),
+                zoo_command(record),
+                link(record["source"]),
+            ]
+        )
+    header = [
+        "model",
+        "config, steps, seeds",
+        "test −ELBO",
+        "test IWAE −log p(x)",
+        "test MSE",
+        "classifier FID (floor)",
+        "precision",
+        "recall",
+        "wall time, 2 CPU cores",
+        "command",
+        "results file",
+    ]
+    return markdown(header, rows)
+
+
 def render_tables(records: list[dict]) -> dict[str, str]:
-    """{table name: its Markdown} for the three README tables."""
-    return {"vae": vae_table(records), "ae_pca": ae_pca_table(records), "sample_quality": sample_quality_table(records)}
+    """{table name: its Markdown} for the README tables."""
+    return {
+        "vae": vae_table(records),
+        "ae_pca": ae_pca_table(records),
+        "sample_quality": sample_quality_table(records),
+        "zoo": zoo_table(records),
+    }
 
 
 # The README's blocks.

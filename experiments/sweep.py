@@ -28,6 +28,12 @@ _SWEEP = flags.DEFINE_multi_string(
     "sweep", [], "key=values: a config field and its values, e.g. seed=0:8 (0..7) or beta=0.5,1,2; repeatable."
 )
 _FIGURES = flags.DEFINE_bool("figures", False, "Also draw every member's figures and report page (slower).")
+_IN_TURN = flags.DEFINE_bool(
+    "members_in_turn",
+    False,
+    "Train the members one after another inside the one program (lax.map) instead of as one batched program "
+    "(vmap): the same function, faster where batching loses, as convolutions on CPU do (benchmarks/README.md).",
+)
 _MEMBERS_DEVICES = flags.DEFINE_integer(
     "members_devices",
     0,
@@ -45,6 +51,7 @@ def run(
     num_devices: int | None = None,
     show_progress: bool = True,
     resume_step: int | None = None,
+    in_turn: bool = False,
 ) -> dict:
     """Validates the config and the sweep, loads the data once, trains every member as one population on the first
     `num_devices` devices (all by default); returns sweep.json's content.  Every mistake (ConfigError and the other
@@ -72,6 +79,11 @@ def run(
         raise config_lib.ConfigError(
             f"--members_devices={axis} must divide both the {len(members)} members and the {num_devices} devices"
         )
+    if in_turn and axis > 1:
+        raise config_lib.ConfigError(
+            f"--members_in_turn trains the members one after another on each device; it cannot split them over "
+            f"{axis} devices (--members_devices=1 keeps them together and splits each member's batch instead)"
+        )
     mesh = sharding.make_mesh(num_devices, members=axis)
     for member in members:
         config_lib.validate_common(member.config)
@@ -93,7 +105,7 @@ def run(
             dataset.train_labels,
             mesh=mesh,
             show_progress=show_progress,
-            population=sweep.population(members, member_tasks, workdir),
+            population=sweep.population(members, member_tasks, workdir, in_turn),
             resume_step=resume_step,
         )
         return sweep.write_results(workdir, config, specs, members, summaries)
@@ -133,12 +145,15 @@ def main(argv):
                 _FIGURES.value,
                 _MEMBERS_DEVICES.value,
                 resume_step=main_lib._RESUME_STEP.value,
+                in_turn=_IN_TURN.value,
             )
     except main_lib.user_errors() as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     if main_lib._RECORD.value and main_lib.jax_process_index() == 0:
-        main_lib.write_record(main_lib._RECORD.value, sys.argv, main_lib._CONFIG.value, results, "experiments.sweep")
+        main_lib.write_record(
+            main_lib._RECORD.value, sys.argv, main_lib._CONFIG.value, results, "experiments.sweep", main_lib.STARTED
+        )
     for group in results["groups"]:
         label = ", ".join(f"{p}={v}" for p, v in group["values"].items()) or "all"
         varied = [k for k in group["mean"] if group["std"][k] > 0 or k.startswith("test_") or k in ("fid",)]

@@ -163,8 +163,11 @@ def _layout(task: train.Task) -> list[tuple[str, tuple, str]]:
     return [(jax.tree_util.keystr(path), tuple(leaf.shape), str(leaf.dtype)) for path, leaf in leaves]
 
 
-def population(members: Sequence[Member], tasks: Sequence[train.Task], workdir: str) -> train.Population:
-    """The loop's description of the members: seeds, swept scalars (f32[M] per path), tasks and directories."""
+def population(
+    members: Sequence[Member], tasks: Sequence[train.Task], workdir: str, in_turn: bool = False
+) -> train.Population:
+    """The loop's description of the members: seeds, swept scalars (f32[M] per path), tasks and directories, and
+    whether they train in turn (`train.make_population_multi_step`)."""
     swept = [path for path in members[0].values if path != SEED]
     return train.Population(
         names=tuple(member.name for member in members),
@@ -172,6 +175,7 @@ def population(members: Sequence[Member], tasks: Sequence[train.Task], workdir: 
         hypers={path: np.array([member.values[path] for member in members], np.float32) for path in swept},
         tasks=tuple(tasks),
         workdirs=tuple(member_dir(workdir, member) for member in members),
+        in_turn=in_turn,
     )
 
 

@@ -184,17 +184,24 @@ def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None)
     return run
 
 
-def make_population_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None, spmd_axis=None):
+def make_population_multi_step(
+    train_step: TrainStep, batch_size: int, batch_sharding=None, spmd_axis=None, in_turn: bool = False
+):
     """`make_multi_step` for a sweep's population: run(state, images, labels, train_keys, data_keys, num_steps)
     with a leading member axis [M] on the state, the keys and the metrics ([M, num_steps]).
 
     The whole fused loop is `jax.vmap`ped: member m takes its own batches (from data_keys[m]) and keys (from
-    train_keys[m]); the data set is shared.  `spmd_axis` names the mesh axis the member axis is split over.
+    train_keys[m]); the data set is shared.  `spmd_axis` names the mesh axis the member axis is split over.  With
+    `in_turn` the members' loops run one after another inside the same program (`lax.map`) instead of as one
+    batched loop: the same function, for devices on which the batched form is slower than M single models (XLA:CPU's
+    batched convolutions; benchmarks/README.md).
     """
     run = make_multi_step(train_step, batch_size, batch_sharding)
 
     def population_run(state, images, labels, train_keys, data_keys, num_steps):
         member = lambda state, train_key, data_key: run(state, images, labels, train_key, data_key, num_steps)
+        if in_turn:
+            return jax.lax.map(lambda args: member(*args), (state, train_keys, data_keys))
         return jax.vmap(member, spmd_axis_name=spmd_axis)(state, train_keys, data_keys)
 
     return population_run
@@ -207,6 +214,7 @@ def jit_multi_step(
     state_sharding=None,
     population: bool = False,
     compiler_options: dict[str, str] | None = None,
+    in_turn: bool = False,
 ) -> Callable:
     """`make_multi_step` (or, with `population`, `make_population_multi_step`) jitted as the loop runs it:
     num_steps static, the state's buffers donated, XLA given `compiler_options` (`config_lib.compiler_options`).
@@ -218,7 +226,7 @@ def jit_multi_step(
     if population:
         spmd_axis = sharding.MEMBERS_AXIS if mesh is not None and sharding.MEMBERS_AXIS in mesh.axis_names else None
         batch_sharding = None if mesh is None else sharding.batch_sharding(mesh)
-        fused = make_population_multi_step(train_step, batch_size, batch_sharding, spmd_axis)
+        fused = make_population_multi_step(train_step, batch_size, batch_sharding, spmd_axis, in_turn)
     else:
         fused = make_multi_step(train_step, batch_size, None if mesh is None else sharding.batch_sharding(mesh))
     if mesh is None:
@@ -262,6 +270,8 @@ class Population:
       hypers: {config path: f32[M]}, the swept scalars the step reads through `hyper.value`.
       tasks: each member's own task, built from its own config: it evaluates, summarises and draws that member.
       workdirs: each member's directory (metrics.jsonl, summary.json, figures).
+      in_turn: train the members one after another inside the program instead of batched
+        (`make_population_multi_step`).
     """
 
     names: tuple[str, ...]
@@ -269,6 +279,7 @@ class Population:
     hypers: dict
     tasks: tuple[Task, ...]
     workdirs: tuple[str, ...]
+    in_turn: bool = False
 
     def task(self, template: Task) -> Task:
         """The task the loop trains: `template`'s step vmapped over the members by the loop, each member's step
@@ -566,6 +577,7 @@ def train(
         state_sharding,
         population is not None,
         config_lib.compiler_options(config),
+        population is not None and population.in_turn,
     )
 
     step = int(np.ravel(jax.device_get(state.step))[0])

@@ -143,13 +143,26 @@ def sweep(root, dataset):
 
 
 def indivisible_error(root, dataset):
-    """The one-line error for a batch that does not divide over the 8 devices (None if there is none)."""
+    """The one-line errors (None where there is none) for a batch that does not divide over the 8 devices, and for
+    members trained in turn but split over devices; the second leaves its workdir absent."""
+    from experiments import sweep as experiments_sweep
+
+    errors = {}
     bad = CONFIGS["vae"](batch_size=30)
     try:
         config_lib.validate_against_data(bad, len(dataset.train_images), jax.device_count())
+        errors["batch"] = None
     except config_lib.ConfigError as error:
-        return str(error)
-    return None
+        errors["batch"] = str(error)
+    workdir = f"{root}/in_turn_split"
+    try:
+        experiments_sweep.run(
+            CONFIGS["vae"](), workdir, ["seed=0:8"], members_devices=8, show_progress=False, in_turn=True
+        )
+        errors["in_turn"] = None
+    except config_lib.ConfigError as error:
+        errors["in_turn"] = None if os.path.exists(workdir) else str(error)
+    return errors
 
 
 PARTS = {

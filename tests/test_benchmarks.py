@@ -73,11 +73,13 @@ def test_a_variant_is_timed_against_its_reference_in_the_same_run(monkeypatch):
     monkeypatch.setitem(
         throughput.MODELS, "gan_mlp_again", dataclasses.replace(throughput.MODELS["gan_mlp"], reference="gan_mlp")
     )
-    record = throughput.benchmark("gan_mlp_again", 8, "f32", 2, 1, 64, peak_size=128, members=3)
+    record = throughput.benchmark("gan_mlp_again", 8, "f32", 2, 1, 64, peak_size=128, members=3, members_in_turn=True)
     check_record(record, "gan_mlp_again", "f32")
-    # --members: a sweep's population of 3 timed in the same run, against 3 × the single fused model.
+    # --members: a sweep's population of 3 timed in the same run, against 3 × the single fused model; with
+    # --members-in-turn also the 3 one after another in one program.
     assert record["members"] == 3 and record["member_steps_per_s"] > 0
     assert record["members_speedup"] == pytest.approx(record["member_steps_per_s"] * record["ms_per_step"] / 1e3)
+    assert record["members_in_turn_speedup"] > 0
     assert record["reference"] == "gan_mlp"
     fastest_reference = min(record["reference_ms_per_step"], record["reference_baseline_ms_per_step"])
     assert record["speedup_vs_reference"] == pytest.approx(fastest_reference / record["ms_per_step"])

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import main as experiments_main
 from experiments.configs import cvae_digits
-from gen_jax import checkpoint, data
+from gen_jax import checkpoint, data, trained
 from gen_jax import config as config_lib
 from gen_jax.tasks import cvae
 
@@ -68,6 +68,10 @@ def test_trains_resumes_bit_identically_and_draws_its_figures(tmp_path):
     resumed = experiments_main.run(tiny_cvae_config(), str(tmp_path / "split"))
     straight = experiments_main.run(tiny_cvae_config(write_figures=True), str(tmp_path / "straight"))
     assert resumed == straight and straight["steps"] == 40
+    run = trained.load_run(str(tmp_path / "straight"))  # test_mse: the codec's reconstructions, given the labels
+    labels = run.dataset.test_labels
+    reconstructions = run.decode(run.encode(run.test_images, labels), labels)
+    assert straight["test_mse"] == pytest.approx(float(np.mean((reconstructions - run.test_images) ** 2)), rel=1e-5)
     config = tiny_cvae_config()
     task = cvae.make_task(config, data.load_dataset("digits"))
     template = task.init_state(jax.random.key(0))

@@ -9,13 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from experiments import main as experiments_main
 from experiments.configs import vae_digits
 from gen_jax import config as config_lib
-from gen_jax import train
+from gen_jax import train, trained
 
 from conftest import REPO_ROOT, VAE_FIGURES, snapshot, tiny_vae_config
 
@@ -175,3 +177,25 @@ def test_a_finished_run_re_evaluates_and_redraws(tmp_path):
     assert again == first == json.loads((tmp_path / "summary.json").read_text())
     assert (tmp_path / "metrics.jsonl").read_text() == trained_records  # no step was trained again
     assert {p.name for p in (tmp_path / "figures").iterdir()} >= VAE_FIGURES
+
+
+def test_a_record_holds_the_command_its_wall_time_and_the_load(tmp_path):
+    config = config_of(TINY)
+    summary = {"test_neg_elbo": 21.5}
+    path = tmp_path / "results" / "run.json"
+    argv = ["experiments/main.py", "--config", CONFIG, "--workdir", "runs/x"]
+    experiments_main.write_record(str(path), argv, config, summary, started=time.monotonic() - 2.5)
+    record = json.loads(path.read_text())
+    assert record["command"] == f"python -m experiments.main --config {CONFIG} --workdir runs/x"
+    assert record["summary"] == summary and record["config"]["num_steps"] == 20
+    assert 2.5 <= record["wall_s"] < 60
+    assert len(record["load_average_1_5_15_min"]) == 3 and min(record["load_average_1_5_15_min"]) >= 0
+    experiments_main.write_record(str(path), argv, config, summary)  # no start given: no wall time claimed
+    assert "wall_s" not in json.loads(path.read_text())
+
+
+def test_a_vae_summary_holds_the_reconstruction_error_of_its_codec(finished_run):
+    summary = json.loads((finished_run / "summary.json").read_text())
+    run = trained.load_run(str(finished_run))
+    reconstructions = run.decode(run.encode(run.test_images))
+    assert summary["test_mse"] == pytest.approx(float(np.mean((reconstructions - run.test_images) ** 2)), rel=1e-5)

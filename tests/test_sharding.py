@@ -58,7 +58,8 @@ def test_eight_devices_match_one_and_checkpoints_move_between_them(parts, tmp_pa
             assert numbers["members"] == mesh["members"]  # 8 seeds; 2 seeds × 2 values of β
             assert numbers["param_diff_1_vs_8"] <= 1e-6, (label, numbers)
     if "indivisible_error" in parts:
-        assert "(30) does not divide over the 8 devices" in report["indivisible_error"]
+        assert "(30) does not divide over the 8 devices" in report["indivisible_error"]["batch"]
+        assert "--members_in_turn" in report["indivisible_error"]["in_turn"]
 
 
 def test_every_part_of_the_worker_runs():

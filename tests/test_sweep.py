@@ -48,26 +48,44 @@ TOLERANCE = 1e-6
 
 
 @pytest.mark.parametrize(
-    "make_config, specs, checked",
+    "make_config, specs, checked, options",
     [
         # Seeds and the learning rate (read inside the step); seed 1's member is checked against its own single run.
         (
             lambda: tiny_vae_config(num_steps=20, eval_every=20, checkpoint_every=20),
             ("seed=0:2", "optim.learning_rate=1e-3,3e-3"),
             {"seed": 1, "optim.learning_rate": 3e-3},
+            {},
         ),
         # D's optimizer and G's EMA decay (below 0.7 it matters within 20 steps: see steps.ema_decay_at).
         (
             lambda: tiny_gan_config(num_steps=20, eval_every=20, checkpoint_every=20, seed=4),
             ("d_optim.learning_rate=1e-4,4e-4", "ema_decay=0.3,0.6"),
             {"d_optim.learning_rate": 4e-4, "ema_decay": 0.3},
+            {},
+        ),
+        # The members one after another in the program (--members_in_turn), a convolutional GAN: the same function.
+        (
+            lambda: tiny_gan_config(
+                num_steps=20,
+                eval_every=20,
+                checkpoint_every=20,
+                seed=2,
+                model__architecture="dcgan",
+                model__g_features=(16, 8),
+                model__d_features=(8,),
+                model__kernel_size=3,
+            ),
+            ("seed=2,3", "d_optim.learning_rate=1e-4,4e-4"),
+            {"seed": 3, "d_optim.learning_rate": 1e-4},
+            {"in_turn": True},
         ),
     ],
-    ids=["vae", "gan"],
+    ids=["vae", "gan", "dcgan_in_turn"],
 )
 @pytest.mark.slow
-def test_members_compute_what_single_runs_compute(tmp_path, digits, make_config, specs, checked):
-    results = sweep(make_config(), tmp_path / "sweep", *specs)
+def test_members_compute_what_single_runs_compute(tmp_path, digits, make_config, specs, checked, options):
+    results = sweep(make_config(), tmp_path / "sweep", *specs, **options)
     names = [member["name"] for member in results["members"]]
     assert len(names) == 4 and len(set(names)) == 4
     index = next(i for i, m in enumerate(results["members"]) if m["values"] == checked)

@@ -145,13 +145,26 @@ def make_task(config, dataset: data.Dataset) -> Task:
             functools.partial(terms, state.inference_params()), test_split, config.eval_batch_size, key
         )
 
+    @jax.jit
+    def reconstruction_errors(params, batch, key):
+        """{"mse": f32[B]}: squared error per pixel of the decoder's mean at the posterior mean, given the label."""
+        del key
+        x, y = batch["image"], batch["label"]
+        mean, _ = model.apply({"params": params}, x, y, method=model.encode)
+        return {
+            "mse": losses.squared_error(as_images(model.apply({"params": params}, mean, y, method=model.decode)), x)
+        }
+
     def summarize(state, key):
         results = evaluate(state, key)
+        errors = functools.partial(reconstruction_errors, state.inference_params())
         summary = {
             "test_neg_elbo": results["neg_elbo"],
+            "test_mse": metrics.split_means(errors, test_split, config.eval_batch_size, key)["mse"],
             "likelihood": likelihood,
             "binarization": config.binarization,
-            "units": "nats per example, summed over pixels: −ELBO of log p(x | y)",
+            "units": "nats per example, summed over pixels: −ELBO of log p(x | y); test_mse: squared error per pixel "
+            "(pixels in [0, 1]) of the reconstruction from the posterior mean given the label",
             "num_test_examples": len(test_split["label"]),
         }
         if quality is not None:

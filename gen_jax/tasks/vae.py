@@ -99,6 +99,15 @@ def per_example_terms(model: VAE, likelihood: str, params, x: jax.Array, key: ja
     return {"neg_elbo": -(log_likelihood - kl), "recon_nll": -log_likelihood, "kl": kl}
 
 
+def reconstruction_errors(model: VAE, likelihood: str, params, x: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
+    """{"mse": f32[B]}: squared error per pixel (pixels in [0, 1]) between each example and its reconstruction, the
+    decoder's mean at the posterior mean (what `codec` gives and figures/reconstructions.png shows); `key` unused."""
+    del key
+    variables = {"params": params}
+    mean, _ = model.apply(variables, x, method=model.encode)
+    return {"mse": losses.squared_error(as_images(likelihood, model.apply(variables, mean, method=model.decode)), x)}
+
+
 def make_loss(model: VAE, likelihood: str, beta: float, binarization: str):
     """loss_fn(params, batch, key) -> (−ELBO_β batch mean, {neg_elbo, recon_nll, kl} batch means) for
     `steps.make_train_step`; `key` binarises the batch (when "dynamic") and draws z."""
@@ -159,6 +168,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     tx = optim.make(config.optim, config.num_steps, "optim")
     test_images = data.test_images(config, dataset)
     terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
+    errors = jax.jit(functools.partial(reconstruction_errors, model, likelihood))
     iwae = {
         k: metrics.make_vae_iwae_nll(model, likelihood, k, metrics.sample_chunk_for(k))
         for k in {config.iwae_k, config.eval_iwae_k}
@@ -195,12 +205,16 @@ def make_task(config, dataset: data.Dataset) -> Task:
         return lambda key, count: decode(jax.random.normal(key, (count, config.model.latent_dim)))
 
     def summarize(state, key):
-        results = scores(state.inference_params(), key, config.iwae_k)
+        params = state.inference_params()
+        results = scores(params, key, config.iwae_k)
+        mse = metrics.split_means(functools.partial(errors, params), test_images, config.eval_batch_size, key)["mse"]
         summary = {
             "test_neg_elbo": results["neg_elbo"],
+            "test_mse": mse,
             "likelihood": likelihood,
             "binarization": config.binarization,
-            "units": "nats per example, summed over pixels",
+            "units": "nats per example, summed over pixels; test_mse: squared error per pixel (pixels in [0, 1]) of "
+            "the reconstruction from the posterior mean",
             "num_test_examples": len(test_images),
         }
         if config.iwae_k:
