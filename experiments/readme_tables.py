@@ -373,7 +373,7 @@ def floor_groups(records: list[dict]) -> list[tuple[dict, list[dict]]]:
 def floor_title(dataset: str, floor: dict, records: list[dict]) -> str:
     """ "Fashion-MNIST (10,000), classifier 0.901": the data set, n, and the test accuracy of the classifier whose
     features scored the group (when its records carry it)."""
-    title = f"{DATASET_NAMES.get(dataset, dataset)} ({floor['num_samples']:,})"
+    title = f"{DATASET_NAMES.get(dataset, dataset)} ({int(floor['num_samples']):,})"
     accuracy = records[0]["summary"].get("classifier_test_accuracy")
     return title if accuracy is None else f"{title}, classifier {accuracy:.3f}"
 

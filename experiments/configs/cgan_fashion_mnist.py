@@ -1,11 +1,26 @@
 """A class-conditional GAN that covers Fashion-MNIST (28×28×1): the recipe of cdcgan_hinge_sn_digits — one-hot
 labels into G, a projection discriminator, hinge loss, spectral normalisation in D, an EMA of G — at the image size
-of Fashion-MNIST, with the widths, step count and learning rates chosen by measurement (results/cgan_fashion_mnist.json
+of Fashion-MNIST, with G's learning rate and the step count chosen by measurement (results/cgan_fashion_mnist.json
 and the README's sample-quality table).
 
     python -m experiments.main --config experiments/configs/cgan_fashion_mnist.py --workdir runs/cgan_fm
 
 G: z (64) + one-hot label -> 7×7×128 -> 7×7×64 -> 14×14×32 -> 28×28×1; D: 28×28 -> 14×14×64 -> 7×7×128 -> projection.
+
+Probes, 3,000 steps each, 10,000 samples (results/tuning/cgan_fashion_mnist_3000_steps.json; Adam β₁ 0.5):
+
+    G lr   D lr   G widths        FID    precision  recall
+    2e-4   2e-4   128, 64, 32     11.9   0.678      0.330   (the digits recipe)
+    1e-4   2e-4   128, 64, 32     16.1   0.661      0.312
+    1e-4   4e-4   128, 64, 32     14.7   0.641      0.349
+    4e-4   4e-4   128, 64, 32      8.50  0.687      0.388
+    4e-4   2e-4   128, 64, 32      7.39  0.696      0.412
+    8e-4   2e-4   128, 64, 32      6.84  0.715      0.380   <- this config, trained 12,000 steps
+    2e-4   2e-4   256, 128, 64     8.54  0.694      0.366
+    4e-4   2e-4   256, 128, 64     6.58  0.715      0.369   (1.8× the step time)
+
+A generator that learns faster than its discriminator wins on every score; doubling G's widths gains little at
+1.8× the cost.
 """
 
 from experiments.configs import cdcgan_hinge_sn_digits
@@ -15,7 +30,8 @@ def get_config():
     config = cdcgan_hinge_sn_digits.get_config()
     config.name = "cgan_fashion_mnist"
     config.dataset = "fashion_mnist"
-    config.num_steps = 6000
+    config.optim.learning_rate = 8e-4  # G's; D's stays at 2e-4
+    config.num_steps = 12000
     config.log_every = 100
     config.eval_every = 1000
     config.checkpoint_every = 1000
