@@ -144,12 +144,14 @@ def write_record(
     summary: dict,
     program: str = "experiments.main",
     started: float | None = None,
+    first_step: int = 0,
 ) -> None:
     """Writes the results record of a finished run: {command, date (UTC), machine, versions, config, summary}, and
     with `started` (the command's `time.monotonic()` at its start) "wall_s": the command's wall time in seconds
     (start-up, data, compile, training, evaluation, figures; only this invocation's if it resumed a run), with the
     machine's load averages over 1, 5 and 15 minutes when it ended (how busy the machine was while it ran, the
-    command itself included).
+    command itself included), and "first_step" when the command resumed a run (the wall time covers the steps from
+    there on).
 
     `program` is the module the command ran (`python -m <program> <argv[1:]>`): `experiments.sweep` (whose summary
     is sweep.json's content) and the explorer's latency benchmark write their records here too."""
@@ -183,10 +185,22 @@ def write_record(
     if started is not None:
         record["wall_s"] = round(time.monotonic() - started, 1)
         record["load_average_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
+    if first_step:
+        record["first_step"] = first_step
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True, default=lambda v: list(v) if isinstance(v, tuple) else str(v))
         f.write("\n")
+
+
+def checkpointed_step(workdir: str, resume_step: int | None = None) -> int:
+    """The step a run in `workdir` starts from: `resume_step` if given, else its newest checkpoint's (the step
+    directories under checkpoints/), else 0."""
+    if resume_step is not None:
+        return resume_step
+    directory = os.path.join(workdir, "checkpoints")
+    steps = [int(name) for name in os.listdir(directory) if name.isdigit()] if os.path.isdir(directory) else []
+    return max(steps, default=0)
 
 
 def main(argv):
@@ -200,11 +214,12 @@ def main(argv):
 
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    first_step = checkpointed_step(workdir, _RESUME_STEP.value)
     summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
     if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:
-        write_record(_RECORD.value, sys.argv, _CONFIG.value, summary, started=STARTED)
+        write_record(_RECORD.value, sys.argv, _CONFIG.value, summary, started=STARTED, first_step=first_step)
     print("summary:", ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     print(f"Figures: {os.path.join(workdir, 'figures')}  Report: {os.path.join(workdir, 'report.md')}")
 

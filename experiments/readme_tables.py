@@ -477,12 +477,15 @@ def zoo_command(record: dict) -> str:
 
 
 def wall_time(record: dict) -> str:
-    """ "14.2 min (load 2.1)": the command's wall time and the machine's 15-minute load average when it ended; "—"
-    for records written before commands recorded their time."""
+    """ "14.2 min (load 2.1)": the command's wall time and the machine's 15-minute load average when it ended, with
+    the steps it trained when it resumed a run; "—" for records written before commands recorded their time."""
     if "wall_s" not in record:
         return ABSENT
     load = record.get("load_average_1_5_15_min")
-    return f"{record['wall_s'] / 60:.1f} min" + (f" (load {load[2]:.1f})" if load else "")
+    text = f"{record['wall_s'] / 60:.1f} min" + (f" (load {load[2]:.1f})" if load else "")
+    if record.get("first_step"):
+        text += f", steps {record['first_step']:,}–{field(record, 'config', 'num_steps'):,} (resumed)"
+    return text
 
 
 def zoo_table(records: list[dict]) -> str:

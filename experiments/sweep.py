@@ -136,6 +136,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = os.path.abspath(main_lib._WORKDIR.value)
+    first_step = main_lib.checkpointed_step(workdir, main_lib._RESUME_STEP.value)
     try:
         with shared_compilations():
             results = run(
@@ -152,7 +153,13 @@ def main(argv):
         sys.exit(2)
     if main_lib._RECORD.value and main_lib.jax_process_index() == 0:
         main_lib.write_record(
-            main_lib._RECORD.value, sys.argv, main_lib._CONFIG.value, results, "experiments.sweep", main_lib.STARTED
+            main_lib._RECORD.value,
+            sys.argv,
+            main_lib._CONFIG.value,
+            results,
+            "experiments.sweep",
+            main_lib.STARTED,
+            first_step,
         )
     for group in results["groups"]:
         label = ", ".join(f"{p}={v}" for p, v in group["values"].items()) or "all"

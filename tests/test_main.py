@@ -191,7 +191,15 @@ def test_a_record_holds_the_command_its_wall_time_and_the_load(tmp_path):
     assert 2.5 <= record["wall_s"] < 60
     assert len(record["load_average_1_5_15_min"]) == 3 and min(record["load_average_1_5_15_min"]) >= 0
     experiments_main.write_record(str(path), argv, config, summary)  # no start given: no wall time claimed
-    assert "wall_s" not in json.loads(path.read_text())
+    assert "wall_s" not in json.loads(path.read_text()) and "first_step" not in json.loads(path.read_text())
+    experiments_main.write_record(str(path), argv, config, summary, started=time.monotonic(), first_step=1200)
+    assert json.loads(path.read_text())["first_step"] == 1200  # a resumed run: its wall time is from there on
+
+
+def test_the_step_a_command_starts_from(finished_run, tmp_path):
+    assert experiments_main.checkpointed_step(str(tmp_path / "new")) == 0
+    assert experiments_main.checkpointed_step(str(finished_run)) == 20
+    assert experiments_main.checkpointed_step(str(finished_run), resume_step=10) == 10
 
 
 def test_a_vae_summary_holds_the_reconstruction_error_of_its_codec(finished_run):

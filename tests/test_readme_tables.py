@@ -341,3 +341,10 @@ def test_the_readme_peer_rows_are_their_results_files_numbers():
         assert compiled == f"{entry['torch_compiled_ms_per_step']:,.2f}"
         assert versus_eager.strip("*") == f"{entry['speedup_vs_torch_eager']:.2f}×"
         assert versus_compiled.strip("*") == f"{entry['speedup_vs_torch_compiled']:.2f}×"
+
+
+def test_wall_time_names_the_steps_a_resumed_command_trained():
+    resumed = {"wall_s": 780.0, "load_average_1_5_15_min": [1.5, 2.8, 4.3], "first_step": 12000}
+    resumed["config"], resumed["source"] = {"num_steps": 20000}, "results/x.json"
+    assert readme_tables.wall_time(resumed) == "13.0 min (load 4.3), steps 12,000–20,000 (resumed)"
+    assert readme_tables.wall_time({"config": {}, "source": "results/old.json"}) == "—"
