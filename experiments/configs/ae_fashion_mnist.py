@@ -4,7 +4,9 @@ with a deterministic 20-D code and no prior: the reconstruction the VAE's KL ter
 
     python -m experiments.sweep --config experiments/configs/ae_fashion_mnist.py --workdir runs/ae_fm --sweep seed=0:3
 
-Measured: the README's model-zoo table (results/sweep_ae_fashion_mnist.json).
+Seeds 0–2 in that one command (results/sweep_ae_fashion_mnist.json): test MSE 0.0338 ± 0.0001 per pixel, test
+Bernoulli loss 88.05 ± 0.28 nats; 5.4 minutes for the three on the shared 2-core machine (the README's model-zoo
+table).
 """
 
 from gen_jax.tasks import ae
