@@ -60,14 +60,6 @@ FLOOR_FIELDS = ("num_samples", "fid_floor", "classifier_score_real", "precision_
 # Floors of one data set come from one classifier and the same images; they agree to float32 rounding or not at all.
 FLOOR_RTOL = 1e-5
 ABSENT = "—"
-# The sample-quality numbers of a row, each with its format: FID and score to three significant digits, precision and
-# recall to three decimals.
-SCORES = (
-    ("fid", lambda x: significant(x)),
-    ("classifier_score", lambda x: significant(x)),
-    ("precision", "{:.3f}".format),
-    ("recall", "{:.3f}".format),
-)
 
 
 class TableError(Exception):
@@ -270,6 +262,11 @@ def angle(x: float) -> str:
     return f"{x:.{min(2, max(0, 2 - math.floor(math.log10(x))))}f}" if x >= 1 else f"{x:.2f}"
 
 
+# The sample-quality numbers of a row, each with its format: FID and score to three significant digits, precision and
+# recall to three decimals.
+SCORES = {"fid": significant, "classifier_score": significant, "precision": "{:.3f}".format, "recall": "{:.3f}".format}
+
+
 def median(values: list[float]) -> float:
     values = sorted(values)
     middle = len(values) // 2
@@ -436,7 +433,7 @@ def floor_block(dataset: str, floor: dict, group: list[dict]) -> list[list[str]]
             steps += f", seeds {seeds_label(record)}"
         elif config.get("seed", 0):
             steps += f", seed {config['seed']}"
-        cells = [score_cell(record, name, style) for name, style in SCORES]
+        cells = [score_cell(record, name, style) for name, style in SCORES.items()]
         rows.append(["", model_name(record), steps, *cells, link(record["source"])])
     return rows
 
@@ -508,7 +505,7 @@ def zoo_table(records: list[dict]) -> str:
         record = best[name, k][1]
         seeds = seeds_label(record)
         steps = f"`{name}`, {field(record, 'config', 'num_steps'):,}, seed{'s' if record.get('seeds') else ''} {seeds}"
-        fid = score_cell(record, "fid", significant)
+        fid = score_cell(record, "fid", SCORES["fid"])
         if fid != ABSENT:
             fid += f" ({significant(field(record, 'summary', 'fid_floor'))})"
         rows.append(
@@ -519,8 +516,8 @@ def zoo_table(records: list[dict]) -> str:
                 score_cell(record, "test_iwae_nll", "{:.2f}".format),
                 score_cell(record, "test_mse", "{:.4f}".format),
                 fid,
-                score_cell(record, "precision", "{:.3f}".format),
-                score_cell(record, "recall", "{:.3f}".format),
+                score_cell(record, "precision", SCORES["precision"]),
+                score_cell(record, "recall", SCORES["recall"]),
                 wall_time(record),
                 zoo_command(record),
                 link(record["source"]),
