@@ -89,6 +89,23 @@ def kl_to_standard_normal(mean: jax.Array, log_var: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(jnp.exp(log_var) + mean**2 - 1.0 - log_var, axis=-1)
 
 
+def kl_diagonal_gaussians(mean: jax.Array, log_var: jax.Array, prior_mean: jax.Array, prior_log_var: jax.Array):
+    """Analytic KL(N(mean, diag(exp(log_var))) || N(prior_mean, diag(exp(prior_log_var)))).
+
+    Args:
+        mean, log_var: f32[B, D], the posterior.
+        prior_mean, prior_log_var: f32[B, D] (or broadcastable), the prior.
+
+    Returns:
+        f32[B], nats: ½ Σ_d (exp(log_var − prior_log_var) + (mean − prior_mean)² exp(−prior_log_var) − 1
+        + prior_log_var − log_var); `kl_to_standard_normal` where the prior is N(0, I).
+    """
+    precision = jnp.exp(-prior_log_var)
+    return 0.5 * jnp.sum(
+        jnp.exp(log_var) * precision + (mean - prior_mean) ** 2 * precision - 1.0 + prior_log_var - log_var, axis=-1
+    )
+
+
 def elbo(log_likelihood: jax.Array, kl: jax.Array, beta: float = 1.0) -> jax.Array:
     """Evidence lower bound E_q[log p(x|z)] − β KL(q(z|x) || p(z)); β = 1 is the true bound (β-VAE otherwise).
 

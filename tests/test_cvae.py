@@ -50,6 +50,34 @@ def test_kl_and_reconstruction_terms_match_a_hand_computation(digits):
     np.testing.assert_allclose(terms["neg_elbo"], nll + kl, rtol=1e-4)
 
 
+def test_the_class_prior_kl_and_samples_follow_each_class_gaussian(digits):
+    config = tiny_cvae_config()
+    config.model.prior = "class"
+    model = cvae.build_model(config, digits)
+    x = (digits.test_images[:6] > 0.5).astype(np.float32)
+    labels = digits.test_labels[:6]
+    params = model.init(jax.random.key(0), x, labels, jax.random.key(1))["params"]
+    assert params["prior_mean"].shape == params["prior_log_var"].shape == (10, 2)
+    assert not np.any(params["prior_mean"]) and not np.any(params["prior_log_var"])  # starts at N(0, I)
+    params = {
+        **params,
+        "prior_mean": jax.random.normal(jax.random.key(5), (10, 2)),
+        "prior_log_var": 0.5 * jax.random.normal(jax.random.key(6), (10, 2)),
+    }
+    terms = cvae.per_example_terms(model, "bernoulli", params, {"image": x, "label": labels}, jax.random.key(2))
+    mean, log_var = (np.asarray(a, np.float64) for a in model.apply({"params": params}, x, labels, method=model.encode))
+    prior_mean = np.asarray(params["prior_mean"], np.float64)[labels]
+    prior_var = np.exp(np.asarray(params["prior_log_var"], np.float64))[labels]
+    var = np.exp(log_var)  # KL of two diagonal Gaussians, written out
+    kl = 0.5 * np.sum(var / prior_var + (mean - prior_mean) ** 2 / prior_var - 1.0 + np.log(prior_var / var), axis=1)
+    np.testing.assert_allclose(terms["kl"], kl, rtol=1e-5, atol=1e-6)
+    # Codes drawn for class 3 come from N(μ_3, σ_3²): their mean and spread match it.
+    noise = jax.random.normal(jax.random.key(7), (20_000, 2))
+    z = np.asarray(model.apply({"params": params}, noise, jnp.full(20_000, 3), method=model.prior_codes))
+    np.testing.assert_allclose(z.mean(0), params["prior_mean"][3], atol=0.05)
+    np.testing.assert_allclose(z.std(0), np.exp(0.5 * params["prior_log_var"][3]), rtol=0.03)
+
+
 def test_the_label_conditions_both_networks(digits):
     model = cvae.build_model(tiny_cvae_config(), digits)
     x = digits.test_images[:4]

@@ -152,3 +152,22 @@ def test_vae_summary_carries_the_same_sample_quality_fields(tiny_reference, tmp_
     assert summary["fid_floor"] == evaluator.floor["fid"]
     assert summary["num_samples"] == 360
     assert summary["fid"] > summary["fid_floor"]
+
+
+@pytest.mark.slow
+def test_cvae_summary_scores_its_class_conditional_samples_and_real_data_on_the_same_scale(tiny_reference, tmp_path):
+    from test_cvae import tiny_cvae_config
+
+    cache, dataset, evaluator = tiny_reference
+    config = tiny_cvae_config(num_steps=20)
+    config.model.prior = "class"
+    config.sample_quality.enabled = True
+    config.sample_quality.classifier_dir = cache
+    summary = experiments_main.run(config, str(tmp_path))
+    assert summary["fid_floor"] == evaluator.floor["fid"] and summary["num_samples"] == 360
+    assert 0.0 <= summary["conditional_accuracy"] <= 1.0
+    # The scale: the classifier on the test images as the model sees them (dynamically binarised with the run's key).
+    logits, _ = evaluator.embed(data.test_images(config, dataset))
+    real = np.mean(np.argmax(logits, axis=1) == dataset.test_labels)
+    assert summary["conditional_accuracy_real"] == pytest.approx(real, abs=1e-12)
+    assert summary["conditional_accuracy_real"] > 0.5  # even a 60-step classifier reads binarised digits
