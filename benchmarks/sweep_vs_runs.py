@@ -5,7 +5,10 @@
 Both sides are complete commands as a user runs them (interpreter start, imports, data, compilation, training and
 the final evaluation), figures off on both; run in one invocation, on the same machine, one after the other.  The
 ratio `runs_s / sweep_s` is the point: the machine's load moves both.  Also reported: that every member's summary
-equals the single run's with the same seed (to float32 rounding of a vmapped program).
+equals the single run's with the same seed (to float32 rounding of a vmapped program), and how much of each side
+was the training loop itself (`training_loop_s`, from the runs' own metrics.jsonl: the steps over the steps/s each
+logged chunk measured, its first call's compilation included).  `runs_over_sweep_training_loop` = runs_s / the
+sweep's training loop is the ratio the sweep could reach if its start-up, evaluations and writes cost nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +35,20 @@ def timed(command: list[str]) -> float:
 def read_json(path: str) -> dict:
     with open(path) as f:
         return json.load(f)
+
+
+def training_loop_seconds(metrics_path: str) -> float:
+    """Seconds the training loop spent in its fused steps, from a run's metrics.jsonl: Σ (steps since the previous
+    logged step) / train/steps_per_sec over the train records (exact when every loop boundary is logged, as when
+    eval_every and checkpoint_every are multiples of log_every)."""
+    total, previous = 0.0, 0
+    with open(metrics_path) as f:
+        for line in f:
+            record = json.loads(line)
+            if "train/steps_per_sec" in record:
+                total += (record["step"] - previous) / record["train/steps_per_sec"]
+                previous = record["step"]
+    return total
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -62,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
             for key, value in single.items()
             if isinstance(value, float)
         ]
+    sweep_training = training_loop_seconds(f"{root}/sweep/members/{sweep['members'][0]['name']}/metrics.jsonl")
+    runs_training = [training_loop_seconds(f"{root}/run{seed}/metrics.jsonl") for seed in range(args.seeds)]
     from experiments import main as main_lib
 
     result = {
@@ -79,6 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
         "runs_s": sum(run_s),
         "run_s_each": run_s,
         "runs_over_sweep": sum(run_s) / sweep_s,
+        "sweep_training_loop_s": sweep_training,
+        "runs_training_loop_s": sum(runs_training),
+        "runs_over_sweep_training_loop": sum(run_s) / sweep_training,
         "largest_relative_summary_difference": max(differences) if differences else None,
     }
     print(json.dumps(result, indent=2))

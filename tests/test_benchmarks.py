@@ -105,3 +105,16 @@ def test_importing_the_benchmark_loads_no_plotting_or_dataset_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_sweep_vs_runs_reads_the_training_loop_time_from_the_logged_chunks(tmp_path):
+    from benchmarks import sweep_vs_runs
+
+    path = tmp_path / "metrics.jsonl"
+    records = [
+        {"step": 100, "train/loss": 1.0, "train/steps_per_sec": 50.0},  # 100 steps at 50/s: 2 s
+        {"step": 100, "eval/neg_elbo": 3.0},  # evaluations take no part
+        {"step": 300, "train/loss": 1.0, "train/steps_per_sec": 400.0},  # 200 steps at 400/s: 0.5 s
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert sweep_vs_runs.training_loop_seconds(str(path)) == pytest.approx(2.5)
