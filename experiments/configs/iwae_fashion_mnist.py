@@ -8,7 +8,7 @@
 Evaluated as `vae_mlp_fashion_mnist` is (test −ELBO, and the IWAE estimate of −log p(x) with k = 1,000), so the
 two compare row for row.
 
-Seed 0, k = 5 (2026-11-30, results/iwae_fashion_mnist_k5_seed0.json): test IWAE −log p(x) 117.28 nats
+Seed 0, k = 5 (2026-11-30, results/superseded/iwae_fashion_mnist_k5_seed0.json): test IWAE −log p(x) 117.28 nats
 against the VAE's 119.02, test −ELBO 130.68 against 126.72 (the bound is tighter, the ELBO looser);
 about 70 minutes on a shared 2-core machine (load ~12), k = 50 not run yet.  Seeds 0–2, k = 5, in one sweep
 (results/sweep_iwae_fashion_mnist_k5.json, 2026-12-01, 29.7 minutes for the three at load ~3, sample quality on):
