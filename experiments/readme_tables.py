@@ -291,7 +291,10 @@ def vae_table(records: list[dict]) -> str:
         elbo = with_spread(record, "test_neg_elbo", f"{field(record, 'summary', 'test_neg_elbo'):.2f}", "{:.2f}".format)
         iwae = summary.get("test_iwae_nll")
         iwae = ABSENT if iwae is None else with_spread(record, "test_iwae_nll", f"{iwae:.2f}", "{:.2f}".format)
-        cells = [f"`{name}`", record["where"], seeds_label(record), elbo, iwae]
+        label = f"`{name}`"
+        if config.get("objective") == "iwae":  # the training bound's k
+            label += f", k = {config['num_importance_samples']}"
+        cells = [label, record["where"], seeds_label(record), elbo, iwae]
         rows.append(((config["name"], seed, record["where"], record["source"]), [*cells, link(record["source"])]))
     header = ["config", "where", "seed", "test −ELBO", "test IWAE −log p(x)", "results file"]
     return markdown(header, [cells for _, cells in sorted(rows)])
@@ -329,10 +332,14 @@ def ae_pca_table(records: list[dict]) -> str:
 
 def model_name(record: dict) -> str:
     """A short name of the scored model, from its config: "VAE, MLP 500, 20-d latent", "GAN, MLP",
-    "conditional DCGAN, hinge + SN"; the accelerator appended when not measured on a CPU."""
+    "conditional DCGAN, hinge + SN", "VQ-VAE, conv 32-64, 128 codes, PixelCNN prior", "…, trained on IWAE k = 5";
+    the accelerator appended when not measured on a CPU."""
     family, model = field(record, "config", "family"), record["config"].get("model", {})
     architecture = model.get("architecture", "mlp")
-    if family == "gan":
+    if family == "vqvae":
+        widths = "-".join(str(width) for width in model.get("features", ()))
+        name = f"VQ-VAE, conv {widths}, {model.get('num_codes')} codes, PixelCNN prior"
+    elif family == "gan":
         name = "GAN, MLP" if architecture == "mlp" else architecture.upper()
         if model.get("conditional"):
             name = "conditional " + name
@@ -347,6 +354,8 @@ def model_name(record: dict) -> str:
         )
         if "latent_dim" in model:
             name += f", {model['latent_dim']}-d latent"
+        if record["config"].get("objective") == "iwae":
+            name += f", trained on IWAE k = {record['config']['num_importance_samples']}"
     return name if record["where"] == "CPU" else f"{name}, {record['where']}"
 
 
@@ -444,14 +453,6 @@ def score_cell(record: dict, name: str, style) -> str:
     return ABSENT if value is None else with_spread(record, name, style(value), style)
 
 
-def zoo_label(record: dict) -> str:
-    """The model of a zoo row: `model_name`, with the IWAE objective's k."""
-    name = model_name(record)
-    if record["config"].get("objective") == "iwae":
-        name += f", trained on IWAE k = {record['config']['num_importance_samples']}"
-    return name
-
-
 def zoo_key(record: dict) -> tuple[str, int]:
     """The zoo row of a record: its config's name and, for the IWAE objective, its k."""
     config = record["config"]
@@ -510,7 +511,7 @@ def zoo_table(records: list[dict]) -> str:
             fid += f" ({significant(field(record, 'summary', 'fid_floor'))})"
         rows.append(
             [
-                zoo_label(record),
+                model_name(record),
                 steps,
                 score_cell(record, "test_neg_elbo", "{:.2f}".format),
                 score_cell(record, "test_iwae_nll", "{:.2f}".format),

@@ -348,3 +348,14 @@ def test_wall_time_names_the_steps_a_resumed_command_trained():
     resumed["config"], resumed["source"] = {"num_steps": 20000}, "results/x.json"
     assert readme_tables.wall_time(resumed) == "13.0 min (load 4.3), steps 12,000–20,000 (resumed)"
     assert readme_tables.wall_time({"config": {}, "source": "results/old.json"}) == "—"
+
+
+def test_model_names_say_what_was_trained():
+    def named(family, model, **config):
+        return readme_tables.model_name({"config": {"family": family, "model": model, **config}, "where": "CPU"})
+
+    assert named("vae", {"hidden": [500], "latent_dim": 20}) == "VAE, MLP 500, 20-d latent"
+    iwae = named("vae", {"hidden": [500], "latent_dim": 20}, objective="iwae", num_importance_samples=50)
+    assert iwae == "VAE, MLP 500, 20-d latent, trained on IWAE k = 50"
+    vqvae = named("vqvae", {"features": [32, 64], "num_codes": 128, "embedding_dim": 16})
+    assert vqvae == "VQ-VAE, conv 32-64, 128 codes, PixelCNN prior"

@@ -6,7 +6,11 @@ from the prior.
 
     python -m experiments.main --config experiments/configs/vqvae_fashion_mnist.py --workdir runs/vqvae_fm
 
-Not yet measured at this length.  A shortened run, 2 epochs of the VQ-VAE and 1 of the prior, 2,000 scored samples:
+Seeds 0–2 in one sweep (`--sweep seed=0:3 --members_in_turn`; results/sweep_vqvae_fashion_mnist.json, 2026-12-01,
+85 minutes for the three on a 2-core machine shared with another training, about 5 of them paused): test MSE
+0.0142 ± 0.0004, −log p(x | z_q) 36.8 + prior 117.8 = test −ELBO 154.6 ± 5.0 nats, codebook perplexity 78.4 ± 6.4
+with all 128 codes used; 10,000 samples from the prior: classifier FID 38.7 ± 1.9 (floor 0.334), precision 0.107,
+recall 0.920.  A shortened run, 2 epochs of the VQ-VAE and 1 of the prior, 2,000 scored samples:
 
     python -m experiments.main --config experiments/configs/vqvae_fashion_mnist.py --workdir runs/vqvae_fm_short \
         --config.vq_steps=936 --config.num_steps=1404 --config.eval_every=468 --config.checkpoint_every=468 \
