@@ -20,6 +20,10 @@ from typing import Any
 
 # Orbax and JSON agree on lists, not tuples: signatures compare JSON-normalised values.
 _SIGNATURE_EXCLUDED = ("compute_dtype",)
+# Model fields added after runs were written, per family, with the value those runs had: a config.json without the
+# field reads as that value (`with_added_fields`) and the signature leaves the field out at that value, so the
+# older runs load and resume as before.
+ADDED_MODEL_FIELDS = {"cvae": {"prior": "standard"}}
 
 
 class ConfigError(ValueError):
@@ -270,8 +274,22 @@ def plain(value) -> Any:
 def signature(config, image_shape: tuple[int, ...], **extras) -> dict:
     """What a checkpoint must match to be resumed: the family, `config.model`, the image shape, and `extras` (facts
     about the state's structure, e.g. whether it keeps a parameter EMA).  JSON-able; written to model.json."""
-    model = {k: v for k, v in plain(config.model).items() if k not in _SIGNATURE_EXCLUDED}
+    added = ADDED_MODEL_FIELDS.get(config.family, {})
+    model = {
+        k: v
+        for k, v in plain(config.model).items()
+        if k not in _SIGNATURE_EXCLUDED and not (k in added and v == added[k])
+    }
     return {"family": config.family, "model": model, "image_shape": list(image_shape), **plain(extras)}
+
+
+def with_added_fields(stored: dict) -> dict:
+    """A run's stored config (config.json's dict, nested) with the model fields added since it was written
+    (`ADDED_MODEL_FIELDS`) at the value the run had."""
+    added = ADDED_MODEL_FIELDS.get(stored.get("family"), {})
+    if not added or not isinstance(stored.get("model"), dict):
+        return stored
+    return {**stored, "model": {**added, **stored["model"]}}
 
 
 def legacy_signature_differences(stored: dict, config, image_shape: tuple[int, ...], extras: dict) -> list[str]:

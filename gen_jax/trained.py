@@ -68,7 +68,7 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         stored = json.load(f)
     family = tasks.get(stored.get("family") or stored.get("model"))
     if "family" in stored:
-        config = config_lib.new_config(stored)
+        config = config_lib.new_config(config_lib.with_added_fields(stored))
     else:  # written before configs were nested
         if stored.get("model") == "vae" and "ema_decay" not in stored:
             stored["ema_decay"] = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none

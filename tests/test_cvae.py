@@ -1,6 +1,8 @@
 """The conditional VAE family (gen_jax/tasks/cvae.py, gen_jax/models/cvae.py): its KL is the Gaussian formula, the
 label conditions the decoder, and it trains, resumes bit for bit and draws its figures through experiments.main."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ from experiments import main as experiments_main
 from experiments.configs import cvae_digits
 from gen_jax import checkpoint, data, trained
 from gen_jax import config as config_lib
+from gen_jax import train as train_lib
 from gen_jax.tasks import cvae
 
 from conftest import read_jsonl, trees_equal
@@ -125,3 +128,24 @@ def test_bad_config_is_refused_before_compute(field, value, message, tmp_path):
     with pytest.raises(config_lib.ConfigError, match=message):
         experiments_main.run(tiny_cvae_config(**{field: value}), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_runs_from_before_the_prior_field_load_and_resume_and_the_class_prior_is_part_of_the_model(tmp_path):
+    old = tmp_path / "old"
+    experiments_main.run(tiny_cvae_config(num_steps=20), str(old))
+    assert "prior" not in json.loads((old / "model.json").read_text())["model"]  # as model.json was before
+    stored = json.loads((old / "config.json").read_text())
+    del stored["model"]["prior"]  # config.json as it was before the field existed
+    (old / "config.json").write_text(json.dumps(stored))
+    run = trained.load_run(str(old))
+    labels = run.dataset.test_labels[:4]
+    assert run.decode(run.encode(run.test_images[:4], labels), labels).shape == run.test_images[:4].shape
+    assert experiments_main.run(tiny_cvae_config(), str(old))["steps"] == 40  # resumed with today's config
+    new = tmp_path / "class_prior"
+    config = tiny_cvae_config(num_steps=20)
+    config.model.prior = "class"
+    experiments_main.run(config, str(new))
+    assert json.loads((new / "model.json").read_text())["model"]["prior"] == "class"
+    with pytest.raises(train_lib.WorkdirMismatchError, match="model.prior"):
+        experiments_main.run(tiny_cvae_config(), str(new))
