@@ -4,7 +4,8 @@
 #   - the whole throughput table (benchmarks.throughput --all), JSON + markdown;
 #   - the PyTorch peers side by side (--peers: CUDA graphs, bf16 autocast), JSON + markdown;
 #   - the Fashion-MNIST VAEs and the DCGAN trained through experiments.main on the GPU (the mesh's sharded jit
-#     path on one device), with their summaries and steps/s.
+#     path on one device), with their summaries and steps/s;
+#   - with SWEEPS_ONLY=1 instead: the sweep checks below and nothing else.
 # The GPU image lacks ml_collections and tensorboardX: carry them as wheels in .whl/, and Fashion-MNIST's IDX
 # files in data/fashion-mnist/ (both ignored by git).
 set -u
@@ -19,6 +20,25 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
   python3 -c "import jax, flax, optax, orbax.checkpoint as o; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
   date -u
 } 2>&1 | tee "$OUT/env.txt"
+
+# The sweep issue's GPU checks alone (SWEEPS_ONLY=1, one lease): 64 vae_mlp members as one vmapped population
+# against one fused model (target: members_speedup >= 20), then 3 seeds of each Fashion-MNIST GAN in one sweep
+# command each (the README's GAN rows as mean ± std; records under $OUT/results, scored by the classifier the run
+# trains on the GPU, so they form their own floor group in the sample-quality table).
+if [ -n "${SWEEPS_ONLY:-}" ]; then
+  timeout "${MEMBERS_TIMEOUT:-240}" python3 -m benchmarks.throughput --model vae_mlp --members "${MEMBERS:-64}" \
+    --members-in-turn --repeats 3 --json "$OUT/gpu_members_vae_mlp.json" 2>&1 | grep -v "^[WV][0-9]" | tail -20 \
+    | tee "$OUT/gpu_members.log"
+  mkdir -p "$OUT/results" /tmp/runs
+  for name in gan_fashion_mnist cgan_fashion_mnist; do
+    timeout "${SWEEP_TIMEOUT:-240}" python3 -m experiments.sweep --config "experiments/configs/$name.py" \
+      --workdir "/tmp/runs/sweep_$name" --sweep "seed=0:${SEEDS:-3}" --config.data_dir="${DATA_DIR:-data/fashion-mnist}" \
+      --record "$OUT/results/gpu_sweep_$name.json" "$@" > "/tmp/runs/sweep_$name.log" 2>&1
+    echo "$name exit=$?" | tee -a "$OUT/runs.txt"
+    tail -c 600 "/tmp/runs/sweep_$name.log" | tr '\r' '\n' | tail -4 >> "$OUT/runs.txt"
+  done
+  exit 0
+fi
 
 timeout "${BENCH_TIMEOUT:-200}" python3 -m benchmarks.throughput --all --json "$OUT/gpu_throughput.json" \
   --markdown "$OUT/gpu_throughput.md" 2>&1 | tail -40 | tee "$OUT/gpu_throughput.log"
