@@ -1,9 +1,12 @@
 """A class-conditional GAN that covers Fashion-MNIST (28×28×1): the recipe of cdcgan_hinge_sn_digits — one-hot
 labels into G, a projection discriminator, hinge loss, spectral normalisation in D, an EMA of G — at the image size
-of Fashion-MNIST, with G's learning rate and the step count chosen by measurement (results/cgan_fashion_mnist.json
-and the README's sample-quality table).
+of Fashion-MNIST, with G's learning rate and the step count chosen by measurement.  Seeds 0–2 in one sweep
+(results/sweep_cgan_fashion_mnist.json; 83.2 min on 2 CPU cores): FID 2.37 ± 0.03 (floor 0.334), precision
+0.738 ± 0.005, recall 0.591 ± 0.004 over 10,000 samples each (the README's sample-quality and model-zoo tables).
 
     python -m experiments.main --config experiments/configs/cgan_fashion_mnist.py --workdir runs/cgan_fm
+    python -m experiments.sweep --config experiments/configs/cgan_fashion_mnist.py \\
+        --workdir runs/sweep_cgan_fashion_mnist --sweep seed=0:3 --members_in_turn
 
 G: z (64) + one-hot label -> 7×7×128 -> 7×7×64 -> 14×14×32 -> 28×28×1; D: 28×28 -> 14×14×64 -> 7×7×128 -> projection.
 
@@ -22,7 +25,7 @@ Probes, 3,000 steps each, 10,000 samples (results/tuning/cgan_fashion_mnist_3000
 A generator that learns faster than its discriminator wins on every score; doubling G's widths gains little at
 1.8× the cost.  Trained longer, 10,000 samples: 12,000 steps FID 3.01, precision 0.726, recall 0.546
 (results/tuning/cgan_fashion_mnist_12000_steps.json); resumed to 20,000 steps FID 2.56, precision 0.731, recall 0.577
-(results/cgan_fashion_mnist.json).
+(seed 0; results/superseded/cgan_fashion_mnist.json).
 """
 
 from experiments.configs import cdcgan_hinge_sn_digits
