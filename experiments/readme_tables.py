@@ -291,9 +291,7 @@ def vae_table(records: list[dict]) -> str:
         elbo = with_spread(record, "test_neg_elbo", f"{field(record, 'summary', 'test_neg_elbo'):.2f}", "{:.2f}".format)
         iwae = summary.get("test_iwae_nll")
         iwae = ABSENT if iwae is None else with_spread(record, "test_iwae_nll", f"{iwae:.2f}", "{:.2f}".format)
-        label = f"`{name}`"
-        if config.get("objective") == "iwae":  # the training bound's k
-            label += f", k = {config['num_importance_samples']}"
+        label = f"`{name}`" if training_k(config) is None else f"`{name}`, k = {training_k(config)}"
         cells = [label, record["where"], seeds_label(record), elbo, iwae]
         rows.append(((config["name"], seed, record["where"], record["source"]), [*cells, link(record["source"])]))
     header = ["config", "where", "seed", "test −ELBO", "test IWAE −log p(x)", "results file"]
@@ -330,6 +328,11 @@ def ae_pca_table(records: list[dict]) -> str:
     return markdown(header, [cells for _, cells in sorted(rows)])
 
 
+def training_k(config: dict) -> int | None:
+    """The number of importance samples of a VAE trained on the IWAE bound; None for any other objective."""
+    return config["num_importance_samples"] if config.get("objective") == "iwae" else None
+
+
 def model_name(record: dict) -> str:
     """A short name of the scored model, from its config: "VAE, MLP 500, 20-d latent", "GAN, MLP",
     "conditional DCGAN, hinge + SN", "VQ-VAE, conv 32-64, 128 codes, PixelCNN prior", "…, trained on IWAE k = 5";
@@ -354,8 +357,8 @@ def model_name(record: dict) -> str:
         )
         if "latent_dim" in model:
             name += f", {model['latent_dim']}-d latent"
-        if record["config"].get("objective") == "iwae":
-            name += f", trained on IWAE k = {record['config']['num_importance_samples']}"
+        if training_k(record["config"]) is not None:
+            name += f", trained on IWAE k = {training_k(record['config'])}"
     return name if record["where"] == "CPU" else f"{name}, {record['where']}"
 
 
