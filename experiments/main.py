@@ -34,7 +34,7 @@ _RECORD = flags.DEFINE_string(
     "record",
     None,
     "Also write the run's results record here (results/<name>.json): the command, date, machine, versions, "
-    "resolved config and summary; the README's tables are made from these files (experiments/readme_tables.py).",
+    "resolved config and summary; docs/results.md's tables are made from these files (experiments/readme_tables.py).",
 )
 _RESUME_STEP = flags.DEFINE_integer(
     "resume_step",

@@ -1,13 +1,15 @@
-"""The README's three results tables, rendered from the results files: no number in them is typed by hand.
+"""The results page's tables (docs/results.md), rendered from the results files: no number in them is typed by hand.
 
-    python -m experiments.readme_tables            # rewrite the tables in README.md from the files
-    python -m experiments.readme_tables --check    # exit 1, one line per table, where README.md and the files differ
+    python -m experiments.readme_tables            # rewrite the tables in docs/results.md from the files
+    python -m experiments.readme_tables --check    # exit 1, one line per table, where the page and the files differ
 
 Sources: every run record `results/*.json` (written by `python -m experiments.main … --record results/<name>.json`:
 {command, date, machine, versions, config, summary}) and the H100 runs of 2026-11-27
 (`benchmarks/results/h100_2026-11-27_runs.json`; their machine and versions in `…_env.txt`, their commands in
-`benchmarks/gpu_session.sh`).  Each table sits in README.md between `<!-- table:<name> (experiments/readme_tables.py)
--->` and `<!-- /table:<name> -->`; each row's last column links the file its numbers come from.
+`benchmarks/gpu_session.sh`).  Each table sits in docs/results.md between `<!-- table:<name>
+(experiments/readme_tables.py) -->` and `<!-- /table:<name> -->`; each row's last column links the file its numbers
+come from (the link relative to the page, its text the path in the repository).  README.md holds no table: it links
+the page.
 
     vae             one row per VAE record: config, where (CPU or the GPU), seed, test −ELBO, test IWAE −log p(x)
 
@@ -16,6 +18,7 @@ of members that differ only in their seed: the mean ± standard deviation over t
     ae_pca          one row per (ae_vs_pca record, k): PCA, linear AE and AE test MSE, principal angles, λ_k/λ_(k+1)
     sample_quality  per data set, the floor (test vs train images; every record of the data set must agree on it),
                     then one row per record scored for sample quality
+    zoo             the model zoo on Fashion-MNIST: one row per (config, IWAE k) of `ZOO`
 
 The H100 file's DCGAN is not in the sample-quality table: it was scored by a classifier trained on the GPU, whose
 floor differs from the CPU classifier's, and the table compares models scored by one classifier per data set.
@@ -29,11 +32,12 @@ import glob
 import json
 import math
 import os
+import posixpath
 import re
 import shlex
 import sys
 
-README = "README.md"
+PAGE = "docs/results.md"  # the page that holds the tables, relative to the repository root
 RESULTS_GLOB = "results/*.json"
 GPU_RUNS = "benchmarks/results/h100_2026-11-27_runs.json"
 GPU_ENV = "benchmarks/results/h100_2026-11-27_env.txt"
@@ -240,7 +244,9 @@ def field(record: dict, *path: str):
 
 
 def link(source: str) -> str:
-    return f"[{source}]({source})"
+    """A Markdown link to `source` (a path in the repository) from the results page:
+    "[results/x.json](../results/x.json)"."""
+    return f"[{source}]({posixpath.relpath(source, posixpath.dirname(PAGE))})"
 
 
 def significant(x: float, digits: int = 3) -> str:
@@ -544,7 +550,7 @@ def zoo_table(records: list[dict]) -> str:
 
 
 def render_tables(records: list[dict]) -> dict[str, str]:
-    """{table name: its Markdown} for the README tables."""
+    """{table name: its Markdown} for the results page."""
     return {
         "vae": vae_table(records),
         "ae_pca": ae_pca_table(records),
@@ -553,7 +559,7 @@ def render_tables(records: list[dict]) -> dict[str, str]:
     }
 
 
-# The README's blocks.
+# The page's blocks.
 
 
 def block_pattern(name: str) -> re.Pattern:
@@ -562,32 +568,32 @@ def block_pattern(name: str) -> re.Pattern:
     )
 
 
-def read_blocks(readme: str, readme_name: str = README) -> dict[str, str]:
-    """{table name: the table between its markers in `readme`}; a one-line error for a missing marker."""
+def read_blocks(page: str, page_name: str = PAGE) -> dict[str, str]:
+    """{table name: the table between its markers in `page`}; a one-line error for a missing marker."""
     blocks = {}
     for name in TABLES:
-        match = block_pattern(name).search(readme)
+        match = block_pattern(name).search(page)
         if match is None:
             raise TableError(
-                f"{readme_name} has no '<!-- table:{name} (experiments/readme_tables.py) -->' … "
+                f"{page_name} has no '<!-- table:{name} (experiments/readme_tables.py) -->' … "
                 f"'<!-- /table:{name} -->' block"
             )
         blocks[name] = match.group(2).strip("\n")
     return blocks
 
 
-def replace_blocks(readme: str, tables: dict[str, str], readme_name: str = README) -> str:
-    """`readme` with each table's block replaced by `tables[name]` (a blank line either side)."""
-    read_blocks(readme, readme_name)
+def replace_blocks(page: str, tables: dict[str, str], page_name: str = PAGE) -> str:
+    """`page` with each table's block replaced by `tables[name]` (a blank line either side)."""
+    read_blocks(page, page_name)
     for name, table in tables.items():
-        readme = block_pattern(name).sub(lambda m, t=table: f"{m.group(1)}\n{t}\n\n{m.group(3)}", readme, count=1)
-    return readme
+        page = block_pattern(name).sub(lambda m, t=table: f"{m.group(1)}\n{t}\n\n{m.group(3)}", page, count=1)
+    return page
 
 
-def check(readme: str, tables: dict[str, str], name: str = README) -> list[str]:
-    """One line per table whose block in `readme` (called `name` in the lines) differs from its rendering from the
+def check(page: str, tables: dict[str, str], name: str = PAGE) -> list[str]:
+    """One line per table whose block in `page` (called `name` in the lines) differs from its rendering from the
     files; [] when all agree."""
-    blocks = read_blocks(readme, name)
+    blocks = read_blocks(page, name)
     return [
         f"{name}: table {table} differs from its results files; run python -m experiments.readme_tables"
         for table in TABLES
@@ -597,26 +603,28 @@ def check(readme: str, tables: dict[str, str], name: str = README) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.readme_tables", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare README.md with the files; change nothing")
-    parser.add_argument("--root", default=".", help="the repository root (holding README.md, results/, benchmarks/)")
-    parser.add_argument("--readme", default=None, help="the README to check or rewrite (default: <root>/README.md)")
+    parser.add_argument("--check", action="store_true", help=f"compare {PAGE} with the files; change nothing")
+    parser.add_argument("--root", default=".", help="the repository root (holding docs/, results/, benchmarks/)")
+    parser.add_argument(
+        "--page", "--readme", default=None, help=f"the page to check or rewrite (default: <root>/{PAGE})"
+    )
     args = parser.parse_args(argv)
-    path = os.path.normpath(args.readme or os.path.join(args.root, README))
+    path = os.path.normpath(args.page or os.path.join(args.root, PAGE))
     try:
         with open(path) as f:
-            readme = f.read()
+            page = f.read()
         records = load_records(args.root)
         tables = render_tables(records)
         if args.check:
-            differences = check(readme, tables, path)
+            differences = check(page, tables, path)
             for line in differences:
                 print(line, file=sys.stderr)
             return 1 if differences else 0
-        updated = replace_blocks(readme, tables, path)
+        updated = replace_blocks(page, tables, path)
     except (TableError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if updated != readme:
+    if updated != page:
         with open(path, "w") as f:
             f.write(updated)
     print(f"{path}: {', '.join(TABLES)} tables from {len(records)} records")

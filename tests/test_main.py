@@ -1,6 +1,6 @@
-"""The contract of `python -m experiments.main`, as the README states it: every mistake it lists is reported in one
-line (no traceback) with exit status 2 before any training step, and nothing in the workdir changes; a finished run
-re-evaluates and redraws."""
+"""The contract of `python -m experiments.main`, as docs/reliability.md states it: every mistake it lists is reported
+in one line (no traceback) with exit status 2 before any training step, and nothing in the workdir changes; a
+finished run re-evaluates and redraws."""
 
 import ast
 import contextlib

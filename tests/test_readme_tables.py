@@ -1,5 +1,7 @@
-"""The README's results tables are what experiments/readme_tables.py renders from the committed results files, a
-number changed by hand is caught, and the rendering is right on small records built here."""
+"""The results page's tables (docs/results.md) are what experiments/readme_tables.py renders from the committed
+results files, a number changed by hand is caught, and the rendering is right on small records built here; the
+README fits a screen and links the pages it moved its detail to, every link of the three pages resolves,
+docs/reliability.md names tests that exist, and the throughput rows of benchmarks/README.md are their files' numbers."""
 
 import json
 import os
@@ -69,22 +71,22 @@ def table_rows(table: str) -> list[str]:
     return table.splitlines()[2:]
 
 
-# (a) The README and the committed files agree.
+# (a) The results page and the committed files agree.
 
 
-def readme_text() -> str:
-    with open(os.path.join(REPO_ROOT, "README.md")) as f:
+def page_text() -> str:
+    with open(os.path.join(REPO_ROOT, readme_tables.PAGE)) as f:
         return f.read()
 
 
-def test_readme_tables_are_rendered_from_the_results_files():
+def test_results_tables_are_rendered_from_the_results_files():
     tables = readme_tables.render_tables(readme_tables.load_records(REPO_ROOT))
-    assert readme_tables.check(readme_text(), tables) == []
+    assert readme_tables.check(page_text(), tables) == []
 
 
 def test_check_reports_a_number_changed_by_hand():
     tables = readme_tables.render_tables(readme_tables.load_records(REPO_ROOT))
-    agreeing = readme_tables.replace_blocks(readme_text(), tables)
+    agreeing = readme_tables.replace_blocks(page_text(), tables)
     assert readme_tables.check(agreeing, tables) == []
     block = readme_tables.read_blocks(agreeing)["vae"]
     first_row = table_rows(block)[0]
@@ -93,7 +95,7 @@ def test_check_reports_a_number_changed_by_hand():
     edited = agreeing.replace(first_row, edited_row, 1)
     assert edited != agreeing
     assert readme_tables.check(edited, tables) == [
-        "README.md: table vae differs from its results files; run python -m experiments.readme_tables"
+        "docs/results.md: table vae differs from its results files; run python -m experiments.readme_tables"
     ]
 
 
@@ -120,9 +122,9 @@ def test_vae_rows_sorted_by_config_then_seed_with_and_without_iwae(tmp_path):
         },
     )
     assert table_rows(readme_tables.vae_table(records)) == [
-        "| `vae_a` | H200 | 0 | 23.46 | — | [results/a_gpu.json](results/a_gpu.json) |",
-        "| `vae_b` | CPU | 0 | 126.81 | 119.06 | [results/b_seed0.json](results/b_seed0.json) |",
-        "| `vae_b` | CPU | 1 | 126.24 | — | [results/b_seed1.json](results/b_seed1.json) |",
+        "| `vae_a` | H200 | 0 | 23.46 | — | [results/a_gpu.json](../results/a_gpu.json) |",
+        "| `vae_b` | CPU | 0 | 126.81 | 119.06 | [results/b_seed0.json](../results/b_seed0.json) |",
+        "| `vae_b` | CPU | 1 | 126.24 | — | [results/b_seed1.json](../results/b_seed1.json) |",
     ]
 
 
@@ -149,13 +151,13 @@ def test_a_sweep_gives_one_row_per_group_with_mean_and_std_over_its_seeds(tmp_pa
     records = write(tmp_path, {"sweep": sweep_record(vae_config("vae_s", beta=1.0), members)})
     assert [(r["config"]["beta"], r["seeds"]) for r in records] == [(1.0, [0, 1, 2]), (2.0, [0, 1, 2])]
     assert table_rows(readme_tables.vae_table(records)) == [
-        "| `vae_s` | CPU | 0–2 (3) | 21.33 ± 1.53 | — | [results/sweep.json](results/sweep.json) |",
-        "| `vae_s` | CPU | 0–2 (3) | 31.00 ± 1.73 | — | [results/sweep.json](results/sweep.json) |",
+        "| `vae_s` | CPU | 0–2 (3) | 21.33 ± 1.53 | — | [results/sweep.json](../results/sweep.json) |",
+        "| `vae_s` | CPU | 0–2 (3) | 31.00 ± 1.73 | — | [results/sweep.json](../results/sweep.json) |",
     ]
     quality = table_rows(readme_tables.sample_quality_table(records))
     assert quality[1] == (
         "| | VAE, MLP 256-128, 8-d latent | `vae_s`, 100, seeds 0–2 (3) | 11.0 ± 1.00 | 8.00 ± 0 | 0.600 ± 0.000 | "
-        "0.700 ± 0.000 | [results/sweep.json](results/sweep.json) |"
+        "0.700 ± 0.000 | [results/sweep.json](../results/sweep.json) |"
     )
     assert "| 0.700 ± 0.000 | 0.700 ± 0.000 |" in quality[2]
 
@@ -172,7 +174,7 @@ def test_ae_vs_pca_rows(tmp_path):
         "pca_eigenvalue_ratio": [1.1812, 1.0049],
     }
     records = write(tmp_path, {"ae_vs_pca_digits": record({"family": "ae", "name": "ae_vs_pca"}, summary)})
-    link = "[results/ae_vs_pca_digits.json](results/ae_vs_pca_digits.json)"
+    link = "[results/ae_vs_pca_digits.json](../results/ae_vs_pca_digits.json)"
     assert table_rows(readme_tables.ae_pca_table(records)) == [
         f"| digits | 2 | 0.05456 | 0.05456 | 1.0000 | 0.04192 | 0.09, 0.13 | 1.18 | {link} |",
         f"| digits | 32 | 0.00275 | 0.00273 | 0.9955 | 0.00234 | 0.04, 10.9 | 1.005 | {link} |",
@@ -193,13 +195,13 @@ def test_sample_quality_floor_once_per_data_set_then_one_row_per_record(tmp_path
     )
     assert table_rows(readme_tables.sample_quality_table(records)) == [
         "| digits (360) | floor: test vs train images | – | 8.58 | 9.44 | 0.883 | 0.936 | "
-        "[results/vae.json](results/vae.json), [results/cdcgan.json](results/cdcgan.json), "
-        "[results/gan.json](results/gan.json) |",
+        "[results/vae.json](../results/vae.json), [results/cdcgan.json](../results/cdcgan.json), "
+        "[results/gan.json](../results/gan.json) |",
         "| | VAE, MLP 256-128, 8-d latent | `vae_digits`, 100 | 21.1 | 7.67 | 0.758 | 0.783 | "
-        "[results/vae.json](results/vae.json) |",
+        "[results/vae.json](../results/vae.json) |",
         "| | conditional DCGAN, hinge + SN | `cdcgan`, 100 | 4.51 | 9.74 | 0.958 | 0.772 | "
-        "[results/cdcgan.json](results/cdcgan.json) |",
-        "| | GAN, MLP | `gan_digits`, 10,000 | 10.4 | 8.21 | 0.800 | 0.906 | [results/gan.json](results/gan.json) |",
+        "[results/cdcgan.json](../results/cdcgan.json) |",
+        "| | GAN, MLP | `gan_digits`, 10,000 | 10.4 | 8.21 | 0.800 | 0.906 | [results/gan.json](../results/gan.json) |",
     ]
 
 
@@ -227,14 +229,22 @@ def test_scores_of_another_classifier_get_a_floor_row_of_their_own(tmp_path):
     assert "gan_b.json" not in rows[0] and "gan_b.json" in rows[3]
 
 
-def test_a_damaged_results_file_is_one_line_and_the_readme_is_left_alone(tmp_path, capsys):
+def copy_page(root) -> pathlib.Path:
+    """The committed results page, copied to `root`/docs/results.md."""
+    page = root / readme_tables.PAGE
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(page_text())
+    return page
+
+
+def test_a_damaged_results_file_is_one_line_and_the_page_is_left_alone(tmp_path, capsys):
     write(tmp_path, {"gan_a": record(gan_config("gan_a"), scores(10.4, 8.21, 0.8, 0.9))})
     (tmp_path / "results" / "gan_b.json").write_text('{"config": {"name": ')
-    (tmp_path / "README.md").write_text(readme_text())
+    page = copy_page(tmp_path)
     assert readme_tables.main(["--root", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "gan_b.json: not valid JSON" in error
-    assert (tmp_path / "README.md").read_text() == readme_text()
+    assert page.read_text() == page_text()
 
 
 def zoo_config(name: str, family: str, **config) -> dict:
@@ -277,17 +287,14 @@ def test_zoo_one_row_per_model_from_its_best_record_and_empty_rows_for_the_missi
 
 def test_rewrite_then_check_agrees_and_keeps_the_text_around_the_tables(tmp_path, capsys):
     write(tmp_path, {"vae": record(vae_config(), {"test_neg_elbo": 23.0, **scores(21.1, 7.67, 0.758, 0.783)})})
-    readme = tmp_path / "README.md"
-    readme.write_text(readme_text())
+    page = copy_page(tmp_path)
     assert readme_tables.main(["--root", str(tmp_path), "--check"]) == 1
     assert len(capsys.readouterr().err.splitlines()) == len(readme_tables.TABLES)  # one line per table
     assert readme_tables.main(["--root", str(tmp_path)]) == 0
     assert readme_tables.main(["--root", str(tmp_path), "--check"]) == 0
     outside = r"<!-- table:(\w+) \(experiments/readme_tables\.py\) -->\n.*?<!-- /table:\1 -->"
-    assert re.sub(outside, "", readme.read_text(), flags=re.DOTALL) == re.sub(
-        outside, "", readme_text(), flags=re.DOTALL
-    )
-    assert "| `vae_digits` | CPU | 0 | 23.00 | — | [results/vae.json](results/vae.json) |" in readme.read_text()
+    assert re.sub(outside, "", page.read_text(), flags=re.DOTALL) == re.sub(outside, "", page_text(), flags=re.DOTALL)
+    assert "| `vae_digits` | CPU | 0 | 23.00 | — | [results/vae.json](../results/vae.json) |" in page.read_text()
 
 
 def test_damaged_results_file_is_one_line_naming_it(tmp_path):
@@ -297,21 +304,35 @@ def test_damaged_results_file_is_one_line_naming_it(tmp_path):
         readme_tables.load_records(str(tmp_path))
 
 
-def test_the_readme_throughput_rows_are_their_results_files_numbers():
-    """The README's H100 throughput table is hand-laid (one run of benchmarks/gpu_session.sh), so each row is
-    checked against the file it links: steps/s, baseline steps/s, the two speed-ups."""
-    readme = (pathlib.Path(REPO_ROOT) / "README.md").read_text()
-    block = readme[readme.index("| model | precision | batch | fused steps/s") :].split("\n\n", 1)[0]
-    rows = [line.split("|")[1:-1] for line in block.splitlines()[2:]]
+BENCHMARKS_README = pathlib.Path(REPO_ROOT) / "benchmarks" / "README.md"
+
+
+def benchmark_table(header: str) -> list[list[str]]:
+    """The rows of the table in benchmarks/README.md whose header starts with `header`, as stripped cells."""
+    text = BENCHMARKS_README.read_text()
+    block = text[text.index(header) :].split("\n\n", 1)[0]
+    return [[cell.strip().strip("*") for cell in line.split("|")[1:-1]] for line in block.splitlines()[2:]]
+
+
+def benchmark_entries(cell: str) -> list[dict]:
+    """The entries of the results file a row names: a link relative to benchmarks/, or a `name` in
+    benchmarks/results/.  `--all` writes a list, `--model` one record."""
+    if "](" in cell:
+        path = BENCHMARKS_README.parent / cell[cell.index("](") + 2 : cell.index(")")]
+    else:
+        path = BENCHMARKS_README.parent / "results" / cell.strip("`")
+    entries = json.loads(path.read_text())
+    return entries if isinstance(entries, list) else [entries]
+
+
+def test_the_h100_throughput_rows_are_their_results_files_numbers():
+    """benchmarks/README.md's H100 throughput table is hand-laid (one run of benchmarks/gpu_session.sh), so each row
+    is checked against the file it names: steps/s, baseline steps/s, the two speed-ups."""
+    rows = benchmark_table("| model | precision | batch | fused steps/s")
     assert len(rows) == 10
-    for model, precision, batch, fused, baseline, speedup, versus_plain, source in (
-        [cell.strip().strip("*") for cell in row] for row in rows
-    ):
-        path = pathlib.Path(REPO_ROOT) / source[source.index("(") + 1 : source.index(")")]
-        entries = json.loads(path.read_text())
-        entries = entries if isinstance(entries, list) else [entries]
+    for model, precision, batch, fused, baseline, speedup, versus_plain, source in rows:
         name = model.split(" ")[0]
-        (entry,) = [e for e in entries if e["model"] == name and e["precision"] == precision]
+        (entry,) = [e for e in benchmark_entries(source) if e["model"] == name and e["precision"] == precision]
         assert int(batch) == entry["batch_size"]
         assert fused.strip("*") == f"{entry['steps_per_s']:,.0f}"
         assert baseline == f"{entry['baseline_steps_per_s']:,.0f}"
@@ -321,26 +342,61 @@ def test_the_readme_throughput_rows_are_their_results_files_numbers():
         assert versus_plain.strip("*") == expected, (model, precision)
 
 
-def test_the_readme_peer_rows_are_their_results_files_numbers():
-    """The README's side-by-side table with PyTorch is hand-laid from one `throughput --all --peers` run, so each
-    row is checked against the file it links: the three ms/step and the two speed-ups."""
-    readme = (pathlib.Path(REPO_ROOT) / "README.md").read_text()
-    block = readme[readme.index("| model | precision | batch | JAX fused ms/step") :].split("\n\n", 1)[0]
-    rows = [line.split("|")[1:-1] for line in block.splitlines()[2:]]
+def test_the_peer_rows_are_their_results_files_numbers():
+    """benchmarks/README.md's side-by-side table with PyTorch is hand-laid from one `throughput --all --peers` run,
+    so each row is checked against the file it links: the three ms/step and the two speed-ups."""
+    rows = benchmark_table("| model | precision | batch | JAX fused ms/step")
     assert rows
-    for model, precision, batch, fused, eager, compiled, versus_eager, versus_compiled, source in (
-        [cell.strip().strip("*") for cell in row] for row in rows
-    ):
-        path = pathlib.Path(REPO_ROOT) / source[source.index("(") + 1 : source.index(")")]
-        entries = json.loads(path.read_text())
-        entries = entries if isinstance(entries, list) else [entries]  # --all writes a list, --model one record
-        (entry,) = [e for e in entries if e["model"] == model and e["precision"] == precision]
+    for model, precision, batch, fused, eager, compiled, versus_eager, versus_compiled, source in rows:
+        (entry,) = [e for e in benchmark_entries(source) if e["model"] == model and e["precision"] == precision]
         assert int(batch) == entry["batch_size"]
         assert fused == f"{entry['ms_per_step']:,.2f}"
         assert eager == f"{entry['torch_eager_ms_per_step']:,.2f}"
         assert compiled == f"{entry['torch_compiled_ms_per_step']:,.2f}"
         assert versus_eager.strip("*") == f"{entry['speedup_vs_torch_eager']:.2f}×"
         assert versus_compiled.strip("*") == f"{entry['speedup_vs_torch_compiled']:.2f}×"
+
+
+# (c) The README fits a screen; the pages it links to hold the detail, and their links resolve.
+
+README_MAX_LINES = 250
+PAGES = ("README.md", "docs/results.md", "docs/reliability.md")
+
+
+def test_the_readme_fits_a_screen_and_links_the_detail():
+    readme = (pathlib.Path(REPO_ROOT) / "README.md").read_text()
+    assert len(readme.splitlines()) <= README_MAX_LINES
+    for page in ("docs/results.md", "docs/reliability.md", "benchmarks/README.md"):
+        assert f"]({page})" in readme, page
+    assert "<!-- table:" not in readme  # the generated tables live on the results page only
+    assert "make demo" in readme and "make test" in readme
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_relative_link_and_image_resolves(page):
+    """Every link and image of the page that is not a URL names a file or folder that exists (relative to the
+    page); the figures under docs/ keep working from the page that shows them."""
+    path = pathlib.Path(REPO_ROOT) / page
+    targets = re.findall(r"\]\(([^)\s]+)\)", path.read_text())
+    assert targets
+    missing = [
+        target
+        for target in targets
+        if not target.startswith(("http://", "https://", "#")) and not (path.parent / target.split("#", 1)[0]).exists()
+    ]
+    assert missing == []
+
+
+def test_reliability_names_tests_that_exist_and_every_guarantee_names_one():
+    text = (pathlib.Path(REPO_ROOT) / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`tests/(\w+\.py)::(\w+)`", text)
+    assert len(named) >= 20
+    for file, test in named:
+        source = pathlib.Path(REPO_ROOT) / "tests" / file
+        assert source.exists(), file
+        assert re.search(rf"^def {test}\(", source.read_text(), re.MULTILINE), f"{file}::{test}"
+    guarantees = re.split(r"\n(?=- )", text)[1:]
+    assert guarantees and all("`tests/" in guarantee for guarantee in guarantees)
 
 
 def test_wall_time_names_the_steps_a_resumed_command_trained():
