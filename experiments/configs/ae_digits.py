@@ -3,7 +3,7 @@ makes it the linear AutoEncoder, `--config.model.architecture=conv` convolutiona
 
     python -m experiments.main --config experiments/configs/ae_digits.py --workdir runs/ae_digits
 
-About a minute on 2 CPU cores; its test MSE per pixel is in the README's AutoEncoder table (k = 8 row, "AE").
+About a minute on 2 CPU cores; its test MSE per pixel is in docs/results.md's AutoEncoder table (k = 8 row, "AE").
 """
 
 from gen_jax.tasks import ae

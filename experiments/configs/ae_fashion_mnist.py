@@ -5,7 +5,7 @@ with a deterministic 20-D code and no prior: the reconstruction the VAE's KL ter
     python -m experiments.sweep --config experiments/configs/ae_fashion_mnist.py --workdir runs/ae_fm --sweep seed=0:3
 
 Seeds 0–2 in that one command (results/sweep_ae_fashion_mnist.json): test MSE 0.0338 ± 0.0001 per pixel, test
-Bernoulli loss 88.05 ± 0.28 nats; 5.4 minutes for the three on the shared 2-core machine (the README's model-zoo
+Bernoulli loss 88.05 ± 0.28 nats; 5.4 minutes for the three on the shared 2-core machine (docs/results.md's model-zoo
 table).
 """
 

@@ -5,7 +5,7 @@
 Digits by default (about 2 minutes on 2 CPU cores); `--config.dataset=fashion_mnist` runs the same comparison on
 Fashion-MNIST (about 3 minutes).  Give a trained VAE run (`--config.vae_workdir=<run>`) to add its latent space to
 the 2-D embedding figure.  Result: the linear AE's test error is 0.994–1.001 times PCA's at every k on both data sets
-(results/ae_vs_pca_digits.json, results/ae_vs_pca_fashion_mnist.json; the README's table).
+(results/ae_vs_pca_digits.json, results/ae_vs_pca_fashion_mnist.json; docs/results.md's table).
 """
 
 from gen_jax.tasks import ae

@@ -1,10 +1,10 @@
 """A stronger GAN on the 8×8 digits: class-conditional DCGAN (one-hot labels into G, a projection discriminator),
 hinge loss and spectral normalisation in D (Miyato et al. 2018), no dropout.  Same data, batch, optimiser and EMA as
-gan_digits, so the two rows of the README's table differ only in the model and the loss.
+gan_digits, so the two rows of docs/results.md's table differ only in the model and the loss.
 
     python -m experiments.main --config experiments/configs/cdcgan_hinge_sn_digits.py --workdir runs/cdcgan
 
-About 10-15 minutes on 2 shared CPU cores; scores in the README's sample-quality table.
+About 10-15 minutes on 2 shared CPU cores; scores in docs/results.md's sample-quality table.
 """
 
 from experiments.configs import gan_digits

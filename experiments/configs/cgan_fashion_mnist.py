@@ -2,7 +2,7 @@
 labels into G, a projection discriminator, hinge loss, spectral normalisation in D, an EMA of G — at the image size
 of Fashion-MNIST, with G's learning rate and the step count chosen by measurement.  Seeds 0–2 in one sweep
 (results/sweep_cgan_fashion_mnist.json; 83.2 min on 2 CPU cores): FID 2.37 ± 0.03 (floor 0.334), precision
-0.738 ± 0.005, recall 0.591 ± 0.004 over 10,000 samples each (the README's sample-quality and model-zoo tables).
+0.738 ± 0.005, recall 0.591 ± 0.004 over 10,000 samples each (docs/results.md's sample-quality and model-zoo tables).
 
     python -m experiments.main --config experiments/configs/cgan_fashion_mnist.py --workdir runs/cgan_fm
     python -m experiments.sweep --config experiments/configs/cgan_fashion_mnist.py \\

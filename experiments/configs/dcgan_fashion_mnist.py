@@ -6,7 +6,7 @@ Dropout 0.3) -> Dense 1; non-saturating loss, Adam 1e-4 for both, batch 256, z ~
 
 The default budget, 200 steps (under one epoch), takes 6 to 15 minutes on 2 shared CPU cores.  The tutorial trains
 50 epochs: --config.num_steps=11700 --config.eval_every=1170, about a minute of training on one H100.  Both rows
-are in the README's sample-quality table.
+are in docs/results.md's sample-quality table.
 """
 
 from gen_jax.tasks import gan

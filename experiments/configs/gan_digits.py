@@ -5,7 +5,7 @@
 
 About 2 minutes on 2 CPU cores (the reference classifier, trained once, adds a minute); seed 0: classifier FID 11.6
 against a floor of 8.6, precision 0.775, recall 0.944 (results/superseded/gan_digits.json); seeds 0–2 in one sweep:
-FID 12.9 ± 2.8, precision 0.789, recall 0.925 (results/sweep_gan_digits.json; the README's sample-quality table).
+FID 12.9 ± 2.8, precision 0.789, recall 0.925 (results/sweep_gan_digits.json; docs/results.md's sample-quality table).
 """
 
 from gen_jax.tasks import gan

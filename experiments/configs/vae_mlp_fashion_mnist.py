@@ -5,7 +5,7 @@ batch 128, 10 epochs (4,680 steps).
 
 About 8 minutes on 2 CPU cores (training under two minutes; the rest is the final IWAE with k = 1,000); test
 −ELBO 126.72 / 126.24 / 126.83 nats for seeds 0 / 1 / 2, IWAE 119.02 for seed 0
-(results/vae_mlp_fashion_mnist_seed{0,1,2}.json; the README's VAE table).
+(results/vae_mlp_fashion_mnist_seed{0,1,2}.json; docs/results.md's VAE table).
 """
 
 from gen_jax.tasks import vae
