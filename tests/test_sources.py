@@ -1,8 +1,11 @@
-"""Specifications for gen_jax/data/sources.py: named data sets -> arrays, and the package's public names."""
+"""Specifications for gen_jax/data/sources.py and its readers (dataset.py, fashion_mnist.py, tfds_source.py): named
+data sets -> arrays, and the package's public names."""
 
 import gzip
+import importlib
 import io
 import os
+import pkgutil
 import time
 import types
 
@@ -12,7 +15,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from gen_jax import data
-from gen_jax.data import batching, sources
+from gen_jax.data import sources
 
 from conftest import idx_bytes, requires_fashion_mnist
 
@@ -271,11 +274,15 @@ def test_unknown_name_lists_what_is_known(tmp_path):
 # --- the package -------------------------------------------------------------------------------------
 
 
-def test_package_reexports_the_public_names_of_both_modules():
-    """`from gen_jax import data` is the interface: every public name of sources and batching is on it."""
+def test_package_reexports_the_public_names_of_its_modules():
+    """`from gen_jax import data` is the interface: every public name of every module in the package is on it."""
+    modules = [importlib.import_module(f"gen_jax.data.{m.name}") for m in pkgutil.iter_modules(data.__path__)]
+    assert {"batching", "dataset", "fashion_mnist", "sources", "tfds_source"} <= {
+        m.__name__.split(".")[-1] for m in modules
+    }
     defined = {
         name: value
-        for module in (sources, batching)
+        for module in modules
         for name, value in vars(module).items()
         if not name.startswith("_")
         and not isinstance(value, types.ModuleType)

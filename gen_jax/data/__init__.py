@@ -1,8 +1,10 @@
-"""Named image data sets as in-memory arrays (`sources`), and batches drawn on the device from a key (`batching`).
+"""Named image data sets as in-memory arrays, and batches drawn on the device from a key.
 
-Everything public in both modules is re-exported here, so callers write ``from gen_jax import data`` and
-``data.load_dataset(...)``, ``data.get_batch(...)``. Module-level settings such as
-``FASHION_MNIST_SYSTEM_DIR`` are read where they are defined: patch ``gen_jax.data.sources``, not this package.
+`sources` says which name is read from where (`load_dataset`); `dataset` is the `Dataset` type and its checks;
+`fashion_mnist` and `tfds_source` are the readers; `batching` draws the batches. Everything public in these
+modules is re-exported here, so callers write ``from gen_jax import data`` and ``data.load_dataset(...)``,
+``data.get_batch(...)``. Module-level settings such as ``FASHION_MNIST_SYSTEM_DIR`` are read where they are
+defined: patch ``gen_jax.data.sources``, not this package.
 """
 
 from gen_jax.data.batching import (
@@ -16,16 +18,10 @@ from gen_jax.data.batching import (
     preprocess,
     test_images,
 )
-from gen_jax.data.sources import (
-    FASHION_MNIST_CLASS_NAMES,
-    FASHION_MNIST_FILES,
-    FASHION_MNIST_SYSTEM_DIR,
-    Dataset,
-    DatasetUnavailableError,
-    center_crop_resize,
-    load_dataset,
-    read_idx,
-)
+from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize
+from gen_jax.data.fashion_mnist import FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_FILES, read_fashion_mnist, read_idx
+from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, load_dataset
+from gen_jax.data.tfds_source import load_tfds
 
 __all__ = [
     "BINARIZATIONS",
@@ -42,7 +38,9 @@ __all__ = [
     "get_batch",
     "test_images",
     "load_dataset",
+    "load_tfds",
     "permute",
     "preprocess",
+    "read_fashion_mnist",
     "read_idx",
 ]

@@ -1,0 +1,114 @@
+"""The `Dataset` every loader returns: a labelled image set in host memory, checked against its contract when it is
+made, and the one resize (`center_crop_resize`) every loader applies when asked for square images.
+
+Neighbours: `sources.py` (`load_dataset`), `fashion_mnist.py` and `tfds_source.py` build Datasets; `batching.py`
+turns their arrays into batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import PIL.Image
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: `==` on numpy fields would be ambiguous
+class Dataset:
+    """A labelled image data set held in host memory, checked on construction.
+
+    Attributes:
+      name: what `load_dataset` was called with.
+      train_images: f32[N, H, W, C], values in [0, 1].
+      train_labels: i32[N], in [0, num_classes).
+      test_images: f32[M, H, W, C], values in [0, 1].
+      test_labels: i32[M].
+      num_classes: number of classes; 1 for data sets without labels (labels are then all 0).
+      class_names: one name per class.
+      attribute_names: per-image binary attributes (CelebA's 40); empty where there are none.
+      train_attributes: bool[N, A] or None.
+      test_attributes: bool[M, A] or None.
+    """
+
+    name: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    num_classes: int
+    class_names: tuple[str, ...]
+    attribute_names: tuple[str, ...] = ()
+    train_attributes: np.ndarray | None = None
+    test_attributes: np.ndarray | None = None
+
+    def __post_init__(self):
+        _validate(self)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one image."""
+        return tuple(int(d) for d in self.train_images.shape[1:])
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A named data set cannot be read here; the message says every way to provide it."""
+
+
+def _validate(ds: Dataset) -> None:
+    """Raises ValueError naming the data set and field when `ds` breaks the `Dataset` contract."""
+    where = f"Data set {ds.name!r}"
+    if ds.num_classes < 1 or len(ds.class_names) != ds.num_classes:
+        raise ValueError(f"{where}: num_classes={ds.num_classes} but {len(ds.class_names)} class_names.")
+    for split, images, labels, attributes in (
+        ("train", ds.train_images, ds.train_labels, ds.train_attributes),
+        ("test", ds.test_images, ds.test_labels, ds.test_attributes),
+    ):
+        if images.ndim != 4 or images.dtype != np.float32:
+            raise ValueError(
+                f"{where}: {split}_images must be f32[N, H, W, C]; got {images.dtype}{list(images.shape)}."
+            )
+        if images.shape[0] == 0:
+            raise ValueError(f"{where}: the {split} split is empty.")
+        if images.shape[1:] != ds.train_images.shape[1:]:
+            raise ValueError(
+                f"{where}: train and test images differ in shape: {ds.train_images.shape[1:]} vs {images.shape[1:]}."
+            )
+        lo, hi = float(images.min()), float(images.max())
+        if not (lo >= 0.0 and hi <= 1.0):
+            raise ValueError(f"{where}: {split}_images must lie in [0, 1]; found [{lo}, {hi}].")
+        if labels.shape != images.shape[:1] or labels.dtype != np.int32:
+            raise ValueError(
+                f"{where}: {split}_labels must be i32[{images.shape[0]}] (one per image); "
+                f"got {labels.dtype}{list(labels.shape)}."
+            )
+        if labels.min() < 0 or labels.max() >= ds.num_classes:
+            raise ValueError(
+                f"{where}: {split}_labels must lie in [0, {ds.num_classes}); found [{labels.min()}, {labels.max()}]."
+            )
+        if ds.attribute_names:
+            want = (images.shape[0], len(ds.attribute_names))
+            if attributes is None or attributes.shape != want or attributes.dtype != np.bool_:
+                got = None if attributes is None else f"{attributes.dtype}{list(attributes.shape)}"
+                raise ValueError(f"{where}: {split}_attributes must be bool{list(want)}; got {got}.")
+        elif attributes is not None:
+            raise ValueError(f"{where}: {split}_attributes given but attribute_names is empty.")
+
+
+def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Centre-crops f32[H, W, C] to a square and resizes it to f32[size, size, C].
+
+    Bilinear interpolation (PIL, which widens the filter when shrinking, so it also antialiases).
+    Values in [0, 1] stay in [0, 1].
+    """
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = np.asarray(image[top : top + side, left : left + side], np.float32)
+    if side == size:
+        return square
+    channels = [
+        np.asarray(PIL.Image.fromarray(square[..., c], mode="F").resize((size, size), PIL.Image.Resampling.BILINEAR))
+        for c in range(square.shape[-1])
+    ]
+    # Clip: float rounding in the filter can step a hair outside [0, 1].
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0)
