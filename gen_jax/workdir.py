@@ -1,0 +1,263 @@
+"""The run's directory: who may write it (the lock), whether the run in it is this model (config and signature),
+and its files: metrics.jsonl and TensorBoard (`MetricsLog`), rewound on resume (`rewind_metrics`), and JSON written
+whole or not at all (`write_json`).
+
+Every write is process 0's (`is_chief`); the other processes of a multi-host run share the directory.  Neighbours:
+`train.py` (the loop that calls these), `checkpoint.py` (the checkpoints inside the directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import socket
+import time
+
+import jax
+import numpy as np
+
+from gen_jax import config as config_lib
+
+
+class WorkdirMismatchError(ValueError):
+    """The workdir holds a run of a different model; nothing in it was changed."""
+
+
+class WorkdirBusyError(RuntimeError):
+    """Another process is running in the workdir; the message names it, and nothing in the workdir was changed."""
+
+
+class WorkdirWriteError(RuntimeError):
+    """A file of the run (metrics.jsonl, summary.json, …) could not be written: full disk, no permission."""
+
+
+# Held (fcntl.flock) by process 0 of the run working in a workdir, and holding its pid, host and start time.
+LOCK_FILE = "lock.json"
+# Where `train(resume_step=N)` moves the checkpoints after N (never deleted).
+SET_ASIDE_DIR = "checkpoints_set_aside"
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+    """Holds `<workdir>/lock.json` while the block runs, so that two runs never write one workdir.
+
+    Process 0 takes an exclusive advisory `fcntl.flock` on the file (creating the workdir if needed) and writes
+    its pid, host and start time into it; the other processes of the same multi-host run share the workdir and
+    take nothing.  The kernel releases a flock when its holder exits, SIGKILL included, so a lock file left by a
+    killed run never blocks the next one: it is taken over.  The file is removed when the block ends.
+
+    Raises:
+      WorkdirBusyError: another process holds the lock: one line naming it (pid, host, start time), before
+        anything in the workdir was read or written.
+      WorkdirWriteError: the lock file cannot be written (read-only or full file system).
+    """
+    if not is_chief():
+        yield
+        return
+    path = os.path.join(workdir, LOCK_FILE)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        fd = _acquire_lock(path)
+    except OSError as error:  # a read-only or full file system, no permission
+        raise write_error(path, error) from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # the workdir may have been moved, or its file system made read-only
+            os.unlink(path)  # while still holding it, so no one else can have taken this file
+        os.close(fd)
+
+
+def _acquire_lock(path: str) -> int:
+    """An open, flocked descriptor of `path` holding this process's description; WorkdirBusyError if held."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise WorkdirBusyError(
+                f"{os.path.dirname(path)} is in use by another run ({holder}); nothing in it was changed. Wait for "
+                "that run to end, or stop it, then run again."
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed that file between our open and our lock: take the new one
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+    return fd
+
+
+def _lock_holder(fd: int) -> str:
+    """'pid 123 on host h, started …' from a held lock file (its holder writes it just after locking)."""
+    for _ in range(20):
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+            return f"pid {holder['pid']} on host {holder['host']}, started {holder['started']}"
+        except (ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return "a process that has not yet written who it is"
+
+
+def is_chief() -> bool:
+    """Whether this is process 0, the one that writes the run's files."""
+    return jax.process_index() == 0
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes `payload` to `path` as indented JSON (NumPy and JAX scalars and arrays as lists), then renames it
+    into place, so a killed process never leaves half a file where a whole one was; WorkdirWriteError if it
+    cannot."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as error:
+        raise write_error(path, error) from None
+
+
+def write_error(path: str, error: OSError) -> WorkdirWriteError:
+    """The one-line error for a run file that could not be written."""
+    return WorkdirWriteError(
+        f"{path} could not be written ({error.strerror or error}); the checkpoints are intact. Free space (or make "
+        "the directory writable), then run the same command again to resume."
+    )
+
+
+def rewind_metrics(path: str, step: int) -> None:
+    """Keeps the records of `path` (metrics.jsonl) with step <= `step`, the step a run resumes from, so that the
+    steps it logs again appear once.  Rewritten whole and renamed into place; a line cut short by a kill is
+    dropped; an absent file is left absent."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.writelines(kept)
+            os.replace(tmp, path)
+        except OSError as error:
+            raise write_error(path, error) from None
+
+
+def _json_default(value):
+    if isinstance(value, (np.generic, jax.Array)):
+        return np.asarray(value).tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def prepare_workdir(workdir: str, config_dict: dict, task) -> None:
+    """Creates the workdir, or checks that the run already in it is of the same model, before any compute.
+
+    The model signature is kept in `<workdir>/model.json`; a different one is an error that names each field,
+    and nothing in the workdir is written.  A model.json written before configs were nested (flat fields) is
+    compared field by field in today's shape (`config.legacy_signature_differences`) and left as it is.  `task`:
+    the run's `train.Task` (its `signature` is what is kept and compared).
+    """
+    signature_path = os.path.join(workdir, "model.json")
+    if os.path.exists(signature_path):
+        with open(signature_path) as f:
+            stored = json.load(f)
+        _check_signature(workdir, stored, config_dict, task)
+    elif os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(os.path.join(workdir, "checkpoints")):
+        raise WorkdirMismatchError(
+            f"{workdir}/checkpoints holds checkpoints but no model.json says which model wrote them; "
+            "they are left untouched. Choose a new --workdir."
+        )
+    if not is_chief():
+        return
+    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
+    if not os.path.exists(signature_path):
+        write_json(signature_path, task.signature)
+    config_path = os.path.join(workdir, "config.json")
+    # On resume the config is rewritten only once the checkpoint has been restored (`train`), so a refused
+    # resume leaves the workdir as it was.
+    if not os.path.exists(config_path):
+        write_json(config_path, config_dict)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"model": {"hidden": [32]}} -> {"model.hidden": [32]}."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_signature(workdir: str, stored: dict, config_dict: dict, task) -> None:
+    """WorkdirMismatchError (one line naming each differing field) unless `stored` (the workdir's model.json)
+    matches the task's signature."""
+    wanted = config_lib.plain(task.signature)
+    if "model" in stored or "model" not in wanted:
+        stored_flat, wanted_flat = _flatten(stored), _flatten(wanted)
+        differing = sorted(k for k in set(stored_flat) | set(wanted_flat) if stored_flat.get(k) != wanted_flat.get(k))
+        shown = {k: (stored_flat.get(k), wanted_flat.get(k)) for k in differing}
+    else:  # a model.json written before configs were nested
+        config = config_lib.new_config(config_dict)
+        extras = {k: v for k, v in wanted.items() if k not in ("family", "model", "image_shape")}
+        differing = config_lib.legacy_signature_differences(stored, config, tuple(wanted["image_shape"]), extras)
+        now = {**wanted["model"], **wanted, "dataset": config.get("dataset")}
+        shown = {k: (stored.get(k), now.get(k)) for k in differing}
+    if differing:
+        fields = "; ".join(f"{k}: workdir has {old!r}, config asks for {new!r}" for k, (old, new) in shown.items())
+        raise WorkdirMismatchError(
+            f"{workdir} holds a run of a different model ({fields}); nothing in it was changed. Resume with the "
+            "config that run used, or choose a new --workdir."
+        )
+
+
+class MetricsLog:
+    """metrics.jsonl and TensorBoard, written by process 0 only.  `start`: the step the run starts from; TensorBoard
+    hides what an earlier, interrupted process logged after it (`purge_step`), as `rewind_metrics` drops it from
+    metrics.jsonl."""
+
+    def __init__(self, workdir: str, start: int = 0):
+        self.enabled = is_chief()
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self.tensorboard = None
+        if self.enabled:
+            from tensorboardX import SummaryWriter  # writes event files without TensorFlow
+
+            events = os.path.join(workdir, "tensorboard")
+            resumed = os.path.isdir(events) and bool(os.listdir(events))
+            self.tensorboard = SummaryWriter(events, purge_step=start + 1 if resumed else None)
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"step": step, **values}, default=_json_default) + "\n")
+        except OSError as error:
+            raise write_error(self.path, error) from None
+        for name, value in values.items():
+            self.tensorboard.add_scalar(name, value, step)
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
