@@ -4,6 +4,10 @@ Nothing here knows about models or JAX. Callers (``experiments/main.py``, ``metr
 first and pass plain arrays; this module only lays them out. That keeps every figure testable in
 milliseconds and reusable for any model family.
 
+This module lays images out: grids of samples, reconstructions, the latent manifold, interpolations, edit rows
+and GIFs. Plots of numbers (latent scatters, curves, the run's metrics) are `plots.py`'s, re-exported here, so
+``figures.save_*`` names every figure; both draw through `canvas.py`.
+
 Conventions:
   * Images are ``f32[N, H, W, C]`` with values in [0, 1] and ``C`` = 1 (grey) or 3 (RGB). Values outside
     [0, 1] are clipped, not rescaled, so a decoder that overshoots shows as saturated rather than as a
@@ -20,24 +24,40 @@ Neighbours: ``metrics.py`` computes the numbers shown by ``save_curves``; ``repo
 from __future__ import annotations
 
 import math
-import numbers
-import os
 import pathlib
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
 
-PathLike = str | os.PathLike
+from gen_jax.canvas import PathLike, mosaic_figure, save
+from gen_jax.plots import (
+    loss_curves_figure,
+    save_curves,
+    save_embeddings_side_by_side,
+    save_latent_scatter,
+    save_loss_curves,
+)
+
+__all__ = [
+    "loss_curves_figure",
+    "manifold_latents",
+    "save_curves",
+    "save_edit_rows",
+    "save_embeddings_side_by_side",
+    "save_gif",
+    "save_image_grid",
+    "save_interpolations",
+    "save_latent_scatter",
+    "save_loss_curves",
+    "save_manifold_grid",
+    "save_reconstructions",
+    "tile_images",
+]
 
 # Separator and empty-cell value in mosaics. White: the data sets we show (MNIST-like digits) are mostly
 # black, so a white line keeps neighbouring tiles apart.
 _PAD_VALUE = 1.0
-# Inches per mosaic pixel: a 28-px tile comes out about 0.8 in wide, so a 10-column grid is ~8 in.
-_INCHES_PER_PIXEL = 0.8 / 28
-_MIN_INCHES, _MAX_INCHES = 2.0, 20.0
-_DPI = 100
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -123,77 +143,6 @@ def manifold_latents(n: int, extent_quantile: float = 0.95) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Matplotlib helpers
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _new_figure(width_in: float, height_in: float) -> Figure:
-    """A pyplot-free figure of the given aspect, its longest side scaled into [_MIN_INCHES, _MAX_INCHES]."""
-    longest = max(width_in, height_in, 1e-9)
-    scale = min(max(1.0, _MIN_INCHES / longest), _MAX_INCHES / longest)
-    return Figure(figsize=(width_in * scale, height_in * scale), dpi=_DPI)
-
-
-def _save(fig: Figure, path: PathLike) -> pathlib.Path:
-    """Writes ``fig`` to ``path`` (creating parents) and releases its memory."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight", facecolor="white")
-    # A pyplot-free Figure is not in any registry, so there is nothing to close; clearing drops the
-    # artists' references to the (possibly large) image arrays right away rather than at garbage collection.
-    fig.clear()
-    return path
-
-
-def _show_mosaic(ax, mosaic: np.ndarray) -> None:
-    """Draws an f32[h, w, C] mosaic pixel-exact (no smoothing), grey maps to a fixed 0..1 grey scale."""
-    if mosaic.shape[-1] == 1:
-        ax.imshow(mosaic[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    else:
-        ax.imshow(mosaic, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-
-
-def _label_tiles(ax, tile_hw, rows: int, cols: int, row_labels=None, col_labels=None) -> None:
-    """Puts row labels on the left and column labels on top, centred on the tiles of a mosaic."""
-    h, w = tile_hw
-    if row_labels is not None:
-        row_labels = list(row_labels)
-        if len(row_labels) != rows:
-            raise ValueError(f"row_labels has {len(row_labels)} entries but the grid has {rows} rows.")
-        ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(rows)])
-        ax.set_yticklabels([str(s) for s in row_labels])
-        ax.tick_params(axis="y", length=0)
-    if col_labels is not None:
-        col_labels = list(col_labels)
-        if len(col_labels) != cols:
-            raise ValueError(f"col_labels has {len(col_labels)} entries but the grid has {cols} columns.")
-        ax.xaxis.tick_top()
-        ax.set_xticks([c * (w + 1) + (w - 1) / 2 for c in range(cols)])
-        ax.set_xticklabels([str(s) for s in col_labels])
-        ax.tick_params(axis="x", length=0)
-
-
-def _mosaic_figure(
-    mosaic: np.ndarray, title=None, tile_hw=None, rows=0, cols=0, row_labels=None, col_labels=None
-) -> Figure:
-    """One-axes figure showing a mosaic at ~_INCHES_PER_PIXEL, with optional tile labels and title."""
-    hm, wm = mosaic.shape[:2]
-    fig = _new_figure(wm * _INCHES_PER_PIXEL, hm * _INCHES_PER_PIXEL)
-    ax = fig.add_axes((0, 0, 1, 1))
-    _show_mosaic(ax, mosaic)
-    if row_labels is not None or col_labels is not None:
-        _label_tiles(ax, tile_hw, rows, cols, row_labels, col_labels)
-    if title:
-        # ax.set_title (not suptitle): matplotlib lifts an axes title above top tick labels (column labels).
-        ax.set_title(title)
-    return fig
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Image figures
 # ----------------------------------------------------------------------------------------------------------
 
@@ -223,8 +172,8 @@ def save_image_grid(
     cols = min(int(ncols), x.shape[0])
     rows = math.ceil(x.shape[0] / cols)
     mosaic = tile_images(x, cols)
-    fig = _mosaic_figure(mosaic, title, x.shape[1:3], rows, cols, row_labels, col_labels)
-    return _save(fig, path)
+    fig = mosaic_figure(mosaic, title, x.shape[1:3], rows, cols, row_labels, col_labels)
+    return save(fig, path)
 
 
 def save_reconstructions(
@@ -258,8 +207,8 @@ def save_reconstructions(
     interleaved = np.concatenate([x, y], axis=1).reshape(-1, *x.shape[3:])  # [chunks*2*cols, H, W, C]
     mosaic = tile_images(interleaved, cols)
     row_labels = ["input", "recon."] * chunks
-    fig = _mosaic_figure(mosaic, title, x.shape[3:5], 2 * chunks, cols, row_labels=row_labels)
-    return _save(fig, path)
+    fig = mosaic_figure(mosaic, title, x.shape[3:5], 2 * chunks, cols, row_labels=row_labels)
+    return save(fig, path)
 
 
 def save_manifold_grid(
@@ -281,7 +230,7 @@ def save_manifold_grid(
     x = _as_images(decoded, "decoded")
     if x.shape[0] != n * n:
         raise ValueError(f"decoded has {x.shape[0]} images; expected n*n = {n * n} (from manifold_latents(n)).")
-    fig = _mosaic_figure(tile_images(x, n), title)
+    fig = mosaic_figure(tile_images(x, n), title)
     if extent_quantile is not None:
         ax = fig.axes[0]
         h, w = x.shape[1:3]
@@ -294,7 +243,15 @@ def save_manifold_grid(
         ax.set_yticklabels([f"{z[i * n, 1]:.2f}" for i in idx])
         ax.set_xlabel("z₁")
         ax.set_ylabel("z₂")
-    return _save(fig, path)
+    return save(fig, path)
+
+
+def _image_rows(rows, name: str, axes: str) -> np.ndarray:
+    """Rows of images as f32[R, S, H, W, C] (``axes`` names R and S in the message), or ValueError naming ``name``."""
+    x = np.asarray(rows, dtype=np.float32)
+    if x.ndim != 5:
+        raise ValueError(f"{name} must have shape [{axes}, H, W, C]; got {x.shape}.")
+    return x
 
 
 def save_interpolations(path: PathLike, strips, title: str | None = None) -> pathlib.Path:
@@ -308,12 +265,10 @@ def save_interpolations(path: PathLike, strips, title: str | None = None) -> pat
     Returns:
       ``path`` as a ``pathlib.Path``.
     """
-    s = np.asarray(strips, dtype=np.float32)
-    if s.ndim != 5:
-        raise ValueError(f"strips must have shape [P, S, H, W, C]; got {s.shape}.")
+    s = _image_rows(strips, "strips", "P, S")
     p, steps = s.shape[:2]
-    fig = _mosaic_figure(tile_images(s.reshape(p * steps, *s.shape[2:]), steps), title)
-    return _save(fig, path)
+    fig = mosaic_figure(tile_images(s.reshape(p * steps, *s.shape[2:]), steps), title)
+    return save(fig, path)
 
 
 def _format_alpha(a: float) -> str:
@@ -337,227 +292,14 @@ def save_edit_rows(
     Returns:
       ``path`` as a ``pathlib.Path``.
     """
-    r = np.asarray(rows, dtype=np.float32)
-    if r.ndim != 5:
-        raise ValueError(f"rows must have shape [R, A, H, W, C]; got {r.shape}.")
+    r = _image_rows(rows, "rows", "R, A")
     n_rows, n_alpha = r.shape[:2]
     alphas = list(alphas)
     if len(alphas) != n_alpha:
         raise ValueError(f"got {len(alphas)} alphas for {n_alpha} columns in rows {r.shape}.")
     mosaic = tile_images(r.reshape(n_rows * n_alpha, *r.shape[2:]), n_alpha)
-    fig = _mosaic_figure(mosaic, title, r.shape[2:4], n_rows, n_alpha, row_labels, [_format_alpha(a) for a in alphas])
-    return _save(fig, path)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Latent-space scatter plots
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _scatter(ax, z: np.ndarray, labels, class_names=None):
-    """Scatters f32[N, 2] points coloured by integer class; returns (handles, names) for a legend.
-
-    Up to 20 classes get distinct qualitative colours and a legend; more than that get a continuous colour
-    map and no legend (a 100-entry legend is unreadable).
-    """
-    z = np.asarray(z, dtype=np.float32)
-    if z.ndim != 2 or z.shape[1] != 2:
-        raise ValueError(f"z must have shape [N, 2]; got {z.shape}. Project to 2-D first (e.g. PCA).")
-    # Small points, some transparency: MNIST-sized sets have 10k points that would otherwise hide each other.
-    size = float(np.clip(2e4 / max(len(z), 1), 2, 30))
-    if labels is None:
-        ax.scatter(z[:, 0], z[:, 1], s=size, alpha=0.6, linewidths=0)
-        return [], []
-    labels = np.asarray(labels).reshape(-1)
-    if labels.shape[0] != z.shape[0]:
-        raise ValueError(f"labels has {labels.shape[0]} entries but z has {z.shape[0]} points.")
-    classes = np.unique(labels)
-    if len(classes) > 20:
-        ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="viridis", s=size, alpha=0.6, linewidths=0)
-        return [], []
-    cmap = "tab10" if len(classes) <= 10 else "tab20"
-    import matplotlib  # Local: only the colour-map registry is needed, not pyplot.
-
-    colours = matplotlib.colormaps[cmap]
-    handles, names = [], []
-    for i, k in enumerate(classes):
-        m = labels == k
-        handles.append(ax.scatter(z[m, 0], z[m, 1], s=size, alpha=0.6, linewidths=0, color=colours(i)))
-        if class_names is not None and isinstance(k, numbers.Integral) and 0 <= int(k) < len(class_names):
-            names.append(str(class_names[int(k)]))
-        else:
-            names.append(str(k))
-    return handles, names
-
-
-def save_latent_scatter(
-    path: PathLike, z, labels, class_names: Sequence[str] | None = None, title: str | None = None
-) -> pathlib.Path:
-    """Saves a 2-D latent scatter coloured by class, with a legend.
-
-    Args:
-      path: output PNG path.
-      z: f32[N, 2] latent codes (means, for a VAE).
-      labels: int[N] class ids, or None for one colour.
-      class_names: names indexed by class id; default the ids themselves.
-      title: axes title.
-
-    Returns:
-      ``path`` as a ``pathlib.Path``.
-    """
-    fig = Figure(figsize=(6, 5), dpi=_DPI)
-    ax = fig.add_subplot()
-    handles, names = _scatter(ax, z, labels, class_names)
-    if handles:
-        ax.legend(handles, names, loc="center left", bbox_to_anchor=(1.01, 0.5), markerscale=2, frameon=False)
-    ax.set_xlabel("z₁")
-    ax.set_ylabel("z₂")
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
-
-
-def save_embeddings_side_by_side(
-    path: PathLike,
-    embeddings: Mapping[str, np.ndarray],
-    labels,
-    class_names: Sequence[str] | None = None,
-    title: str | None = None,
-) -> pathlib.Path:
-    """Saves one 2-D scatter panel per method (e.g. PCA, AE, VAE) with a shared legend.
-
-    Each panel keeps its own axis limits: the methods' coordinates are not comparable, only the cluster
-    structure is.
-
-    Args:
-      path: output PNG path.
-      embeddings: panel title -> f32[N, 2], all for the same N examples in the same order.
-      labels: int[N] class ids shared by all panels, or None.
-      class_names: names indexed by class id.
-      title: figure title.
-
-    Returns:
-      ``path`` as a ``pathlib.Path``.
-    """
-    if not embeddings:
-        raise ValueError("embeddings is empty; pass at least one name -> f32[N, 2] entry.")
-    k = len(embeddings)
-    fig = Figure(figsize=(4 * k, 4), dpi=_DPI)
-    axes = fig.subplots(1, k, squeeze=False)[0]
-    handles, names = [], []
-    for ax, (name, z) in zip(axes, embeddings.items()):
-        handles, names = _scatter(ax, z, labels, class_names)
-        ax.set_title(str(name))
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if handles:
-        fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2, frameon=False)
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Curves
-# ----------------------------------------------------------------------------------------------------------
-
-
-def save_curves(
-    path: PathLike,
-    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
-    xlabel: str,
-    ylabel: str,
-    title: str | None = None,
-    logy: bool = False,
-) -> pathlib.Path:
-    """Saves line plots with markers, one line per named curve (e.g. reconstruction error vs k).
-
-    Args:
-      path: output PNG path.
-      curves: legend name -> (xs f32[M], ys f32[M]); M may differ between curves.
-      xlabel, ylabel: axis labels (put the units in them).
-      title: axes title.
-      logy: log-scale y axis.
-
-    Returns:
-      ``path`` as a ``pathlib.Path``.
-    """
-    fig = Figure(figsize=(6, 4), dpi=_DPI)
-    ax = fig.add_subplot()
-    for name, (xs, ys) in curves.items():
-        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-        if xs.shape != ys.shape:
-            raise ValueError(f"curve {name!r}: xs {xs.shape} and ys {ys.shape} must have the same shape.")
-        ax.plot(xs, ys, marker="o", markersize=4, label=str(name))
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3)
-    if len(curves) > 1:
-        ax.legend()
-    if title:
-        ax.set_title(title)
-    return _save(fig, path)
-
-
-def _is_number(v) -> bool:
-    """True for ints and floats (numpy included), False for bools: a flag is not a curve."""
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-
-
-def save_loss_curves(
-    path: PathLike, records: Sequence[Mapping], keys: Sequence[str] | None = None, step_key: str = "step"
-) -> pathlib.Path:
-    """Saves ``loss_curves_figure(records, keys, step_key)`` to ``path`` (PNG) and returns it as a ``pathlib.Path``."""
-    return _save(loss_curves_figure(records, keys, step_key), path)
-
-
-def loss_curves_figure(records: Sequence[Mapping], keys: Sequence[str] | None = None, step_key: str = "step") -> Figure:
-    """One subplot per metric against the step, from records as read by ``report.read_metrics``.
-
-    Train and eval metrics are logged at different cadences, so each key is plotted from only the records
-    that carry it (and a step).
-
-    Args:
-      records: dicts such as ``{"step": 100, "train/loss": 93.1, "eval/neg_elbo": 95.0}``.
-      keys: metrics to plot, one subplot each (titled by the key); default every numeric key except ``step_key``,
-        in the order first seen.  A key no record carries gets a panel with no line and the text "no data".
-      step_key: the x-axis key.
-
-    Returns:
-      The figure (one visible axis per key, in order).
-    """
-    if keys is None:
-        keys = []
-        for rec in records:
-            for k, v in rec.items():
-                if k != step_key and k not in keys and _is_number(v):
-                    keys.append(k)
-    keys = list(keys)
-    if not keys:
-        raise ValueError(
-            f"no numeric metrics to plot in {len(records)} records (other than {step_key!r}); "
-            "check the metrics file is the right one and the run logged at least one step."
-        )
-    cols = min(3, len(keys))
-    rows = math.ceil(len(keys) / cols)
-    fig = Figure(figsize=(4 * cols, 3 * rows), dpi=_DPI, layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, key in zip(axes, keys):
-        pts = [(r[step_key], r[key]) for r in records if _is_number(r.get(step_key)) and _is_number(r.get(key))]
-        if pts:
-            xs, ys = zip(*pts)
-            # Markers only when sparse: eval points every few thousand steps would otherwise be invisible.
-            ax.plot(xs, ys, marker="o" if len(pts) <= 30 else None, markersize=3)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(key)
-        ax.set_xlabel(step_key)
-        ax.grid(True, alpha=0.3)
-    for ax in axes[len(keys) :]:
-        ax.set_visible(False)
-    return fig
+    fig = mosaic_figure(mosaic, title, r.shape[2:4], n_rows, n_alpha, row_labels, [_format_alpha(a) for a in alphas])
+    return save(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------------------

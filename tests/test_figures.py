@@ -1,4 +1,5 @@
-"""Tests for gen_jax/figures.py: every figure writes a readable image; layouts and grids are exact."""
+"""Tests for gen_jax/figures.py (and the plots.py it re-exports): every figure writes a readable image; layouts and
+grids are exact."""
 
 import numpy as np
 import pytest
