@@ -200,33 +200,22 @@ def vq_terms(model: vqvae.VQVAE, likelihood: str, params, x: jax.Array):
     return terms, z_e, indices
 
 
-def make_train_step(
-    model: vqvae.VQVAE,
-    prior: vqvae.PixelCNNPrior,
-    tx: optax.GradientTransformation,
-    prior_tx: optax.GradientTransformation,
-    *,
-    likelihood: str,
-    vq_steps: int,
-    codebook_update: str,
-    codebook_decay: float,
-    commitment_cost: float,
-    dead_code_steps: int,
-    binarization: str,
-):
-    """train_step(state, batch, key) -> (state, metrics): a VQ-VAE update while step < vq_steps, else a prior update.
+def make_train_steps(model: vqvae.VQVAE, prior: vqvae.PixelCNNPrior, tx, prior_tx, config) -> tuple:
+    """(vq_step, prior_step), each train_step(state, batch, key) -> (state, metrics): a VQ-VAE update (stage 1) and
+    a prior update on the frozen VQ-VAE's codes (stage 2).  The task runs them as its phases, switching at
+    config.vq_steps on the host.
 
     Metrics (scalars, batch means; the same in both stages): loss (the stage's objective: vq_loss, then prior_nll),
     vq_loss, recon_nll, mse, codebook_loss, commitment_loss, perplexity (exp of the entropy of the batch's code
     usage), prior_nll (nats per image over the code grid, of the batch's codes under the current prior) and
     grad_norm (of the stage's update).  The key binarises the batch ("dynamic") and draws dead-code replacements.
     """
-    num_codes = model.num_codes
+    num_codes, likelihood, update_rule = model.num_codes, config.model.likelihood, config.codebook_update
 
     def vq_loss(params, x):
         terms, z_e, indices = vq_terms(model, likelihood, params, x)
-        per_example = terms["recon_nll"] + commitment_cost * terms["commitment_loss"]
-        if codebook_update == "loss":
+        per_example = terms["recon_nll"] + config.commitment_cost * terms["commitment_loss"]
+        if update_rule == "loss":
             per_example = per_example + terms["codebook_loss"]
         return jnp.mean(per_example), (terms, z_e, indices)
 
@@ -247,19 +236,7 @@ def make_train_step(
         (loss, (terms, z_e, indices)), grads = jax.value_and_grad(vq_loss, has_aux=True)(state.params, x)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        z_flat, flat = z_e.reshape(-1, z_e.shape[-1]), indices.reshape(-1)
-        codebook, ema = params["codebook"], state.codebook_ema
-        if codebook_update == "ema":
-            ema, codebook = ema_codebook(ema, z_flat, flat, codebook_decay)
-        unused = jnp.where(vqvae.code_counts(flat, num_codes) > 0, 0, state.unused_steps + 1)
-        if dead_code_steps:
-            codebook, dead = reset_dead_codes(codebook, unused, z_flat, key, dead_code_steps)
-            unused = jnp.where(dead, 0, unused)
-            if codebook_update == "ema":  # the reset code restarts its averages from its new value
-                ema = {
-                    "counts": jnp.where(dead, 1.0, ema["counts"]),
-                    "sums": jnp.where(dead[:, None], codebook, ema["sums"]),
-                }
+        codebook, ema, unused = update_codebook(state, params["codebook"], z_e, indices, key, config)
         state = state.replace(
             step=state.step + 1,
             params={**params, "codebook": codebook},
@@ -281,14 +258,42 @@ def make_train_step(
         )
         return state, report(nll, loss, terms, indices, nll, grads)
 
-    def train_step(state: VQVAEState, batch: dict, key: jax.Array):
-        binarize_key, reset_key = jax.random.split(key)
-        x = batch["image"]
-        if binarization == "dynamic":
-            x = data.dynamic_binarize(binarize_key, x)
-        return jax.lax.cond(state.step < vq_steps, vq_stage, prior_stage, state, x, reset_key)
+    def step_of(stage):
+        def train_step(state: VQVAEState, batch: dict, key: jax.Array):
+            binarize_key, reset_key = jax.random.split(key)
+            x = batch["image"]
+            if config.binarization == "dynamic":
+                x = data.dynamic_binarize(binarize_key, x)
+            return stage(state, x, reset_key)
 
-    return train_step
+        return train_step
+
+    return step_of(vq_stage), step_of(prior_stage)
+
+
+def update_codebook(state: VQVAEState, codebook, z_e, indices, key, config) -> tuple:
+    """(codebook f32[K, D], codebook_ema, unused_steps i32[K]) after one stage-1 step: the EMA update (under
+    codebook_update="ema"; under "loss" `codebook` has moved with the optimizer), then the dead codes' reset to
+    encoder outputs of the batch, whose averages restart from their new value.
+
+    Args:
+      codebook: the codebook after the optimizer's update; z_e: f32[B, h, w, D] the batch's encoder outputs;
+      indices: i32[B, h, w] their codes; key: the reset's draws.
+    """
+    z_flat, flat = z_e.reshape(-1, z_e.shape[-1]), indices.reshape(-1)
+    ema = state.codebook_ema
+    if config.codebook_update == "ema":
+        ema, codebook = ema_codebook(ema, z_flat, flat, config.codebook_decay)
+    unused = jnp.where(vqvae.code_counts(flat, codebook.shape[0]) > 0, 0, state.unused_steps + 1)
+    if config.dead_code_steps:
+        codebook, dead = reset_dead_codes(codebook, unused, z_flat, key, config.dead_code_steps)
+        unused = jnp.where(dead, 0, unused)
+        if config.codebook_update == "ema":
+            ema = {
+                "counts": jnp.where(dead, 1.0, ema["counts"]),
+                "sums": jnp.where(dead[:, None], codebook, ema["sums"]),
+            }
+    return codebook, ema, unused
 
 
 def make_task(config, dataset: data.Dataset) -> Task:
@@ -300,6 +305,12 @@ def make_task(config, dataset: data.Dataset) -> Task:
     prior_tx = optim.make(config.prior_optim, max(1, config.num_steps - config.vq_steps), "prior_optim")
     test_images = data.test_images(config, dataset)
     quality = sample_quality.evaluator_from_config(config, dataset)
+    vq_step, prior_step = make_train_steps(model, prior, tx, prior_tx, config)
+
+    def train_step(state, batch, key):
+        """Either stage, by `state.step`: valid at every step for tools that trace one step; the loop runs the
+        phases instead, so a sweep's vmap never batches this `lax.cond`."""
+        return jax.lax.cond(state.step < config.vq_steps, vq_step, prior_step, state, batch, key)
 
     def init_state(key):
         vq_key, prior_key = jax.random.split(key)
@@ -435,19 +446,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
         name="vqvae",
         signature=config_lib.signature(config, dataset.image_shape, codebook_update=config.codebook_update),
         init_state=init_state,
-        train_step=make_train_step(
-            model,
-            prior,
-            tx,
-            prior_tx,
-            likelihood=likelihood,
-            vq_steps=config.vq_steps,
-            codebook_update=config.codebook_update,
-            codebook_decay=config.codebook_decay,
-            commitment_cost=config.commitment_cost,
-            dead_code_steps=config.dead_code_steps,
-            binarization=config.binarization,
-        ),
+        train_step=train_step,
+        phases=((0, vq_step), (config.vq_steps, prior_step)),
         evaluate=evaluate,
         summarize=summarize,
         make_figures=make_figures,
