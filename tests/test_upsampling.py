@@ -1,5 +1,5 @@
-"""The fast convolution layers compute Flax's nn.ConvTranspose and nn.Conv exactly: same parameters, values and
-gradients; every conv model is one network under every conv_impl."""
+"""The fast convolution layers (upsampling.py, with conv_grads.py and subpixel.py) compute Flax's nn.ConvTranspose and
+nn.Conv exactly: same parameters, values and gradients; every conv model is one network under every conv_impl."""
 
 import functools
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gen_jax.config import CONV_IMPLS
-from gen_jax.models import upsampling
+from gen_jax.models import subpixel, upsampling
 from gen_jax.models.autoencoder import ConvDecoder, ConvEncoder
 from gen_jax.models.classifier import Classifier
 from gen_jax.models.gan import DCGANDiscriminator, DCGANGenerator
@@ -55,7 +55,7 @@ def test_fast_layer_is_flax_conv_transpose(method, kernel, stride, size):
 def test_subpixel_kernel_holds_exactly_the_transposed_kernel_taps():
     """Each tap of the k×k kernel lands exactly once in the sub-pixel kernel, and every other entry is zero."""
     kernel = jnp.arange(1, 5 * 5 * 2 * 3 + 1, dtype=jnp.float32).reshape(5, 5, 2, 3)
-    stacked, _ = upsampling.subpixel_kernel(kernel, 2)
+    stacked, _ = subpixel.subpixel_kernel(kernel, 2)
     assert stacked.shape == (3, 3, 2, 4 * 3)
     values = np.asarray(stacked)
     np.testing.assert_array_equal(np.sort(values[values != 0]), np.sort(np.asarray(kernel).ravel()))
