@@ -64,8 +64,13 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         raise FileNotFoundError(
             f"{config_path} does not exist: the run directory must be one written by python -m experiments.main"
         )
-    with open(config_path) as f:
-        stored = json.load(f)
+    with open(config_path, "rb") as f:
+        try:
+            stored = json.loads(f.read())
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+            raise config_lib.ConfigError(f"{config_path} is not valid JSON ({error}); the run's config is damaged")
+    if not isinstance(stored, dict):
+        raise config_lib.ConfigError(f"{config_path} holds a {type(stored).__name__}, not a run's config")
     family = tasks.get(stored.get("family") or stored.get("model"))
     if "family" in stored:
         config = config_lib.new_config(config_lib.with_added_fields(stored))
