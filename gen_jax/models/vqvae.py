@@ -4,8 +4,8 @@ The encoder maps an image f32[B, H, W, C] to a grid of continuous vectors z_e f3
 stride-2 convolutions); each is replaced by its nearest codebook row e_k (K rows of D numbers), and the decoder maps
 the grid of chosen rows back to likelihood parameters f32[B, H, W, C].  The gradient crosses the quantiser by the
 straight-through estimator: z_q = z_e + stop_gradient(e − z_e), whose value is e and whose gradient with respect to
-z_e is the identity.  Codebook updates (by loss or by EMA), dead-code resets and the training step live in
-`gen_jax/tasks/vqvae.py`; the pure pieces they use are here.
+z_e is the identity.  The codebook's learning rules (the EMA update, the dead-code reset) are pure functions here;
+the training step that applies them, and the codebook's loss term, live in `gen_jax/tasks/vqvae.py`.
 
 The prior (van den Oord et al. 2016, PixelCNN) models the grid of code indices i32[B, h, w] autoregressively in
 raster order: p(k) = Π_i p(k_i | k_<i), each a categorical over the K codes.  Masked convolutions make the logits at
@@ -66,6 +66,47 @@ def perplexity(counts: jax.Array) -> jax.Array:
     """exp(entropy) of the code usage f32[K] (counts, any scale): from 1 (one code used) to K (all used equally)."""
     p = counts / jnp.maximum(jnp.sum(counts), 1e-12)
     return jnp.exp(-jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)))
+
+
+def ema_codebook(
+    ema: dict, z_e: jax.Array, indices: jax.Array, decay: float, epsilon: float = 1e-5
+) -> tuple[dict, jax.Array]:
+    """One EMA codebook update (van den Oord et al. 2017, appendix A.1).
+
+    N_k ← γ N_k + (1 − γ) n_k and m_k ← γ m_k + (1 − γ) Σ_{i: k_i = k} z_i, for n_k the batch's assignments to code
+    k; then e_k = m_k / Ñ_k with the Laplace-smoothed count Ñ_k = (N_k + ε) / (Σ N + K ε) · Σ N.
+
+    Args:
+      ema: {"counts": f32[K], "sums": f32[K, D]}.
+      z_e: f32[N, D], the batch's encoder outputs; indices: i32[N], their codes.
+      decay: γ in [0, 1).
+
+    Returns:
+      (the updated ema, the new codebook f32[K, D]).
+    """
+    num_codes = ema["counts"].shape[0]
+    one_hot = jax.nn.one_hot(indices, num_codes, dtype=z_e.dtype)
+    counts = decay * ema["counts"] + (1.0 - decay) * jnp.sum(one_hot, axis=0)
+    sums = decay * ema["sums"] + (1.0 - decay) * one_hot.T @ z_e
+    total = jnp.sum(counts)
+    smoothed = (counts + epsilon) / (total + num_codes * epsilon) * total
+    return {"counts": counts, "sums": sums}, sums / smoothed[:, None]
+
+
+def reset_dead_codes(
+    codebook: jax.Array, unused_steps: jax.Array, z_e: jax.Array, key: jax.Array, dead_after: int
+) -> tuple[jax.Array, jax.Array]:
+    """Codes unused for `dead_after` steps or more, each replaced by an encoder output of the batch drawn uniformly.
+
+    Args:
+      codebook: f32[K, D]; unused_steps: i32[K]; z_e: f32[N, D], the batch's encoder outputs; key: the draw's key.
+
+    Returns:
+      (the codebook f32[K, D], dead bool[K]: which rows were replaced).
+    """
+    dead = unused_steps >= dead_after
+    picks = jax.random.randint(key, (codebook.shape[0],), 0, z_e.shape[0])
+    return jnp.where(dead[:, None], z_e[picks], codebook), dead
 
 
 # --- the VQ-VAE -------------------------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The VQ-VAE family (van den Oord et al. 2017) with a learned autoregressive prior over its code grid.
 
-Two stages, one run.  The state holds both models, each with its own optimizer state; the step switches on
-`state.step` (`lax.cond`): the first `vq_steps` steps train the VQ-VAE, the remaining `num_steps − vq_steps` train
-the PixelCNN prior (`models/vqvae.py`) on the code grids the frozen VQ-VAE gives the batch.  So the one loop, the
-one checkpoint and bit-for-bit resume serve both stages, a run can stop and resume anywhere (inside either stage or
-across the switch), and raising `num_steps` trains the prior longer.
+Two stages, one run.  The state holds both models, each with its own optimizer state; the task's two phases
+(`Task.phases`, switched by the loop at `vq_steps`) train the VQ-VAE for the first `vq_steps` steps, then the
+PixelCNN prior (`models/vqvae.py`) for the remaining `num_steps − vq_steps` on the code grids the frozen VQ-VAE gives
+the batch.  So the one loop, the one checkpoint and bit-for-bit resume serve both stages, a run can stop and resume
+anywhere (inside either stage or across the switch), and raising `num_steps` trains the prior longer.
 
 Stage 1 minimises, per example,
     −log p(x | z_q) + ‖sg(z_e) − e‖² + β ‖z_e − sg(e)‖²     (nats summed over pixels; squared distances summed
@@ -44,7 +44,6 @@ from gen_jax.models import vqvae
 from gen_jax.train import Task
 
 CODEBOOK_UPDATES = ("loss", "ema")
-_LAPLACE_EPSILON = 1e-5
 _FIGURE_SAMPLES = 100
 
 
@@ -137,47 +136,6 @@ def build_models(config, image_shape: tuple[int, int, int]) -> tuple[vqvae.VQVAE
     return model, prior
 
 
-def ema_codebook(
-    ema: dict, z_e: jax.Array, indices: jax.Array, decay: float, epsilon: float = _LAPLACE_EPSILON
-) -> tuple[dict, jax.Array]:
-    """One EMA codebook update (van den Oord et al. 2017, appendix A.1).
-
-    N_k ← γ N_k + (1 − γ) n_k and m_k ← γ m_k + (1 − γ) Σ_{i: k_i = k} z_i, for n_k the batch's assignments to code
-    k; then e_k = m_k / Ñ_k with the Laplace-smoothed count Ñ_k = (N_k + ε) / (Σ N + K ε) · Σ N.
-
-    Args:
-      ema: {"counts": f32[K], "sums": f32[K, D]}.
-      z_e: f32[N, D], the batch's encoder outputs; indices: i32[N], their codes.
-      decay: γ in [0, 1).
-
-    Returns:
-      (the updated ema, the new codebook f32[K, D]).
-    """
-    num_codes = ema["counts"].shape[0]
-    one_hot = jax.nn.one_hot(indices, num_codes, dtype=z_e.dtype)
-    counts = decay * ema["counts"] + (1.0 - decay) * jnp.sum(one_hot, axis=0)
-    sums = decay * ema["sums"] + (1.0 - decay) * one_hot.T @ z_e
-    total = jnp.sum(counts)
-    smoothed = (counts + epsilon) / (total + num_codes * epsilon) * total
-    return {"counts": counts, "sums": sums}, sums / smoothed[:, None]
-
-
-def reset_dead_codes(
-    codebook: jax.Array, unused_steps: jax.Array, z_e: jax.Array, key: jax.Array, dead_after: int
-) -> tuple[jax.Array, jax.Array]:
-    """Codes unused for `dead_after` steps or more, each replaced by an encoder output of the batch drawn uniformly.
-
-    Args:
-      codebook: f32[K, D]; unused_steps: i32[K]; z_e: f32[N, D], the batch's encoder outputs; key: the draw's key.
-
-    Returns:
-      (the codebook f32[K, D], dead bool[K]: which rows were replaced).
-    """
-    dead = unused_steps >= dead_after
-    picks = jax.random.randint(key, (codebook.shape[0],), 0, z_e.shape[0])
-    return jnp.where(dead[:, None], z_e[picks], codebook), dead
-
-
 def vq_terms(model: vqvae.VQVAE, likelihood: str, params, x: jax.Array):
     """The VQ-VAE's per-example terms for x f32[B, H, W, C], and what the codebook updates need.
 
@@ -188,12 +146,10 @@ def vq_terms(model: vqvae.VQVAE, likelihood: str, params, x: jax.Array):
       and the code dimensions).
     """
     decoded, z_e, e, indices = model.apply({"params": params}, x)
-    recon_nll = -losses.reconstruction_log_likelihood(likelihood, decoded, jnp.zeros(()), x)
-    mean = jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded
     sum_sq = lambda a: jnp.sum(a**2, axis=(1, 2, 3))
     terms = {
-        "recon_nll": recon_nll,
-        "mse": losses.squared_error(mean, x),
+        "recon_nll": -losses.reconstruction_log_likelihood(likelihood, decoded, jnp.zeros(()), x),
+        "mse": losses.squared_error(pixel_means(likelihood, decoded), x),
         "codebook_loss": sum_sq(jax.lax.stop_gradient(z_e) - e),
         "commitment_loss": sum_sq(z_e - jax.lax.stop_gradient(e)),
     }
@@ -283,17 +239,40 @@ def update_codebook(state: VQVAEState, codebook, z_e, indices, key, config) -> t
     z_flat, flat = z_e.reshape(-1, z_e.shape[-1]), indices.reshape(-1)
     ema = state.codebook_ema
     if config.codebook_update == "ema":
-        ema, codebook = ema_codebook(ema, z_flat, flat, config.codebook_decay)
+        ema, codebook = vqvae.ema_codebook(ema, z_flat, flat, config.codebook_decay)
     unused = jnp.where(vqvae.code_counts(flat, codebook.shape[0]) > 0, 0, state.unused_steps + 1)
     if config.dead_code_steps:
-        codebook, dead = reset_dead_codes(codebook, unused, z_flat, key, config.dead_code_steps)
+        codebook, dead = vqvae.reset_dead_codes(codebook, unused, z_flat, key, config.dead_code_steps)
         unused = jnp.where(dead, 0, unused)
-        if config.codebook_update == "ema":
-            ema = {
-                "counts": jnp.where(dead, 1.0, ema["counts"]),
-                "sums": jnp.where(dead[:, None], codebook, ema["sums"]),
-            }
+        if config.codebook_update == "ema":  # a reset code restarts its averages from its new value
+            counts, sums = jnp.where(dead, 1.0, ema["counts"]), jnp.where(dead[:, None], codebook, ema["sums"])
+            ema = {"counts": counts, "sums": sums}
     return codebook, ema, unused
+
+
+def pixel_means(likelihood: str, decoded: jax.Array) -> jax.Array:
+    """The decoder's output as pixel means: sigmoid of the logits (Bernoulli), the means themselves (Gaussian)."""
+    return jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded
+
+
+def stage_figures(figure_dir: str, samples: np.ndarray, grid: tuple[int, int], counts: np.ndarray) -> list:
+    """samples.png (`samples` f32[S, H, W, C]: code grids from the prior, decoded) and codebook_usage.png (each
+    code's share of the test split's code positions, `counts` i32[K], by rank); [(path relative to the run
+    directory, caption)]."""
+    workdir = os.path.dirname(figure_dir)
+    title = "Samples: code grids from the PixelCNN prior, decoded"
+    path = figures.save_image_grid(os.path.join(figure_dir, "samples.png"), samples, ncols=10, title=title)
+    made = [(path, f"{len(samples)} samples: {grid[0]}×{grid[1]} code grids drawn from the learned prior, decoded")]
+    perplexity = float(vqvae.perplexity(jnp.asarray(counts, jnp.float32)))
+    path = figures.save_curves(
+        os.path.join(figure_dir, "codebook_usage.png"),
+        {"test split": (np.arange(1, len(counts) + 1), np.sort(counts)[::-1] / counts.sum())},
+        xlabel="code rank (most used first)",
+        ylabel="share of the test split's code positions",
+        title=f"Codebook usage: {np.count_nonzero(counts)} of {len(counts)} codes used, perplexity {perplexity:.1f}",
+    )
+    made.append((path, "How often each code is chosen over the test split, by rank"))
+    return [(os.path.relpath(path, workdir), caption) for path, caption in made]
 
 
 def make_task(config, dataset: data.Dataset) -> Task:
@@ -338,12 +317,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def test_split(state) -> tuple[dict, np.ndarray]:
         """({name: f32[N]} per test example, code usage counts i32[K] over the test split's grids)."""
-        values = metrics.map_batches(
-            lambda x, _: test_terms(state.params, state.prior_params, x),
-            test_images,
-            config.eval_batch_size,
-            jax.random.key(0),
-        )
+        run = lambda x, _: test_terms(state.params, state.prior_params, x)
+        values = metrics.map_batches(run, test_images, config.eval_batch_size, jax.random.key(0))
         return values, np.bincount(values.pop("indices").reshape(-1), minlength=num_codes)
 
     def evaluate(state, key):
@@ -354,46 +329,44 @@ def make_task(config, dataset: data.Dataset) -> Task:
         results["codes_used"] = int(np.count_nonzero(counts))
         return results
 
+    # Compiled once per shape, the parameters passed in: every state (restored, each sweep member) shares them.
     @functools.partial(jax.jit, static_argnums=3)
     def sample_means(params, prior_params, key, count):
         indices = vqvae.sample_prior(prior, prior_params, key, count, grid)
-        decoded = model.apply({"params": params}, indices, method=model.decode_indices)
-        return jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded
+        return pixel_means(likelihood, model.apply({"params": params}, indices, method=model.decode_indices))
+
+    @jax.jit
+    def encode_flat(params, x):
+        return model.apply({"params": params}, x, method=model.encode).reshape(x.shape[0], -1)
+
+    @jax.jit
+    def decode_flat(params, codes):
+        quantized_decode = lambda module, z: module.decode(module.quantize(z)[1])
+        z = codes.reshape(codes.shape[0], *grid, embedding_dim)
+        return jnp.clip(pixel_means(likelihood, model.apply({"params": params}, z, method=quantized_decode)), 0, 1)
 
     def sampler(state):
         """(key, count) -> images f32[count, H, W, C] in [0, 1]: code grids from the prior, decoded (pixel means)."""
         return lambda key, count: np.clip(np.asarray(sample_means(state.params, state.prior_params, key, count)), 0, 1)
 
     def codec(state):
-        variables = {"params": state.params}
-        encode_fn = jax.jit(lambda x: model.apply(variables, x, method=model.encode).reshape(x.shape[0], -1))
-
-        def quantized_decode(module, codes):
-            return module.decode(module.quantize(codes.reshape(codes.shape[0], *grid, embedding_dim))[1])
-
-        decode_fn = jax.jit(lambda codes: model.apply(variables, codes, method=quantized_decode))
-
         def encode(images, labels=None):
             """images f32[B, H, W, C] -> the encoder's outputs before quantisation, flattened: f32[B, h·w·D]."""
             del labels  # unconditional
-            return encode_fn(jnp.asarray(images, jnp.float32))
+            return encode_flat(state.params, jnp.asarray(images, jnp.float32))
 
         def decode(codes, labels=None):
             """codes f32[B, h·w·D] -> images f32[B, H, W, C] in [0, 1]: each D-vector quantised, then decoded;
             traceable (jnp only), as the codec contract asks."""
             del labels
-            decoded = decode_fn(jnp.asarray(codes, jnp.float32))
-            return jnp.clip(jax.nn.sigmoid(decoded) if likelihood == "bernoulli" else decoded, 0.0, 1.0)
+            return decode_flat(state.params, jnp.asarray(codes, jnp.float32))
 
         return encode, decode
 
     def summarize(state, key):
         results = evaluate(state, key)
-        summary = {
-            "test_mse": results["mse"],
-            "test_recon_nll": results["recon_nll"],
-            "test_prior_nll": results["prior_nll"],
-            "test_neg_elbo": results["neg_elbo"],
+        summary = {f"test_{name}": results[name] for name in ("mse", "recon_nll", "prior_nll", "neg_elbo")}
+        summary |= {
             "codebook_perplexity": results["perplexity"],
             "codes_used": results["codes_used"],
             "num_codes": num_codes,
@@ -412,35 +385,10 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def make_figures(state, key, workdir):
         encode, decode = codec(state)
-        made = latent.figures_of(
-            workdir, encode, decode, dataset, test_images, code_name="encoder outputs (quantised to decode)", key=key
-        )
-        figure_dir = os.path.join(workdir, "figures")
-        path = figures.save_image_grid(
-            os.path.join(figure_dir, "samples.png"),
-            sampler(state)(jax.random.fold_in(key, 2), _FIGURE_SAMPLES),
-            ncols=10,
-            title="Samples: code grids from the PixelCNN prior, decoded",
-        )
-        made.append(
-            (
-                os.path.relpath(path, workdir),
-                f"{_FIGURE_SAMPLES} samples: {grid[0]}×{grid[1]} code grids drawn from the "
-                "learned prior, decoded (pixel means shown)",
-            )
-        )
-        _, counts = test_split(state)
-        share = np.sort(counts)[::-1] / counts.sum()
-        perplexity = float(vqvae.perplexity(jnp.asarray(counts, jnp.float32)))
-        path = figures.save_curves(
-            os.path.join(figure_dir, "codebook_usage.png"),
-            {"test split": (np.arange(1, num_codes + 1), share)},
-            xlabel="code rank (most used first)",
-            ylabel="share of the test split's code positions",
-            title=f"Codebook usage: {np.count_nonzero(counts)} of {num_codes} codes used, perplexity {perplexity:.1f}",
-        )
-        made.append((os.path.relpath(path, workdir), "How often each code is chosen over the test split, by rank"))
-        return made
+        code_name = "encoder outputs (quantised to decode)"
+        made = latent.figures_of(workdir, encode, decode, dataset, test_images, code_name=code_name, key=key)
+        samples = sampler(state)(jax.random.fold_in(key, 2), _FIGURE_SAMPLES)
+        return made + stage_figures(os.path.join(workdir, "figures"), samples, grid, test_split(state)[1])
 
     return Task(
         name="vqvae",
