@@ -16,13 +16,13 @@ it could):
   dual gradient on XLA:CPU (measured in benchmarks/README.md).
 
 This module holds the Linen layers: `FastConvTranspose(method=...)`, and `FastConv`, the forward convolution with
-the gradients of `conv_grads.canonical_grad_conv`.  Models do not pick them directly: every conv
-model (`gan.DCGANGenerator` / `DCGANDiscriminator`, `autoencoder.ConvEncoder` / `ConvDecoder`,
-`classifier.Classifier`) has one attribute `conv_impl` (`config.conv_impl`, one of `config.CONV_IMPLS`) and builds
-its layers through `conv` and `conv_transpose` below: "flax" = `nn.Conv` / `nn.ConvTranspose` as Flax defines
-them; "dual_grad" = the same function and parameters with the fast gradients (`FastConv`,
-`FastConvTranspose(method="dual_grad")`); "subpixel" = the sub-pixel transposed convolution (forward convolutions
-as "dual_grad").  `benchmarks/throughput.py` times the DCGAN under each.
+the gradients of `conv_grads.canonical_grad_conv`.  Models do not pick them directly: every conv model
+(`gan.DCGANGenerator` / `DCGANDiscriminator`, `autoencoder.ConvEncoder` / `ConvDecoder`, `classifier.Classifier`)
+has one attribute `conv_impl` (`config.conv_impl`, one of `config.CONV_IMPLS`) and builds its layers through
+`conv` and `conv_transpose` below: "flax" = `nn.Conv` / `nn.ConvTranspose` as Flax defines them; "dual_grad" = the
+same function and parameters with the fast gradients (`FastConv`, `FastConvTranspose(method="dual_grad")`);
+"subpixel" = the sub-pixel transposed convolution (forward convolutions as "dual_grad").  `benchmarks/throughput.py`
+times the DCGAN under each.
 """
 
 from __future__ import annotations
