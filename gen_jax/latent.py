@@ -1,8 +1,9 @@
 """Pictures of a latent space, for every family with an encoder and a decoder (AutoEncoder, VAE, …).
 
-A family hands over two functions, encode (x f32[B, H, W, C] -> codes f32[B, D]) and decode (codes -> images
-f32[B, H, W, C] in [0, 1]), and optionally a sampler of its prior; `figures` draws reconstructions, prior samples,
-the codes of the test split coloured by class, the decoded 2-D manifold and interpolation paths.  The plots
+A family hands over two functions (`train.Task.codec`), encode (x f32[B, H, W, C] -> codes f32[B, D]) and decode
+(codes -> images f32[B, H, W, C] in [0, 1]), and optionally a sampler of its prior; `figures_of` draws
+reconstructions, prior samples, the codes of the test split coloured by class, the decoded 2-D manifold and
+interpolation paths (`class_figures`: those of a conditional model).  The plots
 themselves are `figures.py`'s.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from gen_jax import data, figures, pca
 
-_SCATTER_COUNT, _NUM_PAIRS, _PATH_STEPS, _MANIFOLD_SIDE = 2000, 6, 10, 20
+_SCATTER_COUNT, _NUM_PAIRS, _PATH_STEPS, _MANIFOLD_SIDE, _SAMPLES_PER_CLASS = 2000, 6, 10, 20, 10
 
 
 def encode_in_batches(
@@ -154,5 +155,71 @@ def figures_of(
             title="Interpolating between test images in latent space",
         ),
         f"Straight paths between the {code_name} of pairs of test images of different classes",
+    )
+    return made
+
+
+def class_figures(
+    workdir: str,
+    encode: Callable,
+    decode_prior: Callable,
+    decode: Callable,
+    dataset: data.Dataset,
+    test_images: np.ndarray,
+    latent_dim: int,
+    code_name: str,
+    key: jax.Array,
+) -> list[tuple[str, str]]:
+    """The latent-space figures of a conditional model (cVAE) under <workdir>/figures; [(path, caption)].
+
+    Args:
+      encode, decode: as `figures_of`'s, each also taking labels i32[B].
+      decode_prior: (noise ε f32[B, D], labels i32[B]) -> images of the prior's codes for ε under those labels.
+      latent_dim: D.  Other arguments as `figures_of`'s; `key` draws the noise of samples_by_class.png.
+
+    Figures: reconstructions.png (given the labels), samples_by_class.png (one ε per column decoded under every
+    class, one class per row), latent_scatter.png (up to 2,000 test codes given their labels, by class).
+    """
+    figure_dir = os.path.join(workdir, "figures")
+    made = []
+
+    def add(path, caption):
+        made.append((os.path.relpath(path, workdir), caption))
+
+    labels = dataset.test_labels
+    add(
+        figures.save_reconstructions(
+            os.path.join(figure_dir, "reconstructions.png"),
+            test_images[:20],
+            decode(encode(test_images[:20], labels[:20]), labels[:20]),
+            title="Test inputs and reconstructions",
+        ),
+        f"Test images (rows 1, 3) and their reconstructions from the {code_name} (rows 2, 4)",
+    )
+    num_classes = dataset.num_classes
+    noise = jnp.tile(jax.random.normal(key, (_SAMPLES_PER_CLASS, latent_dim)), (num_classes, 1))
+    add(
+        figures.save_image_grid(
+            os.path.join(figure_dir, "samples_by_class.png"),
+            decode_prior(noise, jnp.repeat(jnp.arange(num_classes), _SAMPLES_PER_CLASS)),
+            ncols=_SAMPLES_PER_CLASS,
+            row_labels=list(dataset.class_names),
+            title="Same noise (columns), every class (rows)",
+        ),
+        "Each column one ε ~ N(0, I), z = μ_y + σ_y ε (z = ε with the standard prior) decoded under every label y: "
+        "the style kept, the class changed",
+    )
+    count = min(len(test_images), _SCATTER_COUNT)
+    points, how = plane_points(encode_in_batches(encode, test_images[:count], labels=labels[:count]))
+    how = how.replace("codes", code_name, 1)
+    add(
+        figures.save_latent_scatter(
+            os.path.join(figure_dir, "latent_scatter.png"),
+            points,
+            labels[:count],
+            class_names=dataset.class_names,
+            title=f"Test set: {how}",
+        ),
+        f"Latent space of {count} test images ({how}), coloured by class",
     )
     return made

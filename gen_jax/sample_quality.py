@@ -277,3 +277,21 @@ def evaluator_from_config(config, dataset: data.Dataset) -> Evaluator | None:
     if not quality.enabled:
         return None
     return make_evaluator(dataset, quality.num_samples, quality.classifier_dir or None)
+
+
+def evaluator_on_demand(config, dataset: data.Dataset) -> Callable[[], Evaluator | None]:
+    """() -> `evaluator_from_config(config, dataset)`, made on the first call and kept; the config is checked now.
+
+    What a family's `make_task` holds instead of the evaluator: building a task stays cheap (the reference
+    classifier may have to be trained), and the evaluator is made after the run's workdir checks, only by a run
+    that scores samples.
+    """
+    validate_config(config)
+    made = []
+
+    def get() -> Evaluator | None:
+        if not made:
+            made.append(evaluator_from_config(config, dataset))
+        return made[0]
+
+    return get

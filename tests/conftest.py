@@ -120,6 +120,26 @@ def tiny_ae_config(**overrides):
     return override(config, **overrides)
 
 
+def tiny_wae_config(**overrides):
+    """An MLP Wasserstein AutoEncoder on digits (the template family) small enough that 40 steps take a second."""
+    from experiments.configs import wae_digits
+
+    config = wae_digits.get_config()
+    config.name = "tiny_wae"
+    config.model.hidden = (32,)
+    config.model.latent_dim = 4
+    config.batch_size = 32
+    config.num_steps = 40
+    config.log_every = 10
+    config.eval_every = 20
+    config.checkpoint_every = 20
+    config.keep_checkpoints = 5
+    config.eval_batch_size = 200
+    config.write_figures = False
+    config.sample_quality.enabled = False  # the evaluator is test_sample_quality's
+    return override(config, **overrides)
+
+
 def tiny_gan_config(**overrides):
     """An MLP GAN on digits small enough that a hundred steps take about a second; no sample quality (the
     reference classifier is exercised in test_sample_quality.py)."""

@@ -30,7 +30,7 @@ import optax
 from flax import struct
 
 from gen_jax import config as config_lib
-from gen_jax import data, latent, losses, metrics, optim, sample_quality, steps
+from gen_jax import data, latent_task, losses, metrics, optim, sample_quality, steps
 from gen_jax.models import autoencoder
 from gen_jax.models.autoencoder import AutoEncoder
 from gen_jax.models.gan import MLPDiscriminator
@@ -237,8 +237,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     tx = optim.make(config.optim, config.num_steps, "optim")
     reg_tx = optim.make(config.reg_optim, config.num_steps, "reg_optim")
     d_tx = optim.make(config.d_optim, config.num_steps, "d_optim")
-    test_images = data.test_images(config, dataset)
-    quality = sample_quality.evaluator_from_config(config, dataset)  # None unless config.sample_quality.enabled
+    test_split = latent_task.test_split_on_demand(config, dataset)
 
     @jax.jit
     def per_example(params, d_variables, x, prior):
@@ -270,34 +269,16 @@ def make_task(config, dataset: data.Dataset) -> Task:
                 state.inference_params(), d_variables, x, jax.random.normal(batch_key, (len(x), latent_dim))
             )
 
-        values = metrics.map_batches(batch_terms, test_images, config.eval_batch_size, key)
+        values = metrics.map_batches(batch_terms, test_split()["image"], config.eval_batch_size, key)
         codes = values.pop("code")
         return {
             **{name: float(np.mean(v)) for name, v in values.items()},
             "code_prior_frechet": code_prior_frechet(codes),
         }
 
-    def codec(state):
-        """(encode(images f32[B, H, W, C], labels=None) -> codes f32[B, D], decode(codes, labels=None) -> images
-        f32[B, H, W, C] in [0, 1]) of the EMA AutoEncoder; labels are ignored (the AAE is unconditional)."""
-        variables = {"params": state.inference_params()}
-        encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode))
-        decode = jax.jit(
-            lambda z: losses.reconstruction_mean(reconstruction, model.apply(variables, z, method=model.decode))
-        )
-        return (
-            lambda images, labels=None: encode(images),
-            lambda codes, labels=None: jnp.clip(decode(codes), 0.0, 1.0),  # traceable: the codec contract
-        )
-
-    def sampler(state):
-        """(key, count) -> images f32[count, H, W, C] in [0, 1]: z ~ N(0, I) through the EMA decoder."""
-        _, decode = codec(state)
-        return lambda key, count: decode(jax.random.normal(key, (count, latent_dim)))
-
     def summarize(state, key):
         results = evaluate(state, key)
-        summary = {
+        return {
             "test_mse": results["mse"],
             "test_reconstruction_loss": results["reconstruction"],
             "code_prior_frechet": results["code_prior_frechet"],
@@ -309,17 +290,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
             "units": "test_mse: squared error per pixel (pixels in [0, 1]); test_reconstruction_loss: the training "
             "reconstruction loss (mse per pixel, or bernoulli nats per example summed over pixels); "
             "code_prior_frechet: squared code units",
-            "num_test_examples": len(test_images),
+            "num_test_examples": len(test_split()["image"]),
         }
-        if quality is not None:  # pixel means of z ~ N(0, I) decoded, as in figures/samples.png
-            summary.update(quality.summary(sampler(state), jax.random.fold_in(key, 1)))
-        return summary
-
-    def make_figures(state, key, workdir):
-        encode, decode = codec(state)
-        return latent.figures_of(
-            workdir, encode, decode, dataset, test_images, code_name="codes", sample=sampler(state), key=key
-        )
 
     train_step = make_train_step(
         model,
@@ -334,13 +306,14 @@ def make_task(config, dataset: data.Dataset) -> Task:
         ema_decay=float(config.ema_decay),
         binarization=config.binarization,
     )
-    return Task(
-        name="aae",
-        signature=config_lib.signature(config, dataset.image_shape),
+    return latent_task.build_task(
+        config,
+        dataset,
+        latent_task.Codec(model, reconstruction, latent_dim),
         init_state=init_state,
         train_step=train_step,
         evaluate=evaluate,
         summarize=summarize,
-        make_figures=make_figures,
-        codec=codec,
+        signature=config_lib.signature(config, dataset.image_shape),
+        test_split=test_split,
     )

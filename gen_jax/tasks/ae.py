@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gen_jax import config as config_lib
-from gen_jax import data, latent, losses, metrics, optim, steps
+from gen_jax import data, latent_task, losses, metrics, optim, steps
 from gen_jax.models import autoencoder
 from gen_jax.models.autoencoder import AutoEncoder
 from gen_jax.train import Task
@@ -73,11 +73,6 @@ def make_loss(model: AutoEncoder, loss: str, binarization: str):
     return loss_fn
 
 
-def as_images(loss: str, decoded: jax.Array) -> jax.Array:
-    """Decoder output -> displayable f32[B, H, W, C] in [0, 1]; traceable (jnp only)."""
-    return jnp.clip(losses.reconstruction_mean(loss, decoded), 0.0, 1.0)
-
-
 def decoder_basis(params) -> jax.Array:
     """The linear AutoEncoder's decoder columns, f32[P, k]: x̂ = W z + b with W the decoder's only kernel.
 
@@ -94,7 +89,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     model = build_model(config, dataset.image_shape)
     loss = config.model.reconstruction_loss
     tx = optim.make(config.optim, config.num_steps, "optim")
-    test_images = data.test_images(config, dataset)
+    test_split = latent_task.test_split_on_demand(config, dataset)
     terms = jax.jit(lambda params, x, key: per_example_terms(model, loss, params, x))
 
     def init_state(key):
@@ -103,9 +98,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def evaluate(state, key):
         del key  # deterministic
-        return metrics.split_means(
-            functools.partial(terms, state.params), test_images, config.eval_batch_size, jax.random.key(0)
-        )
+        per_example = functools.partial(terms, state.params)
+        return metrics.split_means(per_example, test_split()["image"], config.eval_batch_size, jax.random.key(0))
 
     def summarize(state, key):
         results = evaluate(state, key)
@@ -116,27 +110,17 @@ def make_task(config, dataset: data.Dataset) -> Task:
             "latent_dim": config.model.latent_dim,
             "units": "test_mse: squared error per pixel (pixels in [0, 1]); test_loss: the training loss "
             "(mse per pixel, or bernoulli nats per example summed over pixels)",
-            "num_test_examples": len(test_images),
+            "num_test_examples": len(test_split()["image"]),
         }
 
-    def codec(state):
-        """(encode, decode) as `train.Task.codec` specifies; `labels` are accepted and ignored."""
-        variables = {"params": state.params}
-        encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode))
-        decode = jax.jit(lambda z: as_images(loss, model.apply(variables, z, method=model.decode)))
-        return (lambda x, labels=None: encode(x)), (lambda z, labels=None: decode(z))
-
-    def make_figures(state, key, workdir):
-        encode, decode = codec(state)
-        return latent.figures_of(workdir, encode, decode, dataset, test_images, code_name="codes", key=key)
-
-    return Task(
-        name="ae",
-        signature=config_lib.signature(config, dataset.image_shape),
+    return latent_task.build_task(
+        config,
+        dataset,
+        latent_task.Codec(model, loss, config.model.latent_dim, prior=latent_task.PRIORLESS),
         init_state=init_state,
         train_step=steps.make_train_step(make_loss(model, loss, config.binarization)),
         evaluate=evaluate,
         summarize=summarize,
-        make_figures=make_figures,
-        codec=codec,
+        signature=config_lib.signature(config, dataset.image_shape),
+        test_split=test_split,
     )

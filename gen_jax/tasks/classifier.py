@@ -102,9 +102,16 @@ def make_loss(model: Classifier):
     return loss_fn
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def apply(model: Classifier, params, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x f32[B, H, W, C] in [0, 1] -> (logits f32[B, K], features f32[B, F]); compiled once per model and shape,
+    whatever the parameters."""
+    return model.apply({"params": params}, x)
+
+
 def make_apply(model: Classifier, params):
-    """Jitted x f32[B, H, W, C] in [0, 1] -> (logits f32[B, K], features f32[B, F])."""
-    return jax.jit(lambda x: model.apply({"params": params}, x))
+    """x f32[B, H, W, C] in [0, 1] -> (logits f32[B, K], features f32[B, F]) of these parameters (`apply`)."""
+    return functools.partial(apply, model, params)
 
 
 def make_task(config, dataset: data.Dataset) -> Task:
@@ -135,9 +142,11 @@ def make_task(config, dataset: data.Dataset) -> Task:
 
     def make_figures(state, key, workdir):
         del key
-        apply = make_apply(model, state.params)
         logits = metrics.map_batches(
-            lambda x, key: apply(x)[0], dataset.test_images, config.eval_batch_size, jax.random.key(0)
+            lambda x, key: apply(model, state.params, x)[0],
+            dataset.test_images,
+            config.eval_batch_size,
+            jax.random.key(0),
         )
         path = os.path.join(workdir, "figures", "misclassified.png")
         grid = misclassified_by_class(

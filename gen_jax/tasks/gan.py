@@ -13,6 +13,7 @@ every evaluation to `figures/progress/`, and gathered at the end into a strip an
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 
@@ -163,31 +164,47 @@ def build_models(config, dataset: data.Dataset):
     )
 
 
-def make_render(generator):
-    """render(params, batch_stats, z f32[N, D], labels i32[N] or None) -> images f32[N, H, W, C] in [0, 1]: the
-    generator in inference mode (BatchNorm from running statistics), jitted."""
+@functools.partial(jax.jit, static_argnums=0)
+def render(generator, params, batch_stats, z: jax.Array, labels) -> jax.Array:
+    """Images f32[N, H, W, C] in [0, 1] of z f32[N, D] (labels i32[N] or None): the generator in inference mode
+    (BatchNorm from running statistics); compiled once per generator and shape, whatever the parameters."""
+    out = generator.apply({"params": params, "batch_stats": batch_stats}, z, labels, train=False)
+    return (out + 1.0) / 2.0
 
-    @jax.jit
-    def render(params, batch_stats, z, labels):
-        out = generator.apply({"params": params, "batch_stats": batch_stats}, z, labels, train=False)
-        return (out + 1.0) / 2.0
 
-    return render
+@functools.partial(jax.jit, static_argnums=0)
+def discriminator_probability(discriminator, d_params, d_batch_stats, x: jax.Array, labels) -> jax.Array:
+    """The mean of D(x) over x f32[N, H, W, C] in [-1, 1], in inference mode."""
+    logits = discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, x, labels)
+    return jnp.mean(jax.nn.sigmoid(logits))
 
 
 def make_sampler(latent_dim: int, conditional: bool, generator, num_classes: int):
     """sample(params, batch_stats, key, count, labels=None) -> images f32[count, H, W, C] in [0, 1], with
     z ~ N(0, I) and, when conditional and no labels are given, labels uniform over the classes (from `key`)."""
-    render = make_render(generator)
 
     def sample(params, batch_stats, key, count: int, labels=None) -> np.ndarray:
         z_key, label_key = jax.random.split(key)
         z = jax.random.normal(z_key, (count, latent_dim))
         if conditional and labels is None:
             labels = jax.random.randint(label_key, (count,), 0, num_classes)
-        return np.asarray(render(params, batch_stats, z, labels if conditional else None))
+        return np.asarray(render(generator, params, batch_stats, z, labels if conditional else None))
 
-    return sample, render
+    return sample, functools.partial(render, generator)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _batch_statistics(generator, latent_dim: int, num_classes: int, batch_size: int, params, batch_stats, key):
+    """The generator's BatchNorm statistics of one batch of `batch_size` z ~ N(0, I) drawn from `key`."""
+    z_key, label_key = jax.random.split(key)
+    z = jax.random.normal(z_key, (batch_size, latent_dim))
+    labels = jax.random.randint(label_key, (batch_size,), 0, num_classes) if num_classes else None
+    zeros = jax.tree.map(jnp.zeros_like, batch_stats)
+    _, updates = generator.apply(
+        {"params": params, "batch_stats": zeros}, z, labels, train=True, mutable=["batch_stats"]
+    )
+    # Updated from zero, a running statistic holds (1 − momentum) · this batch's statistic.
+    return jax.tree.map(lambda value: value / (1.0 - generator.batch_norm_momentum), updates["batch_stats"])
 
 
 def make_statistics_refresher(
@@ -201,19 +218,7 @@ def make_statistics_refresher(
     under the iterates themselves, so the two do not belong together (the effect on FID is in the README's GAN
     section).
     """
-    momentum = getattr(generator, "batch_norm_momentum", None)
-
-    @jax.jit
-    def batch_statistics(params, batch_stats, key):
-        z_key, label_key = jax.random.split(key)
-        z = jax.random.normal(z_key, (batch_size, latent_dim))
-        labels = jax.random.randint(label_key, (batch_size,), 0, num_classes) if num_classes else None
-        zeros = jax.tree.map(jnp.zeros_like, batch_stats)
-        _, updates = generator.apply(
-            {"params": params, "batch_stats": zeros}, z, labels, train=True, mutable=["batch_stats"]
-        )
-        # Updated from zero, a running statistic holds (1 − momentum) · this batch's statistic.
-        return jax.tree.map(lambda value: value / (1.0 - momentum), updates["batch_stats"])
+    batch_statistics = functools.partial(_batch_statistics, generator, latent_dim, num_classes, batch_size)
 
     def refresh(params, batch_stats, key):
         if not batch_stats:
@@ -233,15 +238,10 @@ def make_task(config, dataset: data.Dataset) -> Task:
     latent_dim, conditional = config.model.latent_dim, config.model.conditional
     g_tx = optim.make(config.optim, config.num_steps, "optim")
     d_tx = optim.make(config.d_optim, config.num_steps, "d_optim")
-    evaluator = sample_quality.evaluator_from_config(config, dataset)
+    evaluator = sample_quality.evaluator_on_demand(config, dataset)  # made on first use
     sample, render = make_sampler(latent_dim, conditional, generator, num_classes)
     test_real = dataset.test_images[: config.eval_num_samples] * 2.0 - 1.0
     test_labels = dataset.test_labels[: config.eval_num_samples]
-
-    @jax.jit
-    def discriminator_probability(d_params, d_batch_stats, x, labels):  # -> mean D(x) in inference mode
-        logits = discriminator.apply({"params": d_params, "batch_stats": d_batch_stats}, x, labels)
-        return jnp.mean(jax.nn.sigmoid(logits))
 
     refresh_statistics = make_statistics_refresher(generator, latent_dim, num_classes if conditional else 0)
 
@@ -290,16 +290,18 @@ def make_task(config, dataset: data.Dataset) -> Task:
         labels = jnp.asarray(test_labels) if conditional else None
         fake = sample(state.ema_params, state.ema_batch_stats, fake_key, len(test_real), labels)
         results = {
-            "d_real_test": float(discriminator_probability(state.d_params, state.d_batch_stats, test_real, labels)),
+            "d_real_test": float(
+                discriminator_probability(discriminator, state.d_params, state.d_batch_stats, test_real, labels)
+            ),
             "d_fake_ema": float(
-                discriminator_probability(state.d_params, state.d_batch_stats, fake * 2.0 - 1.0, labels)
+                discriminator_probability(discriminator, state.d_params, state.d_batch_stats, fake * 2.0 - 1.0, labels)
             ),
         }
-        if evaluator is not None:
+        if evaluator() is not None:
             scored = sample_quality.draw_samples(
-                ema_sampler(state), label_key, config.eval_num_samples, evaluator.batch_size
+                ema_sampler(state), label_key, config.eval_num_samples, evaluator().batch_size
             )
-            results.update(evaluator.score_images(scored, with_precision_recall=False))
+            results.update(evaluator().score_images(scored, with_precision_recall=False))
         return results
 
     def summarize(state, key):
@@ -310,8 +312,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
             "architecture": config.model.architecture,
             "conditional": conditional,
         }
-        if evaluator is not None:
-            summary.update(evaluator.summary(ema_sampler(state), keys.stream(config.seed, "gan_score")))
+        if evaluator() is not None:
+            summary.update(evaluator().summary(ema_sampler(state), keys.stream(config.seed, "gan_score")))
         return summary
 
     def snapshot(state, step, workdir):

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import config as config_lib
-from gen_jax import data, hyper, latent, losses, metrics, optim, sample_quality, steps
+from gen_jax import data, hyper, latent_task, losses, metrics, optim, sample_quality, steps
 from gen_jax.models import autoencoder
 from gen_jax.models.vae import VAE
 from gen_jax.train import Task
@@ -99,15 +99,6 @@ def per_example_terms(model: VAE, likelihood: str, params, x: jax.Array, key: ja
     return {"neg_elbo": -(log_likelihood - kl), "recon_nll": -log_likelihood, "kl": kl}
 
 
-def reconstruction_errors(model: VAE, likelihood: str, params, x: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
-    """{"mse": f32[B]}: squared error per pixel (pixels in [0, 1]) between each example and its reconstruction, the
-    decoder's mean at the posterior mean (what `codec` gives and figures/reconstructions.png shows); `key` unused."""
-    del key
-    variables = {"params": params}
-    mean, _ = model.apply(variables, x, method=model.encode)
-    return {"mse": losses.squared_error(as_images(likelihood, model.apply(variables, mean, method=model.decode)), x)}
-
-
 def make_loss(model: VAE, likelihood: str, beta: float, binarization: str):
     """loss_fn(params, batch, key) -> (−ELBO_β batch mean, {neg_elbo, recon_nll, kl} batch means) for
     `steps.make_train_step`; `key` binarises the batch (when "dynamic") and draws z."""
@@ -153,28 +144,19 @@ def make_iwae_loss(model: VAE, likelihood: str, num_samples: int, binarization: 
     return loss_fn
 
 
-def as_images(likelihood: str, decoded: jax.Array) -> jax.Array:
-    """Decoder output -> displayable f32[B, H, W, C] in [0, 1]: Bernoulli means or clipped Gaussian means;
-    traceable (jnp only)."""
-    if likelihood == "bernoulli":
-        decoded = jax.nn.sigmoid(decoded)
-    return jnp.clip(decoded, 0.0, 1.0)
-
-
 def make_task(config, dataset: data.Dataset) -> Task:
     validate(config)
     model = build_model(config, dataset.image_shape)
     likelihood = config.model.likelihood
     tx = optim.make(config.optim, config.num_steps, "optim")
-    test_images = data.test_images(config, dataset)
+    codec = latent_task.Codec(model, likelihood, config.model.latent_dim, posterior=True)
+    test_split = latent_task.test_split_on_demand(config, dataset)
     terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
-    errors = jax.jit(functools.partial(reconstruction_errors, model, likelihood))
     iwae = {
         k: metrics.make_vae_iwae_nll(model, likelihood, k, metrics.sample_chunk_for(k))
         for k in {config.iwae_k, config.eval_iwae_k}
         if k
     }
-    quality = sample_quality.evaluator_from_config(config, dataset)  # None unless config.sample_quality.enabled
 
     def init_state(key):
         params_key, z_key = jax.random.split(key)
@@ -184,65 +166,46 @@ def make_task(config, dataset: data.Dataset) -> Task:
     def scores(params, key, iwae_k):
         """Test-split means: neg_elbo, recon_nll, kl (one z per example) and, with iwae_k, iwae_nll; nats."""
         elbo_key, iwae_key = jax.random.split(key)
-        results = metrics.split_means(functools.partial(terms, params), test_images, config.eval_batch_size, elbo_key)
+        images = test_split()["image"]
+        results = metrics.split_means(functools.partial(terms, params), images, config.eval_batch_size, elbo_key)
         if iwae_k:  # smaller batches: each example carries iwae_k decoder passes
             per_example = metrics.map_batches(
-                functools.partial(iwae[iwae_k], params), test_images, max(1, config.eval_batch_size // 5), iwae_key
+                functools.partial(iwae[iwae_k], params), images, max(1, config.eval_batch_size // 5), iwae_key
             )
             results["iwae_nll"] = float(np.mean(per_example))
         return results
 
-    def codec(state):
-        """(encode: the posterior mean, decode: the decoder's mean) as `train.Task.codec` specifies; `labels` are
-        accepted and ignored."""
-        variables = {"params": state.inference_params()}
-        encode = jax.jit(lambda x: model.apply(variables, x, method=model.encode)[0])
-        decode = jax.jit(lambda z: as_images(likelihood, model.apply(variables, z, method=model.decode)))
-        return (lambda x, labels=None: encode(x)), (lambda z, labels=None: decode(z))
-
-    def sampler(state):
-        _, decode = codec(state)
-        return lambda key, count: decode(jax.random.normal(key, (count, config.model.latent_dim)))
-
     def summarize(state, key):
         params = state.inference_params()
         results = scores(params, key, config.iwae_k)
-        mse = metrics.split_means(functools.partial(errors, params), test_images, config.eval_batch_size, key)["mse"]
         summary = {
             "test_neg_elbo": results["neg_elbo"],
-            "test_mse": mse,
+            "test_mse": latent_task.reconstruction_mse(codec, params, test_split(), config.eval_batch_size, key),
             "likelihood": likelihood,
             "binarization": config.binarization,
             "units": "nats per example, summed over pixels; test_mse: squared error per pixel (pixels in [0, 1]) of "
             "the reconstruction from the posterior mean",
-            "num_test_examples": len(test_images),
+            "num_test_examples": len(test_split()["image"]),
         }
         if config.iwae_k:
             summary.update(test_iwae_nll=results["iwae_nll"], iwae_k=config.iwae_k)
         if config.objective == "iwae":
             summary.update(objective="iwae", num_importance_samples=config.num_importance_samples)
-        if quality is not None:  # pixel means of z ~ N(0, I) decoded, as in figures/samples.png
-            summary.update(quality.summary(sampler(state), jax.random.fold_in(key, 1)))
         return summary
-
-    def make_figures(state, key, workdir):
-        encode, decode = codec(state)
-        return latent.figures_of(
-            workdir, encode, decode, dataset, test_images, code_name="posterior means", sample=sampler(state), key=key
-        )
 
     if config.objective == "iwae":
         loss_fn = make_iwae_loss(model, likelihood, config.num_importance_samples, config.binarization)
     else:
         loss_fn = make_loss(model, likelihood, config.beta, config.binarization)
-
-    return Task(
-        name="vae",
-        signature=config_lib.signature(config, dataset.image_shape, parameter_ema=config.ema_decay > 0),
+    return latent_task.build_task(
+        config,
+        dataset,
+        codec,
         init_state=init_state,
         train_step=steps.make_train_step(loss_fn),
         evaluate=lambda state, key: scores(state.inference_params(), key, config.eval_iwae_k),
         summarize=summarize,
-        make_figures=make_figures,
-        codec=codec,
+        signature=config_lib.signature(config, dataset.image_shape, parameter_ema=config.ema_decay > 0),
+        test_split=test_split,
+        code_name="posterior means",
     )
