@@ -2,6 +2,7 @@
 refused before compute and leaves the workdir as it was."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from conftest import (
     read_jsonl,
     snapshot,
     tiny_vae_config,
+    train_run,
     trees_equal,
 )
 
@@ -245,7 +247,32 @@ def test_command_line_reports_errors_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_next_boundary_keeps_every_cadence():
-    assert train.next_boundary(0, 1000, (100, 250, 300)) == 100
-    assert train.next_boundary(200, 1000, (100, 250, 300)) == 250
+def test_chunks_lie_on_the_cadences_gcd_so_a_run_has_at_most_two_lengths():
+    cadences = (10, 15, 25)  # cut at whichever comes next, the chunks would be 10, 5 and 2 steps long
+    plan = list(train.chunks(0, 62, cadences))
+    assert plan[0] == (0, 5) and plan[-1] == (60, 62)
+    assert all(end == start + 5 for start, end in plan[:-1]) and {end - start for start, end in plan} == {5, 2}
+    assert train.next_boundary(200, 1000, (100, 250, 300)) == 250  # every cadence's step is a boundary
     assert train.next_boundary(990, 1000, (100, 250, 300)) == 1000
+    assert [end for _, end in train.chunks(12, 40, (10,), switches=(15,))] == [15, 20, 30, 40]  # resume, a phase
+
+
+def test_the_loop_compiles_its_programs_before_it_times_and_at_most_two_chunk_lengths(tmp_path, monkeypatch, caplog):
+    """Awkward cadences compile two chunk lengths, and every compilation of the training program happens before the
+    loop starts its clock: train/steps_per_sec measures training, not compilation."""
+    loop_run = train._Loop.run
+
+    def marked(self, *args):
+        logging.getLogger("test_train").warning("loop starts")
+        return loop_run(self, *args)
+
+    monkeypatch.setattr(train._Loop, "run", marked)
+    config = tiny_vae_config(num_steps=62, log_every=10, eval_every=15, checkpoint_every=25, iwae_k=0)
+    with caplog.at_level(logging.WARNING), jax.log_compiles():
+        train_run(config, data.load_dataset("digits"), tmp_path)
+    messages = [record.getMessage() for record in caplog.records]
+    start = messages.index("loop starts")
+    programs = [i for i, message in enumerate(messages) if message.startswith("Compiling jit(run) ")]
+    assert 1 <= len(programs) <= 2 and max(programs) < start, (programs, start)
+    records = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "train/loss" in r]
+    assert [r["step"] for r in records] == [10, 20, 30, 40, 50, 60, 62]

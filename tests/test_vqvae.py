@@ -11,12 +11,12 @@ import pytest
 
 from experiments import main as experiments_main
 from experiments.configs import vqvae_digits
-from gen_jax import checkpoint, data
+from gen_jax import checkpoint, data, keys, sweep, train
 from gen_jax import config as config_lib
 from gen_jax.models import vqvae as vqvae_model
 from gen_jax.tasks import classifier, vqvae
 
-from conftest import override, read_jsonl, trees_equal
+from conftest import override, read_jsonl, train_run, trees_equal
 
 
 def tiny_vqvae_config(**overrides):
@@ -209,6 +209,28 @@ def test_trains_both_stages_resumes_bit_identically_and_reports_codes_prior_and_
         "interpolations.png",
         "loss_curves.png",
     } <= {p.name for p in (tmp_path / "straight" / "figures").iterdir()}
+
+
+def test_the_stage_is_chosen_on_the_host_and_a_run_ends_where_the_one_step_definition_does(tmp_path, digits):
+    """The loop trains the VQ-VAE, then the prior, each phase its own program with no `lax.cond` in it (so a sweep's
+    vmap never runs both stages); a run whose switch lies off the chunk grid ends, bit for bit, where `train_step`
+    (either stage by `state.step`) scanned over the same steps ends."""
+    config = tiny_vqvae_config(vq_steps=15, num_steps=30, eval_every=30, checkpoint_every=30)
+    task = vqvae.make_task(config, digits)
+    assert [first for first, _ in task.phases] == [0, 15]
+    state = jax.jit(task.init_state)(keys.stream(config.seed, "init"))
+    batch, key = sweep.abstract_batch(config, digits.image_shape), jax.random.key(0)
+    assert "cond[" in str(jax.make_jaxpr(task.train_step)(state, batch, key))
+    for _, step in task.phases:
+        assert "cond[" not in str(jax.make_jaxpr(step)(state, batch, key))
+
+    train_run(config, digits, tmp_path)
+    looped, step = checkpoint.restore_latest(str(tmp_path / "checkpoints"), state)
+    streams = keys.loop_streams(config.seed)
+    images = jnp.asarray(data.preprocess(digits.train_images, config.binarization))
+    run = jax.jit(train.make_multi_step(task.train_step, config.batch_size), static_argnums=5)
+    reference, _ = run(state, images, jnp.asarray(digits.train_labels), streams["train"], streams["data"], 30)
+    assert step == 30 and trees_equal(looped, reference)
 
 
 @pytest.mark.parametrize(
