@@ -5,28 +5,34 @@
 Serves a page (`gen_jax/explorer/`) for a run of any family with a codec (`train.Task.codec`: AE, VAE, cVAE,
 GAN, …) and prints its URL.  The page shows
   - the map: the test set's codes (the 2-D latent itself, else their first two principal components), coloured
-    by class; for a family with no encoder, noise vectors z ~ N(0, I).  Pointing decodes that point of the
-    plane; clicking a point shows its test image beside its reconstruction and makes its code the current one;
+    by class; for a family with no encoder, noise vectors z ~ N(0, I) (coloured by the class they are decoded
+    under when the model is conditional, in one colour when it has no classes).  Pointing decodes that point of
+    the plane; clicking a point shows its test image beside its reconstruction and makes its code the current one;
   - sliders along the latent dimensions (at most `MAX_SLIDERS`; beyond that the codes' principal directions),
     in units of the codes' standard deviation along each, around the current code;
   - morph: two codes A and B and the path between them, linear or spherical (for Gaussian z);
-  - attributes: `experiments.edit`'s attribute vectors (each class, each CelebA attribute) as sliders.
-Every image is the run's own jitted decoder at that code (POST /api/decode).  The server binds 127.0.0.1 unless
---host says otherwise, serves only the page and its API, refuses malformed requests with a 400, and never writes
-into the run directory (`gen_jax/explorer/server.py`).
+  - attributes: `experiments.edit`'s attribute vectors ("toward class 3", each CelebA attribute) as sliders.
+Images are shown as the model reads them without sampling: grey (a dynamically binarised run's Bernoulli means),
+thresholded only for a statically binarised run.  Every image is the run's own jitted decoder at that code (POST
+/api/decode).  The server binds 127.0.0.1 unless --host says otherwise, serves only the page and its API, refuses
+malformed requests with a 400, and never writes into the run directory (`gen_jax/explorer/server.py`).
+
+The port is bound before the run is loaded, so a port in use, a --host that is not this machine's or a damaged run
+is reported in one line (`error: …`, exit status 2) without waiting for the model.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import sys
+import socket
 import threading
 
 import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import edit
+from experiments import cli, edit
 from gen_jax import data, editing, latent, pca
 from gen_jax.explorer import browser, server
 from gen_jax.trained import TrainedRun, load_run
@@ -37,14 +43,29 @@ EXAMPLES = 16  # thumbnails under the map: the first map points
 ATTRIBUTE_IMAGES = 5000  # training images encoded for the attribute vectors
 
 
+def shown_images(run: TrainedRun) -> np.ndarray:
+    """The test images f32[N, H, W, C] as the explorer shows and encodes them: as the model reads an image without
+    sampling, i.e. grey, the Bernoulli means of a dynamically binarised run, and thresholded for a statically
+    binarised one (the same convention as `TrainedRun.train_images`)."""
+    return data.preprocess(run.dataset.test_images, "static" if run.config.binarization == "static" else "none")
+
+
 def map_codes(run: TrainedRun, count: int = MAP_POINTS) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(codes f32[N, D], labels i32[N], from_test_set): the codes of the first `count` test images, or, for a
-    family with no encoder, `count` noise vectors z ~ N(0, I) (fixed seed; labels cycling over the classes)."""
+    """(codes f32[N, D], labels i32[N], from_test_set): the codes of the first `count` test images
+    (`shown_images`), or, for a family with no encoder, `count` noise vectors z ~ N(0, I) (fixed seed; labels
+    cycling over the classes, the classes they are decoded under when the model is conditional)."""
     if run.encode is not None:
         labels = run.dataset.test_labels[:count].astype(np.int32)
-        return latent.encode_in_batches(run.encode, run.test_images[:count], labels=labels), labels, True
+        return latent.encode_in_batches(run.encode, shown_images(run)[:count], labels=labels), labels, True
     codes = np.random.default_rng(0).standard_normal((count, run.latent_dim)).astype(np.float32)
     return codes, (np.arange(count) % run.dataset.num_classes).astype(np.int32), False
+
+
+def class_label(class_names, index: int) -> str:
+    """How the page names class `index`: "class 7" where the name is the index itself (digits), else
+    "class 1 (Trouser)"."""
+    name = class_names[index]
+    return f"class {index}" if name == str(index) else f"class {index} ({name})"
 
 
 def plane(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -76,8 +97,9 @@ def slider_directions(codes: np.ndarray, max_sliders: int = MAX_SLIDERS) -> tupl
 
 
 def attribute_vectors(run: TrainedRun, max_images: int = ATTRIBUTE_IMAGES) -> list[tuple[str, np.ndarray]]:
-    """[(name, f32[D])]: `experiments.edit`'s attribute vector of every class (when there are two or more) and
-    every CelebA attribute, from the codes of the first `max_images` training images; none without an encoder."""
+    """[(name, f32[D])]: `experiments.edit`'s attribute vector of every class (when there are two or more; named
+    "toward class 3") and every CelebA attribute (named as the data set names it), from the codes of the first
+    `max_images` training images; none without an encoder."""
     if run.encode is None:
         return []
     dataset = run.dataset
@@ -88,6 +110,8 @@ def attribute_vectors(run: TrainedRun, max_images: int = ATTRIBUTE_IMAGES) -> li
     for name in names:
         name, has, _ = edit.resolve_attribute(dataset, name)
         has = np.asarray(has[:max_images], bool)
+        if name not in dataset.attribute_names:
+            name = f"toward {class_label(dataset.class_names, dataset.class_names.index(name))}"
         if 0 < has.sum() < len(has):
             vectors.append((name, np.asarray(editing.attribute_vector(codes, has), np.float32)))
     return vectors
@@ -98,12 +122,22 @@ def _rounded(array: np.ndarray) -> list:
 
 
 def build_explorer(run: TrainedRun) -> server.Explorer:
-    """The `server.Explorer` of a trained run: its info (map, sliders, attributes, examples), decode and point."""
+    """The `server.Explorer` of a trained run: its info (map, sliders, attributes, examples), decode and point.
+
+    Labels mean classes only where the model has them: the test images' own labels, or the classes a conditional
+    model decodes noise vectors under; for an unconditional model without an encoder (the GAN) every label in
+    the info and the points is None, and the page shows no class colours, legend or class names.
+    """
     codes, labels, from_test_set = map_codes(run)
+    images = shown_images(run) if from_test_set else None
     origin, axes, how = plane(codes)
     points = (codes - origin) @ axes.T
     names, directions, scales = slider_directions(codes)
     conditional, num_classes = run.conditional, run.dataset.num_classes
+    has_classes = num_classes > 1 and (from_test_set or conditional)
+
+    def label_of(index: int) -> int | None:
+        return int(labels[index]) if has_classes else None
 
     def decode_batch(z: np.ndarray, batch_labels: np.ndarray) -> np.ndarray:
         return server.to_u8(run.decode(jnp.asarray(z, jnp.float32), jnp.asarray(batch_labels, jnp.int32)))
@@ -116,14 +150,12 @@ def build_explorer(run: TrainedRun) -> server.Explorer:
         return {
             "index": index,
             "code": _rounded(codes[index]),
-            "label": int(labels[index]),
-            "image": server.pixels_json(server.to_u8(run.test_images[index])) if from_test_set else None,
+            "label": label_of(index),
+            "image": server.pixels_json(server.to_u8(images[index])) if from_test_set else None,
             "decoded": server.pixels_json(reconstruction),
         }
 
-    examples = decode_batch(codes[:EXAMPLES], labels[:EXAMPLES])
-    if from_test_set:
-        examples = server.to_u8(run.test_images[:EXAMPLES])
+    examples = server.to_u8(images[:EXAMPLES]) if from_test_set else decode_batch(codes[:EXAMPLES], labels[:EXAMPLES])
     info = {
         "family": run.config.family,
         "run": os.path.basename(os.path.normpath(run.workdir)),
@@ -133,8 +165,10 @@ def build_explorer(run: TrainedRun) -> server.Explorer:
         "image_shape": list(run.dataset.image_shape),
         "conditional": conditional,
         "has_encoder": run.encode is not None,
+        "has_classes": has_classes,
         "num_classes": num_classes,
         "class_names": list(run.dataset.class_names),
+        "class_labels": [class_label(run.dataset.class_names, k) for k in range(num_classes)],
         "z_bound": server.Z_BOUND,
         "map": {
             "how": how,
@@ -142,14 +176,14 @@ def build_explorer(run: TrainedRun) -> server.Explorer:
             "origin": _rounded(origin),
             "axes": _rounded(axes),
             "points": _rounded(points),
-            "labels": labels.tolist(),
+            "labels": labels.tolist() if has_classes else None,
         },
         "sliders": [
             {"name": n, "direction": _rounded(d), "scale": float(s)} for n, d, s in zip(names, directions, scales)
         ],
         "attributes": [{"name": n, "vector": _rounded(v)} for n, v in attribute_vectors(run)],
         "examples": [
-            {"index": i, "label": int(labels[i]), **server.pixels_json(examples[i])} for i in range(len(examples))
+            {"index": i, "label": label_of(i), **server.pixels_json(examples[i])} for i in range(len(examples))
         ],
         "start": _rounded(codes[0]),
         "start_label": int(labels[0]),
@@ -165,28 +199,46 @@ def build_explorer(run: TrainedRun) -> server.Explorer:
     )
 
 
+def bind(host: str, port: int, verbose: bool = False) -> server.ExplorerServer:
+    """An `ExplorerServer` bound to (host, port) and serving nothing yet (set its `explorer`, then serve); a port in
+    use, a privileged port or a host that is not this machine's exits through `cli.fail` with one line naming it."""
+    try:
+        return server.ExplorerServer(None, host, port, verbose=verbose)
+    except socket.gaierror as error:
+        cli.fail(f"--host {host!r} is not an address or name this machine knows ({error.strerror}); try 127.0.0.1")
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            cli.fail(f"port {port} on {host} is in use; choose another with --port, or --port 0 for any free port")
+        if error.errno == errno.EACCES:
+            cli.fail(f"port {port} needs privileges; choose one above 1023 with --port, or --port 0 for any free port")
+        if error.errno == errno.EADDRNOTAVAIL:
+            cli.fail(f"--host {host} is not an address of this machine; try 127.0.0.1 (or 0.0.0.0 for every one)")
+        cli.fail(f"cannot serve on --host {host} --port {port} ({error.strerror or error})")
+
+
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax logs every file it reads at INFO
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        cli.fail(f"unexpected arguments: {' '.join(argv[1:])}")
     options = flags.FLAGS
     if not 0 <= options.port < 65536:
-        raise app.UsageError(f"--port must be in 0..65535 (0: any free port), got {options.port}")
+        cli.fail(f"--port must be in 0..65535 (0: any free port), got {options.port}")
+    if options.screenshot:
+        cli.writable_directory(os.path.dirname(os.path.abspath(options.screenshot)), "--screenshot's directory")
+    httpd = bind(options.host, options.port, options.verbose)
     try:
         run = load_run(os.path.abspath(options.workdir))
-        explorer = build_explorer(run)
-        httpd = server.ExplorerServer(explorer, options.host, options.port, verbose=options.verbose)
-    except (FileNotFoundError, ValueError, data.DatasetUnavailableError, OSError) as error:
-        # ConfigError and CheckpointMismatchError are ValueErrors too; OSError: the port is taken.
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        httpd.explorer = build_explorer(run)
+    except (FileNotFoundError, ValueError, data.DatasetUnavailableError) as error:
+        # ConfigError and CheckpointMismatchError are ValueErrors too.
+        httpd.server_close()
+        cli.fail(str(error))
     if options.screenshot:
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         try:
             browser.drive(httpd.url, options.screenshot)
         except FileNotFoundError as error:  # no Chromium here
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
+            cli.fail(str(error))
         finally:
             httpd.shutdown()
             httpd.server_close()
@@ -218,4 +270,4 @@ def define_flags() -> None:
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -13,8 +13,18 @@ import shutil
 import numpy as np
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_ARGS = (  # headless and quiet: no sandbox (containers, root), no GPU, nothing fetched from the network
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+VIEWPORT = (1280, 800)  # the smallest window the page's layout keeps the decoded image in view at
 
-_IDLE = (  # the page has drawn more than n decodes and has none in flight or queued
+IDLE = (  # the page has drawn more than n decodes and has none in flight or queued
     "() => window.explorer.info && window.explorer.decodes > {n} && !window.explorer.inFlight"
     " && !window.explorer.pending"
 )
@@ -34,17 +44,44 @@ def find_chromium() -> str | None:
     return None
 
 
-def _shown(page, channels: int) -> dict:
+def launch(playwright):
+    """Headless Chromium (the system's, `find_chromium`) under Playwright, with `CHROMIUM_ARGS`."""
+    executable = find_chromium()
+    if executable is None:
+        raise FileNotFoundError("no Chromium found: apt-get install chromium (or set GEN_JAX_CHROMIUM)")
+    return playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_ARGS))
+
+
+def wait_idle(page, action=None) -> None:
+    """Runs `action()` (if given) and waits until the page has drawn a decode after it and has none in flight."""
+    count = page.evaluate("() => window.explorer.decodes")
+    if action is not None:
+        action()
+    page.wait_for_function(IDLE.format(n=count))
+
+
+def shown(page, channels: int) -> dict:
     """The decoded image on screen as u8[H, W, channels], with the code and label the page says it shows."""
-    shown = page.evaluate(_SHOWN)
-    rgba = np.asarray(shown.pop("rgba"), np.uint8).reshape(shown["height"], shown["width"], 4)
-    shown["image"] = rgba[..., :3] if channels == 3 else rgba[..., :1]
-    return shown
+    state = page.evaluate(_SHOWN)
+    rgba = np.asarray(state.pop("rgba"), np.uint8).reshape(state["height"], state["width"], 4)
+    state["image"] = rgba[..., :3] if channels == 3 else rgba[..., :1]
+    return state
+
+
+def canvas_pixels(page, selector: str, channels: int) -> np.ndarray:
+    """The pixels of the canvas `selector` (a CSS selector; the first match) as u8[H, W, channels]."""
+    height, width, data = page.evaluate(
+        """(selector) => { const c = document.querySelector(selector);
+        return [c.height, c.width, Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)]; }""",
+        selector,
+    )
+    rgba = np.asarray(data, np.uint8).reshape(height, width, 4)
+    return rgba[..., :3] if channels == 3 else rgba[..., :1]
 
 
 def drive(url: str, screenshot: str | None = None, slider: int = 0, value: float = 1.5, timeout_s: float = 120.0):
-    """Loads the explorer at `url`, clicks the first example, moves slider `slider` to `value` and optionally saves
-    a screenshot of the whole page.
+    """Loads the explorer at `url` in a `VIEWPORT` window, clicks the first example, moves slider `slider` to
+    `value` and optionally saves a screenshot of the window.
 
     Returns:
       {"info": the page's /api/info, "chosen": what the page shows after the click, "moved": after the slider}:
@@ -53,47 +90,29 @@ def drive(url: str, screenshot: str | None = None, slider: int = 0, value: float
     """
     from playwright.sync_api import sync_playwright
 
-    executable = find_chromium()
-    if executable is None:
-        raise FileNotFoundError("no Chromium found: apt-get install chromium (or set GEN_JAX_CHROMIUM)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        browser = launch(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 820})
+            page = browser.new_page(viewport=dict(zip(("width", "height"), VIEWPORT)))
             page.set_default_timeout(timeout_s * 1000)
             page.goto(url)
-            page.wait_for_function(_IDLE.format(n=0))
+            page.wait_for_function(IDLE.format(n=0))
             info = page.evaluate("() => window.explorer.info")
             channels = info["image_shape"][2]
 
-            count = page.evaluate("() => window.explorer.decodes")
-            page.locator("#examples canvas").first.click()
+            wait_idle(page, lambda: page.locator("#examples canvas").first.click())
             page.wait_for_selector("#selected:not([hidden])")
-            page.wait_for_function(_IDLE.format(n=count))
-            chosen = _shown(page, channels)
+            chosen = shown(page, channels)
             chosen["pair"] = [
-                _canvas(page, "selected-image", channels) if info["has_encoder"] else None,
-                _canvas(page, "selected-decoded", channels),
+                canvas_pixels(page, "#selected-image", channels) if info["has_encoder"] else None,
+                canvas_pixels(page, "#selected-decoded", channels),
             ]
 
-            count = page.evaluate("() => window.explorer.decodes")
-            page.locator("#sliders input").nth(slider).fill(str(value))
-            page.wait_for_function(_IDLE.format(n=count))
-            moved = _shown(page, channels)
+            wait_idle(page, lambda: page.locator("#sliders input").nth(slider).fill(str(value)))
+            moved = shown(page, channels)
             if screenshot:
                 os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
-                page.screenshot(path=screenshot, full_page=True)
+                page.screenshot(path=screenshot)
             return {"info": info, "chosen": chosen, "moved": moved}
         finally:
             browser.close()
-
-
-def _canvas(page, element_id: str, channels: int) -> np.ndarray:
-    shape_and_data = page.evaluate(
-        """(id) => { const c = document.getElementById(id);
-        return [c.height, c.width, Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)]; }""",
-        element_id,
-    )
-    height, width, data = shape_and_data
-    rgba = np.asarray(data, np.uint8).reshape(height, width, 4)
-    return rgba[..., :3] if channels == 3 else rgba[..., :1]

@@ -1,7 +1,9 @@
 """The explorer's HTTP server: its page and one small JSON API, nothing else, bound to 127.0.0.1 by default.
 
-Routes (exact paths; anything else is a 404, a method other than GET/POST a 405):
-  GET  /, /explorer.js, /explorer.css   the page (files of `static/`, by name from a fixed table)
+Routes (exact paths; anything else is a 404, a method other than GET/HEAD/POST a 405; HEAD answers as GET does,
+without the body):
+  GET  /, /explorer.js, /explorer.css, /favicon.svg, /favicon.ico
+                                        the page (files of `static/`, by name from a fixed table)
   GET  /api/info                        `Explorer.info`: the latent space's map, sliders, attributes, examples
   POST /api/decode {"z": [D numbers], "label": int | null}
                                         -> {"pixels": base64 of u8[H, W, C], "shape": [H, W, C]}
@@ -20,6 +22,7 @@ import http.server
 import json
 import math
 import os
+import socket
 import socketserver
 import threading
 import urllib.parse
@@ -35,6 +38,8 @@ PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/explorer.js": ("explorer.js", "text/javascript; charset=utf-8"),
     "/explorer.css": ("explorer.css", "text/css; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    "/favicon.ico": ("favicon.svg", "image/svg+xml"),  # where browsers and tools look without the page's <link>
 }
 
 
@@ -186,6 +191,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._error(404, f"no such page: {path[:200]}; the explorer serves / and /api/*")
 
+    do_HEAD = do_GET  # noqa: N815 - `_send` leaves the body out for HEAD
+
     def do_POST(self):  # noqa: N802
         path = self._path()
         try:
@@ -223,20 +230,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _refuse_method(self):
-        self._error(405, f"{self.command} is not served: the explorer answers GET and POST")
+        self._error(405, f"{self.command} is not served: the explorer answers GET, HEAD and POST")
 
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method  # noqa: N815
 
 
 class ExplorerServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """A threading HTTP server holding the `Explorer` it serves."""
+    """A threading HTTP server holding the `Explorer` it serves; bound on construction (an IPv6 `host` such as
+    "::1" over IPv6), so that it can be bound before its `explorer` exists (None until set; serve after)."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, explorer: Explorer, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
+    def __init__(self, explorer: Explorer | None, host: str = "127.0.0.1", port: int = 0, verbose: bool = False):
         self.explorer = explorer
         self.verbose = verbose
+        if ":" in host:
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), Handler)
 
     @property

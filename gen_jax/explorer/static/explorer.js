@@ -1,13 +1,19 @@
 // The latent explorer's page: plain JavaScript, no build step, no network beyond this page's own server.
-// State: the current code z = anchor + Σ_k t_k·scale_k·direction_k (sliders) + Σ_a α_a·vector_a (attributes).
-// Every image shown is the server's decoding (POST /api/decode) of the code named beside it; window.explorer
-// exposes the state for tests (the code and label of the image on screen, and whether a decode is in flight).
+// State: the current code z = anchor + Σ_k t_k·scale_k·direction_k (sliders) + Σ_a α_a·vector_a (attributes),
+// decoded under `label` for a conditional model.  A new anchor (a map point, an example, random, the class) sets
+// the sliders and attributes to 0 and the morph's t back to 0.5, off the path; moving t makes the anchor the
+// path's point at t (for a conditional model under A's class for t < 0.5 and B's from 0.5 on, so that t = 0
+// decodes A and t = 1 decodes B exactly).  Every image shown is the server's decoding (POST /api/decode) of the
+// code named beside it; window.explorer exposes the state for tests (the code and label of the image on screen,
+// whether a decode is in flight, the morph's t: null when off the path).
 "use strict";
 
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf"];
+const NO_CLASS_COLOUR = "#546e7a";
+const MORPH_START = 0.5;
 const state = {
-  info: null, anchor: null, label: 0, sliders: [], alphas: [], morph: { a: null, b: null },
+  info: null, anchor: null, label: 0, sliders: [], alphas: [], morph: { a: null, b: null, t: null },
   shown: null, shownLabel: null, pending: null, inFlight: false, decodes: 0, errors: 0, hover: false,
 };
 window.explorer = state;
@@ -21,12 +27,23 @@ function setStatus(text, isError = false) {
   $("status").className = isError ? "error" : "";
 }
 
+// What a failed action shows: the server's own message, or that the server is gone.
+function report(error) {
+  state.errors += 1;
+  setStatus(error.message, true);
+}
+
 async function api(path, body) {
-  const response = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
-  const payload = await response.json();
-  if (!response.ok) throw new Error(payload.error || response.statusText);
+  let response;
+  try {
+    response = await fetch(path, body === undefined ? {} : {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+  } catch {
+    throw new Error("server stopped: start experiments.explore again, then reload this page");
+  }
+  const payload = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(payload.error || `${response.status} ${response.statusText}`);
   return payload;
 }
 
@@ -43,6 +60,17 @@ function drawPixels(canvas, image) {
   context.putImageData(out, 0, 0);
 }
 
+// "class 7" (or "class 1 (Trouser)") where labels mean classes; "" for a model without classes.
+function classText(label) {
+  return state.info.has_classes && label !== null && label !== undefined ? state.info.class_labels[label] : "";
+}
+
+// "test image #5 · class 7", "noise vector #5": what a map point or an example is.
+function pointText(index, label) {
+  const what = state.info.has_encoder ? "test image" : "noise vector";
+  return [`${what} #${index}`, classText(label)].filter(Boolean).join(" · ");
+}
+
 // The code the controls describe.
 function currentZ() {
   let z = state.anchor.slice();
@@ -57,6 +85,15 @@ function show(z, label, caption) {
   if (!state.inFlight) sendNext();
 }
 
+function showCode(z) {
+  const box = $("view-z");
+  box.replaceChildren(document.createTextNode(`z (${z.length}) = `));
+  z.forEach((x, i) => {
+    const number = Object.assign(document.createElement("span"), { textContent: x.toFixed(2).replace("-", "−") });
+    box.append(number, i + 1 < z.length ? " " : "");
+  });
+}
+
 async function sendNext() {
   const request = state.pending;
   state.pending = null;
@@ -68,32 +105,56 @@ async function sendNext() {
     const image = await api("/api/decode", body);
     drawPixels($("decoded"), image);
     state.shown = request.z; state.shownLabel = request.label; state.decodes += 1;
-    $("view-caption").textContent = `${request.caption}: z = [${request.z.map((x) => x.toFixed(2)).join(", ")}]`;
+    const decodedAs = state.info.conditional ? classText(request.label) : "";
+    $("view-caption").textContent = [request.caption, decodedAs && `decoded as ${decodedAs}`].filter(Boolean).join(" · ");
+    showCode(request.z);
     setStatus(`${state.decodes} decodes`);
   } catch (error) {
-    state.errors += 1;
-    setStatus(`decode failed: ${error.message}`, true);
+    report(error);
   } finally {
     state.inFlight = false;
     if (state.pending) sendNext();
   }
 }
 
-function refresh() { show(currentZ(), state.label, "current code"); }
-
-function setAnchor(z, label) {
-  state.anchor = z.slice();
-  if (label !== undefined && label !== null) { state.label = label; $("label").value = String(label); }
-  resetSliders(false);
-  refresh();
+// What the current code is: its anchor, and whether sliders or attributes move it.
+function caption() {
+  const moved = state.sliders.some((t) => t !== 0) || state.alphas.some((a) => a !== 0);
+  return moved ? `${state.anchorText} + sliders` : state.anchorText;
 }
 
-function resetSliders(andRefresh = true) {
+function refresh() { show(currentZ(), state.label, caption()); }
+
+function setLabel(label) {
+  state.label = label;
+  $("label").value = String(label);
+}
+
+// The morph's t: a number when the anchor is the path's point at t, null (slider at 0.5) otherwise.
+function setMorphT(t) {
+  state.morph.t = t;
+  $("morph").value = String(t === null ? MORPH_START : t);
+  const ready = state.morph.a && state.morph.b;
+  $("morph").disabled = !ready;
+  $("morph-t").textContent = !ready ? "t: set A and B" : t === null ? "t: off the path (move to follow it)" : `t = ${t.toFixed(2)}`;
+}
+
+// A new current code: sliders and attributes to 0, t back to 0.5 off the path.
+function setAnchor(z, label, text) {
+  state.anchor = z.slice();
+  state.anchorText = text;
+  if (label !== undefined && label !== null) setLabel(label);
+  zeroSliders();
+  setMorphT(null);
+  refresh();
+  drawMap();
+}
+
+function zeroSliders() {
   state.sliders.fill(0); state.alphas.fill(0);
   document.querySelectorAll("#sliders input, #attributes input").forEach((input) => {
     input.value = "0"; input.nextElementSibling.textContent = "0.00";
   });
-  if (andRefresh) refresh();
 }
 
 // The map: plane coordinates (u, v) <-> canvas pixels, and z = origin + u·axes[0] + v·axes[1].
@@ -121,14 +182,14 @@ function drawMap() {
   context.clearRect(0, 0, canvas.width, canvas.height);
   m.points.forEach((p, i) => {
     const [x, y] = state.frame.toPixel(p);
-    context.fillStyle = COLOURS[m.labels[i] % COLOURS.length];
+    context.fillStyle = m.labels ? COLOURS[m.labels[i] % COLOURS.length] : NO_CLASS_COLOUR;
     context.globalAlpha = 0.7;
     context.fillRect(x - 1.5, y - 1.5, 3, 3);
   });
   context.globalAlpha = 1;
   if (state.anchor) {
-    const m2 = state.info.map, d = add(currentZ(), m2.origin, -1);
-    const [x, y] = state.frame.toPixel([dot(d, m2.axes[0]), dot(d, m2.axes[1])]);
+    const d = add(currentZ(), m.origin, -1);
+    const [x, y] = state.frame.toPixel([dot(d, m.axes[0]), dot(d, m.axes[1])]);
     context.strokeStyle = "#000"; context.lineWidth = 2;
     context.beginPath(); context.arc(x, y, 6, 0, 2 * Math.PI); context.stroke();
   }
@@ -146,15 +207,13 @@ function nearestPoint(x, y) {
 
 async function choosePoint(index) {
   const point = await api("/api/point", { index });
-  const info = state.info;
   $("selected").hidden = false;
-  $("selected-caption").textContent = `#${index}, ${info.class_names[point.label] ?? point.label}`;
+  $("selected-caption").textContent = `Chosen: ${pointText(index, point.label)}`;
   if (point.image) drawPixels($("selected-image"), point.image);
   $("selected-image").parentElement.hidden = !point.image;
-  $("selected-decoded-caption").textContent = point.image ? "reconstruction" : "decoded";
+  $("selected-decoded-caption").textContent = point.image ? "its reconstruction" : "decoded";
   drawPixels($("selected-decoded"), point.decoded);
-  setAnchor(point.code, point.label);
-  drawMap();
+  setAnchor(point.code, point.label, pointText(index, point.label));
 }
 
 function slider(container, name, min, max, step, onInput) {
@@ -162,7 +221,7 @@ function slider(container, name, min, max, step, onInput) {
   row.className = "slider";
   const input = Object.assign(document.createElement("input"), { type: "range", min, max, step, value: "0" });
   const value = Object.assign(document.createElement("span"), { textContent: "0.00" });
-  row.append(Object.assign(document.createElement("span"), { textContent: name }), input, value);
+  row.append(Object.assign(document.createElement("span"), { textContent: name, title: name }), input, value);
   input.addEventListener("input", () => { value.textContent = Number(input.value).toFixed(2); onInput(Number(input.value)); });
   container.append(row);
   return input;
@@ -180,18 +239,26 @@ function pathPoint(a, b, t, spherical) {
   return a.map((x, i) => (1 - t) * x + t * b[i]);
 }
 
-async function thumbnail(canvas, z, label) {
-  const body = { z };
-  if (state.info.conditional) body.label = label;
-  drawPixels(canvas, await api("/api/decode", body));
+async function setEnd(end) {
+  const code = { z: currentZ(), label: state.label };
+  const body = { z: code.z };
+  if (state.info.conditional) body.label = code.label;
+  drawPixels($(`morph-${end}`), await api("/api/decode", body));
+  state.morph[end] = code;
+  const decodedAs = state.info.conditional ? ` · ${classText(code.label)}` : "";
+  $(`morph-${end}-caption`).textContent = `${end.toUpperCase()}${decodedAs}`;
+  setMorphT(null);  // a new path: the current code is not on it until t moves
 }
 
 function morphTo(t) {
   const { a, b } = state.morph;
   const spherical = document.querySelector("input[name=path]:checked").value === "spherical";
-  state.anchor = pathPoint(a.z, b.z, t, spherical);
-  resetSliders(false);
-  show(currentZ(), state.label, `${spherical ? "spherical" : "linear"} path A→B at t = ${t.toFixed(2)}`);
+  state.anchor = t === 0 ? a.z.slice() : t === 1 ? b.z.slice() : pathPoint(a.z, b.z, t, spherical);
+  if (state.info.conditional) setLabel(t < 0.5 ? a.label : b.label);
+  state.anchorText = `morph A→B at t = ${t.toFixed(2)} (${spherical ? "spherical" : "linear"})`;
+  zeroSliders();
+  setMorphT(t);
+  refresh();
   drawMap();
 }
 
@@ -200,31 +267,40 @@ function gaussian() {  // Box–Muller
   return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
 }
 
+// Runs an event handler, reporting its failure on the page instead of as an uncaught error.
+const guarded = (handler) => (event) => { Promise.resolve().then(() => handler(event)).catch(report); };
+
 function build(info) {
   state.info = info;
   state.sliders = info.sliders.map(() => 0);
   state.alphas = info.attributes.map(() => 0);
   $("run").textContent = `${info.run}: ${info.family}, step ${info.step}, ${info.dataset}, latent ${info.latent_dim}` +
     (info.conditional ? ", conditional" : "");
-  $("map-how").textContent = `(${info.map.source}; ${info.map.how})`;
+  $("map-how").textContent = `(${info.map.source}; ${info.map.how}${info.has_classes ? "; colour: class" : ""})`;
   $("slider-how").textContent = "(units: the codes' standard deviation along each)";
-  info.class_names.forEach((name, k) => {
-    $("label").append(Object.assign(document.createElement("option"), { value: String(k), textContent: name }));
-    if (info.num_classes > 1) {
+  info.class_labels.forEach((text, k) => {
+    $("label").append(Object.assign(document.createElement("option"), { value: String(k), textContent: text }));
+    if (info.has_classes) {
       const item = document.createElement("span");
       item.innerHTML = `<i style="background:${COLOURS[k % COLOURS.length]}"></i>`;
-      item.append(name);
+      item.append(info.class_names[k]);
       $("legend").append(item);
     }
   });
   $("label-row").hidden = !info.conditional;
-  $("label").addEventListener("change", () => { state.label = Number($("label").value); refresh(); });
+  if (info.conditional) {
+    $("morph-help").append(" A and B keep their classes: the class switches from A's to B's at t = 0.5.");
+  }
+  $("examples-how").textContent = `(${info.has_encoder ? "test images" : "decoded noise vectors"}; click one)`;
+  $("label").addEventListener("change", () => {
+    setAnchor(currentZ(), Number($("label").value), state.morph.t === null ? state.anchorText : "the morph's code");
+  });
   info.examples.forEach((example) => {
     const canvas = document.createElement("canvas");
-    canvas.title = `#${example.index}: ${info.class_names[example.label] ?? example.label}`;
+    canvas.title = pointText(example.index, example.label);
     canvas.dataset.index = String(example.index);
     drawPixels(canvas, example);
-    canvas.addEventListener("click", () => choosePoint(example.index).catch((e) => setStatus(e.message, true)));
+    canvas.addEventListener("click", guarded(() => choosePoint(example.index)));
     $("examples").append(canvas);
   });
   info.sliders.forEach((s, k) => slider($("sliders"), s.name, -3, 3, 0.05, (t) => { state.sliders[k] = t; refresh(); drawMap(); }));
@@ -240,29 +316,22 @@ function build(info) {
     show(lift([u, v]), state.label, `map point (${u.toFixed(2)}, ${v.toFixed(2)})`);
   });
   map.addEventListener("pointerleave", () => { state.hover = false; refresh(); });
-  map.addEventListener("click", (event) => {
+  map.addEventListener("click", guarded((event) => {
     const [x, y] = where(event), index = nearestPoint(x, y);
-    if (index >= 0) choosePoint(index).catch((e) => setStatus(e.message, true));
-    else { setAnchor(lift(state.frame.toPlane(x, y))); drawMap(); }
-  });
-  $("random").addEventListener("click", () => { setAnchor(info.start.map(() => gaussian())); drawMap(); });
-  $("reset").addEventListener("click", () => { resetSliders(); drawMap(); });
-  for (const end of ["a", "b"]) {
-    $(`set-${end}`).addEventListener("click", async () => {
-      state.morph[end] = { z: currentZ(), label: state.label };
-      await thumbnail($(`morph-${end}`), state.morph[end].z, state.label);
-      $("morph").disabled = !(state.morph.a && state.morph.b);
-    });
-  }
+    if (index >= 0) return choosePoint(index);
+    const [u, v] = state.frame.toPlane(x, y);
+    setAnchor(lift([u, v]), undefined, `map point (${u.toFixed(2)}, ${v.toFixed(2)})`);
+  }));
+  $("random").addEventListener("click", () => setAnchor(info.start.map(() => gaussian()), undefined, "random z ~ N(0, I)"));
+  $("reset").addEventListener("click", () => { zeroSliders(); refresh(); drawMap(); });
+  for (const end of ["a", "b"]) $(`set-${end}`).addEventListener("click", guarded(() => setEnd(end)));
   $("morph").addEventListener("input", () => morphTo(Number($("morph").value)));
   document.querySelectorAll("input[name=path]").forEach((r) => r.addEventListener("change", () => {
-    if (state.morph.a && state.morph.b) morphTo(Number($("morph").value));
+    if (state.morph.t !== null) morphTo(state.morph.t);
   }));
-  state.anchor = info.start.slice();
-  state.label = info.start_label;
-  $("label").value = String(state.label);
-  drawMap();
-  refresh();
+  setLabel(info.start_label);
+  setMorphT(null);
+  setAnchor(info.start, info.start_label, pointText(0, info.has_classes ? info.start_label : null));
 }
 
-api("/api/info").then(build).catch((error) => setStatus(`could not load: ${error.message}`, true));
+api("/api/info").then(build).catch((error) => { report(error); setStatus(`could not load: ${error.message}`, true); });
