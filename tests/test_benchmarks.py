@@ -1,106 +1,124 @@
-"""The throughput benchmark runs end to end in a quick mode and reports every field the README table needs.
+"""The throughput benchmark times any experiment config as its training loop runs it, several in one run, and says
+what is wrong with its input in one line.
 
-No speed is asserted here (CI machines differ and are shared); the README's table comes from full runs.
+No speed is asserted here (CI machines differ and are shared); benchmarks/README.md's tables come from full runs.
 """
 
-import dataclasses
+import importlib.util
 import json
 import math
+import statistics
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from benchmarks import throughput
 
 from conftest import REPO_ROOT
 
-QUICK = ["--batch-size", "8", "--steps-per-call", "2", "--repeats", "1", "--num-examples", "64", "--peak-size", "128"]
-
-RATE_FIELDS = (
-    "steps_per_s",
-    "examples_per_s",
-    "ms_per_step",
-    "compile_s",
-    "baseline_steps_per_s",
-    "baseline_examples_per_s",
-    "baseline_ms_per_step",
-    "baseline_compile_s",
-    "speedup_vs_baseline",
-    "flops_per_step",
-    "achieved_flops_per_s",
-    "peak_flops_per_s",
-    "fraction_of_peak",
-)
+VAE, AAE = "experiments/configs/vae_digits.py", "experiments/configs/aae_digits.py"
+TINY = ["--config.batch_size=8", "--steps-per-call", "2", "--repeats", "2"]
 
 
-def check_record(record, model, precision):
-    assert record["model"] == model and record["precision"] == precision
-    assert record["batch_size"] == 8 and record["steps_per_call"] == 2 and record["repeats"] == 1
-    for field in RATE_FIELDS:
-        assert isinstance(record[field], float) and math.isfinite(record[field]) and record[field] > 0, field
-    # The derived numbers agree with the measured ones.
-    assert record["examples_per_s"] == pytest.approx(8 * record["steps_per_s"])
-    assert record["ms_per_step"] == pytest.approx(1e3 / record["steps_per_s"])
-    assert record["speedup_vs_baseline"] == pytest.approx(record["baseline_ms_per_step"] / record["ms_per_step"])
-    assert record["fraction_of_peak"] == pytest.approx(record["achieved_flops_per_s"] / record["peak_flops_per_s"])
-    assert record["peak_memory_bytes"] is None  # the CPU backend reports no memory statistics
-    for field in ("device", "backend", "jax_version", "date"):
-        assert record[field]
+def positive(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0
 
 
 @pytest.mark.slow
-def test_quick_all_writes_json_and_table(tmp_path):
-    json_path, table_path = tmp_path / "all.json", tmp_path / "table.md"
-    throughput.main(["--all", "--only", "vae_mlp", *QUICK, "--json", str(json_path), "--markdown", str(table_path)])
-    records = json.loads(json_path.read_text())
-    assert [(r["model"], r["precision"]) for r in records] == [("vae_mlp", "f32"), ("vae_mlp", "bf16")]
-    for record, precision in zip(records, ("f32", "bf16")):
-        check_record(record, "vae_mlp", precision)
-    # The f32 and bf16 steps are different programs: XLA's count of their FLOPs is the same work.
-    assert records[0]["flops_per_step"] == pytest.approx(records[1]["flops_per_step"], rel=0.2)
+def test_two_families_in_one_run_write_sane_json(tmp_path, monkeypatch, capsys):
+    """vae_digits and aae_digits timed in one run, with a population of 2 (batched and in turn) and the per-step
+    baseline; PyTorch made absent, so its side is skipped in one line."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else find_spec(name, *a))
+    json_path, table_path = tmp_path / "out" / "tiny.json", tmp_path / "tiny.md"
+    argv = [
+        *("--config", VAE, AAE, *TINY, "--members", "2", "--members-in-turn", "--baseline"),
+        *("--json", str(json_path), "--markdown", str(table_path)),
+    ]
+    results = throughput.main(argv)
+    payload = json.loads(json_path.read_text())
+    assert payload["results"] == json.loads(json.dumps(results))
+    assert payload["command"] == "python -m benchmarks.throughput " + " ".join(argv)
+    assert payload["versions"]["jax"] == jax.__version__ and payload["machine"]["backend"] == "cpu"
+    assert payload["machine"]["devices"] and payload["date"]
+    assert [(r["name"], r["family"]) for r in results] == [("vae_digits", "vae"), ("aae_digits", "aae")]
+    for r in results:
+        assert (r["batch_size"], r["steps_per_call"], r["repeats"], r["members"]) == (8, 2, 2, 2)
+        assert r["overrides"] == ["--config.batch_size=8"] and r["num_examples"] > 8
+        for field in ("steps_per_s", "images_per_s", "ms_per_step", "compile_s", "flops_per_step", "members_speedup"):
+            assert positive(r[field]), field
+        assert positive(r["speedup_vs_baseline"]) and positive(r["members_in_turn_speedup"])
+        assert r["images_per_s"] == pytest.approx(8 * r["steps_per_s"])
+        # The rate is the median of the timed calls after the warm-up: compilation is not in it.
+        assert r["ms_per_step"] == pytest.approx(statistics.median(r["ms_per_step_repeats"]["fused"]))
+        assert len(r["ms_per_step_repeats"]["fused"]) == 2
+        assert r["members_speedup"] == pytest.approx(r["member_steps_per_s"] * r["ms_per_step"] / 1e3)
+        assert r["speedup_vs_baseline"] == pytest.approx(r["baseline_ms_per_step"] / r["ms_per_step"])
+        assert r["peak_memory_bytes"] is None and r["xla_memory_bytes"] > 0  # the CPU backend reports no peak
+        assert "torch_eager_ms_per_step" not in r
+    assert [line for line in capsys.readouterr().out.splitlines() if "PyTorch" in line] == [
+        "PyTorch is not installed: the PyTorch peers are skipped (pip install -e '.[peers]' to time them)"
+    ]
     table = table_path.read_text().splitlines()
-    assert table[0].startswith("cpu") and "matmul peak" in table[0]
-    assert table[2].startswith("| model |") and len(table) == 6  # preamble, blank, header, rule, two rows
-    assert all(record["xla_memory_bytes"] > 0 for record in records)
+    assert table[0].startswith("| config | family | batch | K | steps/s | images/s |") and len(table) == 4
+    assert "× torch eager" not in table[0]
 
 
-@pytest.mark.slow
-def test_a_variant_is_timed_against_its_reference_in_the_same_run(monkeypatch):
-    """A model with a reference (as the fast DCGANs have the plain one) also times the reference, fused and per
-    step; a GAN stands in for the slow-to-compile DCGANs, timed against itself."""
-    assert {throughput.MODELS[name].reference for name in ("dcgan_dual_grad", "dcgan_subpixel")} == {"dcgan"}
-    monkeypatch.setitem(
-        throughput.MODELS, "gan_mlp_again", dataclasses.replace(throughput.MODELS["gan_mlp"], reference="gan_mlp")
+def test_vary_makes_a_row_per_value_built_with_that_value():
+    rows = throughput.make_rows(
+        [VAE, AAE], ["--config.batch_size=8"], ["compute_dtype=float32,bfloat16", "model.hidden=(8,),(4, 4)"]
     )
-    record = throughput.benchmark("gan_mlp_again", 8, "f32", 2, 1, 64, peak_size=128, members=3, members_in_turn=True)
-    check_record(record, "gan_mlp_again", "f32")
-    # --members: a sweep's population of 3 timed in the same run, against 3 × the single fused model; with
-    # --members-in-turn also the 3 one after another in one program.
-    assert record["members"] == 3 and record["member_steps_per_s"] > 0
-    assert record["members_speedup"] == pytest.approx(record["member_steps_per_s"] * record["ms_per_step"] / 1e3)
-    assert record["members_in_turn_speedup"] > 0
-    assert record["reference"] == "gan_mlp"
-    fastest_reference = min(record["reference_ms_per_step"], record["reference_baseline_ms_per_step"])
-    assert record["speedup_vs_reference"] == pytest.approx(fastest_reference / record["ms_per_step"])
+    assert [(row.path, row.varied) for row in rows[:4]] == [
+        (VAE, ("compute_dtype=float32", "model.hidden=(8,)")),
+        (VAE, ("compute_dtype=float32", "model.hidden=(4, 4)")),
+        (VAE, ("compute_dtype=bfloat16", "model.hidden=(8,)")),
+        (VAE, ("compute_dtype=bfloat16", "model.hidden=(4, 4)")),
+    ]
+    assert len(rows) == 8 and rows[4].path == AAE
+    config = throughput.load_config(rows[3])
+    assert (config.batch_size, config.compute_dtype, config.model.hidden) == (8, "bfloat16", (4, 4))
+    assert not config.sample_quality.enabled  # the benchmark never builds the sample-quality evaluator
 
 
-def test_unknown_names_and_sizes_are_refused_before_compute():
-    with pytest.raises(ValueError, match="unknown model 'vae_big'"):
-        throughput.benchmark("vae_big")
-    with pytest.raises(ValueError, match="unknown precision 'f16'"):
-        throughput.benchmark("vae_mlp", precision="f16")
-    with pytest.raises(ValueError, match="repeats must be a positive integer"):
-        throughput.benchmark("vae_mlp", repeats=0)
-    with pytest.raises(ValueError, match=r"batch_size \(128\) must not exceed num_examples \(64\)"):
-        throughput.benchmark("vae_mlp", num_examples=64)
+def test_a_bad_config_path_is_one_line_without_a_traceback():
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.throughput", "--config", "experiments/configs/nope.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "error: --config experiments/configs/nope.py: no such file; give an experiment config, e.g. "
+        "experiments/configs/vae_digits.py"
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([VAE, "--config.no_such_field=1"], "--config.no_such_field=1"),
+        ([VAE, "--config.batch_size=many"], "invalid literal for int()"),
+        ([VAE, "--config.batch_size=0"], "config.batch_size must be a positive integer"),
+        (["experiments/configs/ae_vs_pca.py"], "config.experiment='ae_vs_pca' runs several trainings"),
+        ([VAE, "--vary", "compute_dtype"], "--vary 'compute_dtype': expected key=value1,value2"),
+    ],
+)
+def test_mistakes_in_configs_and_overrides_are_one_line_before_any_compute(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        throughput.main(["--config", *argv])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
 def test_importing_the_benchmark_loads_no_plotting_or_dataset_libraries():
     """The GPU image lacks some of the experiment dependencies: importing the benchmark must not need them."""
     code = (
         "import sys, benchmarks.throughput; "
-        "print(sorted(m for m in ('matplotlib', 'sklearn', 'tensorflow_datasets', 'ml_collections') "
+        "print(sorted(m for m in ('matplotlib', 'sklearn', 'tensorflow_datasets', 'ml_collections', 'torch') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

@@ -70,6 +70,11 @@ def _update_and_average(optimizer, params, averages, tracked, step: torch.Tensor
 
 
 def _make_vae_step(modules, config, wrap, autocast) -> Callable[[torch.Tensor], dict]:
+    if config.model.likelihood != "bernoulli" or config.objective != "elbo" or config.beta != 1.0:
+        raise ValueError(
+            "the VAE peer mirrors the ELBO with a Bernoulli likelihood and beta = 1; got "
+            f"{config.model.likelihood!r}, objective {config.objective!r}, beta {config.beta}"
+        )
     vae = modules["vae"]
     params = list(vae.parameters())
     optimizer = _adam(params, config.optim)
