@@ -4,9 +4,9 @@
 #   bash benchmarks/gpu_check.sh [extra benchmark flags]   # from the repository root; results in $OUT
 #
 # The GPU image has JAX, flax, optax, orbax, matplotlib and pillow but not ml_collections, which the experiment
-# configs need: it is installed from the wheels in .whl/ (carry `.whl` with the call) when it is missing.  Writes
-# $OUT/gpu_all.json (one record per row), $OUT/gpu_table.md (the table in benchmarks/README.md), $OUT/gpu_log.txt and
-# $OUT/environment.txt.
+# configs need: it is installed from the wheels in .whl/ (carry `.whl` with the call) when it is missing.  The
+# Fashion-MNIST IDX files are read from $DATA_DIR (default data/fashion-mnist: carry it).  Writes $OUT/gpu_all.json
+# (the machine, versions and one record per config), $OUT/gpu_table.md, $OUT/gpu_log.txt and $OUT/environment.txt.
 set -euo pipefail
 OUT="${OUT:-gpu_out}"
 mkdir -p "$OUT"
@@ -24,6 +24,8 @@ fi
 } > "$OUT/environment.txt" 2>&1
 cat "$OUT/environment.txt"
 
-# Every model at its experiment's batch size, f32 and the bf16 rows, 100 fused steps per call.
-"$PYTHON" -m benchmarks.throughput --all --repeats 5 --json "$OUT/gpu_all.json" --markdown "$OUT/gpu_table.md" \
-  "$@" 2>&1 | tee "$OUT/gpu_log.txt"
+# Every Fashion-MNIST config as its training loop runs it, against the per-step baseline, with the PyTorch peers
+# where PyTorch is installed.
+"$PYTHON" -m benchmarks.throughput --config experiments/configs/*_fashion_mnist.py \
+  --config.data_dir="${DATA_DIR:-data/fashion-mnist}" --baseline --repeats 5 --json "$OUT/gpu_all.json" \
+  --markdown "$OUT/gpu_table.md" "$@" 2>&1 | tee "$OUT/gpu_log.txt"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared pass over everything that needs an accelerator, for a short lease of a GPU machine
 # (the `device` tool: 15 minutes, start-up included).  Writes its results under $OUT (default ./gpu_out).
-#   - the whole throughput table (benchmarks.throughput --all), JSON + markdown;
-#   - the PyTorch peers side by side (--peers: CUDA graphs, bf16 autocast), JSON + markdown;
+#   - the throughput table: every Fashion-MNIST config against the per-step baseline, and the DCGAN's convolution
+#     forms in f32 and bf16, JSON + markdown;
+#   - the PyTorch peers side by side (CUDA graphs, bf16 autocast), JSON + markdown;
 #   - the Fashion-MNIST VAEs and the DCGAN trained through experiments.main on the GPU (the mesh's sharded jit
 #     path on one device), with their summaries and steps/s;
 #   - with SWEEPS_ONLY=1 instead: the sweep checks below and nothing else.
@@ -20,19 +21,21 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
   python3 -c "import jax, flax, optax, orbax.checkpoint as o; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
   date -u
 } 2>&1 | tee "$OUT/env.txt"
+DATA=${DATA_DIR:-data/fashion-mnist}
+THROUGHPUT="python3 -m benchmarks.throughput --config.data_dir=$DATA"
 
 # The sweep issue's GPU checks alone (SWEEPS_ONLY=1, one lease): 64 vae_mlp members as one vmapped population
 # against one fused model (target: members_speedup >= 20), then 3 seeds of each Fashion-MNIST GAN in one sweep
 # command each (the README's GAN rows as mean ± std; records under $OUT/results, scored by the classifier the run
 # trains on the GPU, so they form their own floor group in the sample-quality table).
 if [ -n "${SWEEPS_ONLY:-}" ]; then
-  timeout "${MEMBERS_TIMEOUT:-240}" python3 -m benchmarks.throughput --model vae_mlp --members "${MEMBERS:-64}" \
-    --members-in-turn --repeats 3 --json "$OUT/gpu_members_vae_mlp.json" 2>&1 | grep -v "^[WV][0-9]" | tail -20 \
-    | tee "$OUT/gpu_members.log"
+  timeout "${MEMBERS_TIMEOUT:-240}" $THROUGHPUT --config experiments/configs/vae_mlp_fashion_mnist.py --no-peers \
+    --members "${MEMBERS:-64}" --members-in-turn --repeats 3 --json "$OUT/gpu_members_vae_mlp.json" 2>&1 \
+    | grep -v "^[WV][0-9]" | tail -20 | tee "$OUT/gpu_members.log"
   mkdir -p "$OUT/results" /tmp/runs
   for name in gan_fashion_mnist cgan_fashion_mnist; do
     timeout "${SWEEP_TIMEOUT:-240}" python3 -m experiments.sweep --config "experiments/configs/$name.py" \
-      --workdir "/tmp/runs/sweep_$name" --sweep "seed=0:${SEEDS:-3}" --config.data_dir="${DATA_DIR:-data/fashion-mnist}" \
+      --workdir "/tmp/runs/sweep_$name" --sweep "seed=0:${SEEDS:-3}" --config.data_dir="$DATA" \
       --record "$OUT/results/gpu_sweep_$name.json" "$@" > "/tmp/runs/sweep_$name.log" 2>&1
     echo "$name exit=$?" | tee -a "$OUT/runs.txt"
     tail -c 600 "/tmp/runs/sweep_$name.log" | tr '\r' '\n' | tail -4 >> "$OUT/runs.txt"
@@ -40,24 +43,29 @@ if [ -n "${SWEEPS_ONLY:-}" ]; then
   exit 0
 fi
 
-timeout "${BENCH_TIMEOUT:-200}" python3 -m benchmarks.throughput --all --json "$OUT/gpu_throughput.json" \
-  --markdown "$OUT/gpu_throughput.md" 2>&1 | tail -40 | tee "$OUT/gpu_throughput.log"
+timeout "${BENCH_TIMEOUT:-300}" $THROUGHPUT --config experiments/configs/*_fashion_mnist.py --baseline --no-peers \
+  --json "$OUT/gpu_throughput.json" --markdown "$OUT/gpu_throughput.md" 2>&1 | grep -v "^[WV][0-9]" | tail -40 \
+  | tee "$OUT/gpu_throughput.log"
+timeout "${BENCH_TIMEOUT:-300}" $THROUGHPUT --config experiments/configs/dcgan_fashion_mnist.py --baseline --no-peers \
+  --vary conv_impl=flax,dual_grad,subpixel --vary compute_dtype=float32,bfloat16 --json "$OUT/gpu_dcgan_forms.json" \
+  --markdown "$OUT/gpu_dcgan_forms.md" 2>&1 | grep -v "^[WV][0-9]" | tail -20 | tee -a "$OUT/gpu_throughput.log"
 
 # The PyTorch peers (benchmarks/peers/; the GPU image has PyTorch) in the same runs as the fused JAX steps: PyTorch
-# eager and torch.compile with CUDA graphs, under bf16 autocast in the bf16 rows.  JAX leaves half of the GPU's memory
-# to PyTorch.  The GPU targets: vae_mlp f32 speedup_vs_torch_compiled >= 3, the fastest dcgan form's bf16
-# speedup_vs_torch_eager >= 1.5.  PEERS_ONLY=1 stops after this block (the whole session is longer than one lease).
+# eager and torch.compile with CUDA graphs, under bf16 autocast in the bf16 rows; gan_digits's MLP GAN on
+# Fashion-MNIST.  JAX leaves half of the GPU's memory to PyTorch.  The GPU targets: vae_mlp f32
+# speedup_vs_torch_compiled >= 3, the fastest dcgan form's bf16 speedup_vs_torch_eager >= 1.5.  PEERS_ONLY=1 stops
+# after this block (the whole session is longer than one lease).
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.5}
-timeout "${PEERS_TIMEOUT:-300}" python3 -m benchmarks.throughput --all --peers --no-reference --repeats 3 \
-  --only vae_mlp gan_mlp dcgan_dual_grad dcgan_subpixel --json "$OUT/gpu_peers.json" --markdown "$OUT/gpu_peers.md" \
-  2>&1 | grep -v "^[WV][0-9]" | tail -40 | tee "$OUT/gpu_peers.log"
-timeout "${PEERS_TIMEOUT:-150}" python3 -m benchmarks.throughput --model dcgan_subpixel --precision bf16 --peers \
-  --no-reference --repeats 3 --json "$OUT/gpu_peers_dcgan_subpixel_bf16.json" 2>&1 | grep -v "^[WV][0-9]" | tail -12 \
-  | tee -a "$OUT/gpu_peers.log"
+timeout "${PEERS_TIMEOUT:-300}" $THROUGHPUT \
+  --config experiments/configs/{vae_mlp_fashion_mnist,gan_digits,dcgan_fashion_mnist}.py --config.dataset=fashion_mnist \
+  --vary compute_dtype=float32,bfloat16 --repeats 3 --json "$OUT/gpu_peers.json" --markdown "$OUT/gpu_peers.md" 2>&1 \
+  | grep -v "^[WV][0-9]" | tail -40 | tee "$OUT/gpu_peers.log"
+timeout "${PEERS_TIMEOUT:-150}" $THROUGHPUT --config experiments/configs/dcgan_fashion_mnist.py \
+  --config.conv_impl=subpixel --config.compute_dtype=bfloat16 --repeats 3 \
+  --json "$OUT/gpu_peers_dcgan_subpixel_bf16.json" 2>&1 | grep -v "^[WV][0-9]" | tail -12 | tee -a "$OUT/gpu_peers.log"
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" >> "$OUT/env.txt" 2>&1
 if [ -n "${PEERS_ONLY:-}" ]; then exit 0; fi
 
-DATA=${DATA_DIR:-data/fashion-mnist}
 run() {  # name config timeout [overrides…]
   local name=$1 config=$2 limit=$3; shift 3
   mkdir -p "$OUT/results"  # results records (experiments.main --record): copy them to results/ to cite them
