@@ -2,7 +2,8 @@
 
 `networks.py` holds the modules (the 784-500-20 VAE, the MLP GAN, the TensorFlow tutorial's DCGAN), `steps.py` one
 training step of each, doing the work gen_jax's step does, eagerly or under `torch.compile`.  PyTorch is an optional
-extra (`pip install -e '.[peers]'`), never a dependency of gen_jax; nothing here is imported unless `--peers` asks.
+extra (`pip install -e '.[peers]'`), never a dependency of gen_jax; `throughput` imports this package only where PyTorch
+is installed, and not with `--no-peers`.
 """
 
 import os
