@@ -172,7 +172,8 @@ class Model:
 
     @property
     def label(self) -> str:
-        return " ".join((self.config.name, *self.row.varied))
+        """The config's name, the `--vary` values and the timed phase, e.g. "vqvae_digits phase=0"."""
+        return " ".join((self.config.name, *self.row.varied, *([] if self.phase is None else [f"phase={self.phase}"])))
 
 
 def longest_phase(task: train.Task, num_steps: int) -> int | None:

@@ -82,6 +82,23 @@ def test_vary_makes_a_row_per_value_built_with_that_value():
     assert not config.sample_quality.enabled  # the benchmark never builds the sample-quality evaluator
 
 
+def test_a_task_with_phases_is_timed_in_the_phase_that_trains_longest():
+    """The VQ-VAE trains in two phases, one program each: the benchmark times the one that runs most steps."""
+    from gen_jax import train
+
+    def task(*firsts):
+        steps = [lambda state, batch, key, i=i: i for i in range(len(firsts))]
+        phases = tuple(zip(firsts, steps))
+        return train.Task("t", {}, None, steps[0], None, None, None, phases=phases)
+
+    assert throughput.longest_phase(task(0, 100), 3000) == 1
+    assert throughput.longest_phase(task(0, 2000), 3000) == 0
+    assert throughput.longest_phase(task(0, 5000), 3000) == 0  # a switch after the end never runs
+    assert throughput.step_of(task(0, 100), 1)(None, None, None) == 1
+    plain = train.Task("t", {}, None, lambda *_: "the one step", None, None, None)
+    assert throughput.longest_phase(plain, 3000) is None and throughput.step_of(plain, None)() == "the one step"
+
+
 def test_a_bad_config_path_is_one_line_without_a_traceback():
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.throughput", "--config", "experiments/configs/nope.py"],
