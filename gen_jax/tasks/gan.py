@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import math
 import os
 
 import jax
@@ -83,15 +84,12 @@ def validate(config, dataset: data.Dataset) -> None:
         config_lib.require_widths(config, "model.g_features", min_length=2)
         config_lib.require_widths(config, "model.d_features", min_length=1)
         config_lib.require_positive_int(config, "model.kernel_size")
-        factor = 2 ** (len(model.g_features) - 1)
-        height, width, _ = dataset.image_shape
+        factor, (height, width, _) = 2 ** (len(model.g_features) - 1), dataset.image_shape
         if height % factor or width % factor:
-            most = 1 + _largest_power_of_two_dividing(height, width)
-            remedy = (
-                f"give g_features at most {most} entries"
-                if most >= 2
-                else "the DCGAN needs even image sides: use architecture='mlp'"
-            )
+            common = math.gcd(height, width)
+            most = (common & -common).bit_length()  # 1 + the exponent of the largest power of 2 dividing both sides
+            even = "the DCGAN needs even image sides: use architecture='mlp'"
+            remedy = f"give g_features at most {most} entries" if most >= 2 else even
             raise config_lib.ConfigError(
                 f"config.model.g_features has {len(model.g_features)} entries, so the DCGAN generator upsamples "
                 f"{factor}× and needs image sides that are multiples of {factor}; {dataset.name} images are "
@@ -111,56 +109,21 @@ def validate(config, dataset: data.Dataset) -> None:
     sample_quality.validate_config(config)
 
 
-def _largest_power_of_two_dividing(height: int, width: int) -> int:
-    exponent = 0
-    while height % 2 ** (exponent + 1) == 0 and width % 2 ** (exponent + 1) == 0:
-        exponent += 1
-    return exponent
-
-
 def build_models(config, dataset: data.Dataset):
     """(generator, discriminator) the config names, for `dataset`'s image shape and classes."""
     model = config.model
     num_classes = dataset.num_classes if model.conditional else 0
-    dtype = config_lib.compute_dtype(config)
+    both = dict(num_classes=num_classes, negative_slope=model.negative_slope, dtype=config_lib.compute_dtype(config))
+    d_only = dict(dropout_rate=model.d_dropout, spectral_norm=model.spectral_norm)
     if model.architecture == "mlp":
         return (
-            MLPGenerator(
-                image_shape=dataset.image_shape,
-                hidden=tuple(model.g_hidden),
-                num_classes=num_classes,
-                negative_slope=model.negative_slope,
-                dtype=dtype,
-            ),
-            MLPDiscriminator(
-                hidden=tuple(model.d_hidden),
-                num_classes=num_classes,
-                negative_slope=model.negative_slope,
-                dropout_rate=model.d_dropout,
-                spectral_norm=model.spectral_norm,
-                dtype=dtype,
-            ),
+            MLPGenerator(image_shape=dataset.image_shape, hidden=tuple(model.g_hidden), **both),
+            MLPDiscriminator(hidden=tuple(model.d_hidden), **d_only, **both),
         )
+    conv = dict(kernel_size=model.kernel_size, conv_impl=config.conv_impl, **both)
     return (
-        DCGANGenerator(
-            image_shape=dataset.image_shape,
-            features=tuple(model.g_features),
-            kernel_size=model.kernel_size,
-            num_classes=num_classes,
-            negative_slope=model.negative_slope,
-            dtype=dtype,
-            conv_impl=config.conv_impl,
-        ),
-        DCGANDiscriminator(
-            features=tuple(model.d_features),
-            kernel_size=model.kernel_size,
-            num_classes=num_classes,
-            negative_slope=model.negative_slope,
-            dropout_rate=model.d_dropout,
-            spectral_norm=model.spectral_norm,
-            dtype=dtype,
-            conv_impl=config.conv_impl,
-        ),
+        DCGANGenerator(image_shape=dataset.image_shape, features=tuple(model.g_features), **conv),
+        DCGANDiscriminator(features=tuple(model.d_features), **d_only, **conv),
     )
 
 
@@ -280,28 +243,19 @@ def make_task(config, dataset: data.Dataset) -> Task:
             generator.init(g_key, z, labels), discriminator.init(d_key, x, labels), g_tx, d_tx
         )
 
-    def evaluate(state, key):
-        return scores(for_inference(state), key)
-
     def scores(state, key):
         """D(real) on test images and D(fake) on EMA samples (inference mode), and with sample quality on, the
         FID and classifier score of eval_num_samples EMA samples (biased upwards against the final n)."""
         fake_key, label_key = jax.random.split(jax.random.fold_in(key, keys.TAGS["gan_eval"]))
         labels = jnp.asarray(test_labels) if conditional else None
         fake = sample(state.ema_params, state.ema_batch_stats, fake_key, len(test_real), labels)
-        results = {
-            "d_real_test": float(
-                discriminator_probability(discriminator, state.d_params, state.d_batch_stats, test_real, labels)
-            ),
-            "d_fake_ema": float(
-                discriminator_probability(discriminator, state.d_params, state.d_batch_stats, fake * 2.0 - 1.0, labels)
-            ),
-        }
-        if evaluator() is not None:
+        d_of = functools.partial(discriminator_probability, discriminator, state.d_params, state.d_batch_stats)
+        results = {"d_real_test": float(d_of(test_real, labels)), "d_fake_ema": float(d_of(fake * 2.0 - 1.0, labels))}
+        if (quality := evaluator()) is not None:
             scored = sample_quality.draw_samples(
-                ema_sampler(state), label_key, config.eval_num_samples, evaluator().batch_size
+                ema_sampler(state), label_key, config.eval_num_samples, quality.batch_size
             )
-            results.update(evaluator().score_images(scored, with_precision_recall=False))
+            results.update(quality.score_images(scored, with_precision_recall=False))
         return results
 
     def summarize(state, key):
@@ -312,12 +266,17 @@ def make_task(config, dataset: data.Dataset) -> Task:
             "architecture": config.model.architecture,
             "conditional": conditional,
         }
-        if evaluator() is not None:
-            summary.update(evaluator().summary(ema_sampler(state), keys.stream(config.seed, "gan_score")))
+        if (quality := evaluator()) is not None:
+            summary.update(quality.summary(ema_sampler(state), keys.stream(config.seed, "gan_score")))
         return summary
 
     def snapshot(state, step, workdir):
-        images = fixed_noise_samples(for_inference(state), config.snapshot_samples)
+        """Writes figures/progress/step_<step>.{npy,png}: the EMA generator's images of one fixed noise batch."""
+        state, count = for_inference(state), config.snapshot_samples
+        labels = jnp.arange(count) % num_classes if conditional else None
+        images = sample(
+            state.ema_params, state.ema_batch_stats, keys.stream(config.seed, "gan_snapshot"), count, labels
+        )
         directory = os.path.join(workdir, "figures", "progress")
         os.makedirs(directory, exist_ok=True)
         np.save(os.path.join(directory, f"step_{step:08d}.npy"), np.round(images * 255).astype(np.uint8))
@@ -328,22 +287,9 @@ def make_task(config, dataset: data.Dataset) -> Task:
             title=f"Fixed noise, step {step}",
         )
 
-    def fixed_noise_samples(state, count):
-        labels = jnp.arange(count) % num_classes if conditional else None
-        return sample(state.ema_params, state.ema_batch_stats, keys.stream(config.seed, "gan_snapshot"), count, labels)
-
     def make_figures(state, key, workdir):
-        del key
-        return gan_figures(
-            latent_dim,
-            conditional,
-            sample,
-            render,
-            for_inference(state),
-            dataset,
-            keys.stream(config.seed, "gan_figures"),
-            workdir,
-        )
+        state, key = for_inference(state), keys.stream(config.seed, "gan_figures")  # the figures' own fixed key
+        return gan_figures(latent_dim, conditional, sample, render, state, dataset, key, workdir)
 
     train_step = steps.make_gan_train_step(
         generator,
@@ -362,7 +308,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
         signature=config_lib.signature(config, dataset.image_shape, loss=config.loss),
         init_state=init_state,
         train_step=train_step,
-        evaluate=evaluate,
+        evaluate=lambda state, key: scores(for_inference(state), key),
         summarize=summarize,
         make_figures=make_figures,
         loss_name="d_loss",
