@@ -115,3 +115,36 @@ def test_get_batch_with_a_sharding_is_the_same_batch_placed_there():
     np.testing.assert_array_equal(x, plain[0])
     np.testing.assert_array_equal(y, plain[1])
     assert x.sharding.is_equivalent_to(sharded, x.ndim) and y.sharding.is_equivalent_to(sharded, y.ndim)
+
+
+# --- the same batches on the host ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, batch_size", [(1, 1), (2, 2), (10, 3), (1437, 64), (4097, 256), (50_000, 256)])
+def test_host_batches_equal_device_batches(n, batch_size):
+    """Batch k read on the host (`batch_indices_numpy`) is batch k gathered on the device, for any seed and step:
+    the streamed placement and the on-device one see the same examples in the same order."""
+    steps = jnp.array([0, 1, 2, 5, 17, 100, 1003], jnp.int32)
+    for seed in (0, 1, 12345):
+        key = jax.random.fold_in(jax.random.key(seed), 2)
+        device = jax.jit(jax.vmap(data.batch_indices, in_axes=(None, 0, None, None)), static_argnums=(2, 3))(
+            key, steps, batch_size, n
+        )
+        for step, expected in zip(steps.tolist(), np.asarray(device)):
+            host = data.batch_indices_numpy(key, step, batch_size, n)
+            assert host.dtype == np.int32
+            np.testing.assert_array_equal(host, expected)
+
+
+def test_host_permutation_is_the_device_permutation_of_a_whole_epoch():
+    key, n = jax.random.key(3), 1000
+    round_keys = data.feistel_round_keys(key, 4)
+    assert round_keys.dtype == np.uint32 and round_keys.shape == (4,)
+    host = data.permute_numpy(round_keys, np.arange(n), n)
+    np.testing.assert_array_equal(host, data.epoch_permutation(key, 4, n))
+    assert sorted(host.tolist()) == list(range(n))
+
+
+def test_host_batch_size_larger_than_data_set_is_an_error():
+    with pytest.raises(ValueError, match="batch_size"):
+        data.batch_indices_numpy(jax.random.key(0), 0, 11, N)

@@ -3,6 +3,8 @@
 The arrays are small enough to live on the accelerator, so batches are drawn inside the jitted step:
 `batch_indices` / `get_batch` turn (key, step) into a batch with a fresh permutation per epoch. A run
 resumed at any step therefore sees exactly the batches it would have seen without the interruption.
+`batch_indices_numpy` is the same order computed on the host (the Feistel network in numpy), for a host that reads
+each batch's rows from storage: its batch k is the device's batch k.
 
 Neighbours: `train.py` calls `preprocess` once and `get_batch` inside its step loop; `steps.py` calls
 `dynamic_binarize` per batch when the config asks for dynamic binarisation; `sources.py` provides the arrays.
@@ -159,3 +161,61 @@ def get_batch(
     if batch_sharding is not None:
         batch = lax.with_sharding_constraint(batch, batch_sharding)
     return batch
+
+
+# --- the same batches on the host, in numpy ----------------------------------------------------
+
+
+def feistel_round_keys(key: jax.Array, epoch: int) -> np.ndarray:
+    """The round keys u32[4] of epoch `epoch`'s permutation, as `permute` draws them from `fold_in(key, epoch)`.
+
+    Four random words per epoch, drawn with `jax.random` (on the host's default device, eagerly) so that they are
+    the very bits the device draws; everything after them is `permute_numpy`.
+    """
+    return np.asarray(jax.random.bits(jax.random.fold_in(key, epoch), (_FEISTEL_ROUNDS,), jnp.uint32))
+
+
+def _mix32_numpy(x: np.ndarray) -> np.ndarray:
+    """`_mix32` on a u32 numpy array (multiplications wrap modulo 2^32, as on the device)."""
+    x = x ^ (x >> 16)
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def permute_numpy(round_keys: np.ndarray, positions: np.ndarray, num_examples: int) -> np.ndarray:
+    """`permute` in numpy: the images of `positions` (ints in [0, num_examples)) under the permutation whose round
+    keys are `round_keys` (u32[4], from `feistel_round_keys`).  Equal to `permute` element for element.
+
+    Returns i32 of the shape of `positions`.
+    """
+    bits = max(2, (num_examples - 1).bit_length())
+    half = (bits + 1) // 2
+    mask = np.uint32((1 << half) - 1)
+    round_keys = np.asarray(round_keys, np.uint32)
+
+    def encrypt(v):
+        left, right = v >> half, v & mask
+        for r in range(_FEISTEL_ROUNDS):
+            left, right = right, left ^ (_mix32_numpy(right ^ round_keys[r]) & mask)
+        return (left << half) | right
+
+    values = encrypt(np.asarray(positions).astype(np.uint32))
+    while (outside := values >= num_examples).any():
+        values[outside] = encrypt(values[outside])
+    return values.astype(np.int32)
+
+
+def batch_indices_numpy(key: jax.Array, step: int, batch_size: int, num_examples: int) -> np.ndarray:
+    """`batch_indices` computed on the host: i32[batch_size], the rows of batch `step` (a Python int >= 0).
+
+    What a host reading batches from storage asks for, so that its batch `step` is the device's batch `step`; the
+    Feistel network runs in numpy, only the epoch's four round keys come from `jax.random` (`feistel_round_keys`).
+    """
+    if not 1 <= batch_size <= num_examples:
+        raise ValueError(f"batch_size must be between 1 and the number of examples ({num_examples}); got {batch_size}.")
+    steps_per_epoch = num_examples // batch_size
+    epoch, position = divmod(int(step), steps_per_epoch)
+    positions = position * batch_size + np.arange(batch_size)
+    return permute_numpy(feistel_round_keys(key, epoch), positions, num_examples)
