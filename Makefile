@@ -8,11 +8,12 @@ WORKDIR ?= runs/vae_digits
 
 # (Re)install when the project's dependencies change.  jax2onnx (the ONNX export) pins orbax-checkpoint<0.11.37,
 # which it never imports; with its pins pip would downgrade the project's Orbax, so it is installed alone, and what
-# it does import is in the dev extra.
+# it does import is in the dev extra.  The fid extra (torch, torchvision, pytorch-fid: several GB) is what the
+# Inception port's parity tests compare against, so that they run here rather than skip.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,fid]'
 	$(PY) -m pip install --quiet --no-deps 'jax2onnx==0.17.1'
 	touch $@
 
