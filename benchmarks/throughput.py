@@ -10,11 +10,11 @@ to every config, parsed by ml_collections as experiments.main parses them), its 
 product over several `--vary`), e.g. `--vary compute_dtype=float32,bfloat16` or `--vary conv_impl=flax,subpixel`.
 
 What is timed is the loop's own program: `train.jit_multi_step` on the loop's mesh, with its state shardings and
-compiler options, K steps per call (by default the loop's chunk: the steps to its first log, evaluation or
-checkpoint), compiled ahead of time and warmed up once, so the rates exclude compilation (its seconds are reported
-apart).  Every row's runners are timed interleaved, repeat by repeat, so load from other processes hits them alike
-and ratios between the rows of one run compare.  Reported per row, medians over the repeats: steps/s, images/s
-(batch × steps/s), ms/step; XLA's FLOPs of one step and its memory plan; and, in the same repeats, optionally:
+compiler options, K steps per call (by default the loop's chunk, `train.next_boundary` from step 0), compiled
+ahead of time and warmed up once, so the rates exclude compilation (its seconds are reported apart).  Every row's
+runners are timed interleaved, repeat by repeat, so load from other processes hits them alike and ratios between
+the rows of one run compare.  Reported per row, medians over the repeats: steps/s, images/s (batch × steps/s),
+ms/step; XLA's FLOPs of one step and its memory plan; and, in the same repeats, optionally:
 
 * `--members M`: M models (seeds seed … seed+M−1) as one vmapped population, the sweep's program;
   `members_speedup` is their member-steps/s over the single model's steps/s (`--members-in-turn` also times them
@@ -380,8 +380,7 @@ def prepare(model: Model, steps_per_call: int | None, members: int, in_turn: boo
     """(runners {kind: run}, facts for the record): the loop's program and the optional ones of one model, compiled
     and warmed up.  K is `steps_per_call`, or the loop's first chunk (`train.next_boundary`)."""
     config = model.config
-    cadences = (config.log_every, config.eval_every, config.checkpoint_every)
-    steps_per_call = steps_per_call or train.next_boundary(0, config.num_steps, cadences)
+    steps_per_call = steps_per_call or train.next_boundary(0, config.num_steps, train.cadences(config))
     run, compiled, compile_s = loop_runner(model, steps_per_call)
     runners = {"fused": run}
     facts = {
