@@ -52,31 +52,36 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=executable, headless=True, args=list(CHROMIUM_ARGS))
 
 
-def wait_idle(page, action=None) -> None:
-    """Runs `action()` (if given) and waits until the page has drawn a decode after it and has none in flight."""
+def wait_idle(page, locator=None, fill: str | None = None) -> None:
+    """Clicks `locator` (or fills it with `fill`), if given, and waits until the page has drawn a decode since and
+    has none in flight or queued."""
     count = page.evaluate("() => window.explorer.decodes")
-    if action is not None:
-        action()
+    if locator is not None and fill is not None:
+        locator.fill(fill)
+    elif locator is not None:
+        locator.click()
     page.wait_for_function(IDLE.format(n=count))
 
 
 def shown(page, channels: int) -> dict:
-    """The decoded image on screen as u8[H, W, channels], with the code and label the page says it shows."""
+    """The decoded image on screen as u8[H, W, channels] (1: grey, 3: RGB, 4: RGBA), with the code and label the
+    page says it shows."""
     state = page.evaluate(_SHOWN)
     rgba = np.asarray(state.pop("rgba"), np.uint8).reshape(state["height"], state["width"], 4)
-    state["image"] = rgba[..., :3] if channels == 3 else rgba[..., :1]
+    state["image"] = rgba[..., :channels]
     return state
 
 
 def canvas_pixels(page, selector: str, channels: int) -> np.ndarray:
-    """The pixels of the canvas `selector` (a CSS selector; the first match) as u8[H, W, channels]."""
+    """The pixels of the canvas `selector` (a CSS selector; the first match) as u8[H, W, channels] (1: grey, 3:
+    RGB, 4: RGBA)."""
     height, width, data = page.evaluate(
         """(selector) => { const c = document.querySelector(selector);
         return [c.height, c.width, Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)]; }""",
         selector,
     )
     rgba = np.asarray(data, np.uint8).reshape(height, width, 4)
-    return rgba[..., :3] if channels == 3 else rgba[..., :1]
+    return rgba[..., :channels]
 
 
 def drive(url: str, screenshot: str | None = None, slider: int = 0, value: float = 1.5, timeout_s: float = 120.0):
@@ -100,7 +105,7 @@ def drive(url: str, screenshot: str | None = None, slider: int = 0, value: float
             info = page.evaluate("() => window.explorer.info")
             channels = info["image_shape"][2]
 
-            wait_idle(page, lambda: page.locator("#examples canvas").first.click())
+            wait_idle(page, page.locator("#examples canvas").first)
             page.wait_for_selector("#selected:not([hidden])")
             chosen = shown(page, channels)
             chosen["pair"] = [
@@ -108,7 +113,7 @@ def drive(url: str, screenshot: str | None = None, slider: int = 0, value: float
                 canvas_pixels(page, "#selected-decoded", channels),
             ]
 
-            wait_idle(page, lambda: page.locator("#sliders input").nth(slider).fill(str(value)))
+            wait_idle(page, page.locator("#sliders input").nth(slider), fill=str(value))
             moved = shown(page, channels)
             if screenshot:
                 os.makedirs(os.path.dirname(os.path.abspath(screenshot)), exist_ok=True)
