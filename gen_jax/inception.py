@@ -349,7 +349,13 @@ def load_variables(path: str | None) -> dict:
             f"{path!r} is not an .npz of FID Inception weights ({error}): {HOW_TO_GET_WEIGHTS}"
         ) from None
     try:
-        _check_shapes(arrays, variable_shapes(), repr(path))
+        return variables_from_arrays(arrays, repr(path))
     except InceptionWeightsError as error:
         raise InceptionWeightsError(f"{error}: {HOW_TO_GET_WEIGHTS}") from None
+
+
+def variables_from_arrays(arrays: dict[str, np.ndarray], what: str = "the arrays") -> dict:
+    """Flat arrays {"params/Mixed_5b/…/kernel": …} -> Flax variables; InceptionWeightsError if any is missing,
+    unexpected or of another shape (naming `what`)."""
+    _check_shapes(arrays, variable_shapes(), what)
     return traverse_util.unflatten_dict({tuple(k.split("/")): jnp.asarray(v) for k, v in arrays.items()})

@@ -7,6 +7,7 @@ and compare the two networks on the same images.  They need torch, torchvision a
 which `make test` installs) and are skipped, saying so, only where torch is absent.
 """
 
+import json
 import os
 import socket
 
@@ -368,3 +369,15 @@ def test_inception_scores_name_fid_and_kid_and_cap_the_subset_size():
         fid.frechet_distance(*metrics.feature_statistics(features), *metrics.feature_statistics(reference))
     )
     assert scores["inception_kid"] == fid.kernel_inception_distance(features, reference, subset_size=40)[0]
+
+
+@pytest.mark.slow
+def test_cost_benchmark_labels_an_extrapolated_record(tmp_path):
+    from benchmarks import inception_cost
+
+    path = tmp_path / "cost.json"
+    assert inception_cost.main(["inception_cost", "--images", "3", "--batch-size", "2", "--json", str(path)]) == 0
+    record = json.loads(path.read_text())
+    assert record["extrapolated_from"] == 3 and record["images"] == 3 and record["compile_s"] > 0
+    assert record["seconds_per_10000"] == pytest.approx(record["features_s"] * 10_000 / 3)
+    assert set(record["machine"]["load_average_1_5_15_min"]) == {"before", "after"}
