@@ -68,7 +68,9 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
         try:
             stored = json.loads(f.read())
         except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
-            raise config_lib.ConfigError(f"{config_path} is not valid JSON ({error}); the run's config is damaged")
+            raise config_lib.ConfigError(
+                f"{config_path} is not valid JSON ({error}); the run config is damaged"
+            ) from None
     if not isinstance(stored, dict):
         raise config_lib.ConfigError(f"{config_path} holds a {type(stored).__name__}, not a run's config")
     family = tasks.get(stored.get("family") or stored.get("model"))
