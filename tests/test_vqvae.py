@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from experiments import main as experiments_main
+from experiments import sweep as experiments_sweep
 from experiments.configs import vqvae_digits
 from gen_jax import checkpoint, data, keys, sweep, train
 from gen_jax import config as config_lib
 from gen_jax.models import vqvae as vqvae_model
 from gen_jax.tasks import classifier, vqvae
 
-from conftest import override, read_jsonl, train_run, trees_equal
+from conftest import max_abs_difference, override, read_jsonl, train_run, trees_equal
 
 
 def tiny_vqvae_config(**overrides):
@@ -231,6 +232,19 @@ def test_the_stage_is_chosen_on_the_host_and_a_run_ends_where_the_one_step_defin
     run = jax.jit(train.make_multi_step(task.train_step, config.batch_size), static_argnums=5)
     reference, _ = run(state, images, jnp.asarray(digits.train_labels), streams["train"], streams["data"], 30)
     assert step == 30 and trees_equal(looped, reference)
+
+
+@pytest.mark.slow
+def test_a_sweep_member_crossing_the_switch_computes_what_its_single_run_computes(tmp_path, digits):
+    config = tiny_vqvae_config(vq_steps=15, num_steps=20, eval_every=20, checkpoint_every=20)
+    experiments_sweep.run(config, str(tmp_path / "sweep"), ["seed=0:2"], show_progress=False)
+    train_run(
+        tiny_vqvae_config(vq_steps=15, num_steps=20, eval_every=20, checkpoint_every=20, seed=1), digits, tmp_path
+    )
+    read = lambda path: checkpoint.make_manager(str(path), read_only=True).restore(20)
+    member = jax.tree.map(lambda leaf: np.asarray(leaf)[1], read(tmp_path / "sweep" / "checkpoints")["members"])
+    alone = jax.tree.map(np.asarray, read(tmp_path / "checkpoints"))
+    assert max_abs_difference(member, alone) <= 1e-6  # float32 round-off: vmap may order a reduction differently
 
 
 @pytest.mark.parametrize(
