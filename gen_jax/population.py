@@ -18,7 +18,7 @@ from flax import struct
 from gen_jax import hyper, keys
 
 if TYPE_CHECKING:
-    from gen_jax.train import Task
+    from gen_jax.task import Task
 
 
 @struct.dataclass

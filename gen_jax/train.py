@@ -1,6 +1,6 @@
 """The one training loop, shared by every model family.
 
-A family (AE, VAE, GAN, …) is described by a `Task`: how to build its state, its jit-able
+A family (AE, VAE, GAN, …) is described by a `Task` (`task.py`): how to build its state, its jit-able
 `train_step(state, batch, key) -> (state, metrics)`, its evaluation and its figures.  The loop owns the rest, and
 reads top to bottom in `train`:
 
@@ -12,8 +12,8 @@ reads top to bottom in `train`:
 4. `finish`: each model's summary, figures and report page.
 
 The run directory (lock, signature, logs) is `workdir.py`'s, a sweep's members as one state `population.py`'s, the
-fused multi-step program `fused.py`'s; their names are importable from here too.  Neighbours: `steps.py` (the
-steps), `checkpoint.py`, `data/` (batches), `tasks/` (the families), `experiments/main.py` (the command line).
+fused multi-step program `fused.py`'s; their names, and `Task`, are importable from here too.  Neighbours:
+`steps.py` (the steps), `checkpoint.py`, `data/` (batches), `tasks/` (the families), `experiments/main.py`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -41,6 +40,7 @@ from gen_jax.fused import (  # noqa: F401  (re-exported: the loop's program, imp
     next_boundary,
 )
 from gen_jax.population import Population, PopulationState, member  # noqa: F401  (re-exported)
+from gen_jax.task import Task  # noqa: F401  (re-exported: every family imports it from here)
 from gen_jax.workdir import (  # noqa: F401  (re-exported: the run directory's names, imported from here by its users)
     LOCK_FILE,
     SET_ASIDE_DIR,
@@ -53,63 +53,6 @@ from gen_jax.workdir import (  # noqa: F401  (re-exported: the run directory's n
     workdir_lock,
     write_json,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """What differs between model families; everything else is the loop's.
-
-    Attributes:
-      name: the family, e.g. "vae"; recorded with the checkpoints.
-      signature: what a checkpoint must agree with to be resumed (`config.signature`: the family, config.model,
-        the image shape and facts about the state's structure); written to model.json.
-      init_state: init key -> state pytree with an int32 `step` field.
-      train_step: (state, batch, key) -> (state, metrics of scalars); `batch` = {"image", "label"}.
-      evaluate: (state, key) -> {name: float}, run every `eval_every` steps on the test split.
-      summarize: (state, key) -> the final evaluation written to summary.json.
-      make_figures: (state, key, workdir) -> [(path relative to workdir, caption)].
-      loss_name: the metric watched for NaN/Inf and shown in the progress bar.
-      snapshot: optional (state, step, workdir) -> None, called by process 0 after each evaluation (e.g. a
-        sample grid from a fixed noise batch, for watching a GAN train).
-      codec: for families with a latent code, state -> (encode, decode), the shared contract:
-        encode(images f32[B, H, W, C], labels i32[B] | None = None) -> codes f32[B, D] (AE: the code;
-        VAE/cVAE/AAE: the posterior mean or code; VQ-VAE: the encoder's continuous output before quantisation,
-        flattened); `encode` is None for a family with no encoder (GAN).
-        decode(codes f32[B, D], labels i32[B] | None = None) -> images f32[B, H, W, C] in [0, 1] (VQ-VAE quantises
-        first; GAN: the (EMA) generator from its noise vector).  Conditional families (cVAE, conditional GAN)
-        need `labels` and raise ValueError without them; unconditional ones ignore them.  Both are traceable JAX
-        functions of their array arguments (jnp only, no NumPy conversion inside), so they can be jitted and
-        exported (`experiments/export.py`).  Used by `gen_jax/trained.py` for work on trained runs (latent
-        edits, embeddings, `experiments/explore.py`).
-      phases: optional ((first step, train step), …), first steps increasing from 0: the steps from each first step
-        to the next are trained by its train step, chosen on the host.  Each phase compiles its own program and
-        each first step is a chunk boundary, so a family with stages (the VQ-VAE) never runs a batched `lax.cond`
-        in a sweep's vmap.  Together they compute what `train_step` computes, which stays valid at every step for
-        the tools that trace one step (sweep.step_scalars, benchmarks).
-    """
-
-    name: str
-    signature: dict
-    init_state: Callable[[jax.Array], Any]
-    train_step: TrainStep
-    evaluate: Callable[[Any, jax.Array], dict]
-    summarize: Callable[[Any, jax.Array], dict]
-    make_figures: Callable[[Any, jax.Array, str], list[tuple[str, str]]]
-    loss_name: str = "loss"
-    snapshot: Callable[[Any, int, str], None] | None = None
-    codec: Callable[[Any], tuple[Callable, Callable]] | None = None
-    phases: tuple[tuple[int, TrainStep], ...] = ()
-
-    def phase_at(self, step: int) -> tuple[int, TrainStep]:
-        """(index, train step) of the phase that trains `step`; (0, `train_step`) for a task without phases."""
-        if not self.phases:
-            return 0, self.train_step
-        index = sum(first <= step for first, _ in self.phases[1:])
-        return index, self.phases[index][1]
-
-    def switches(self) -> tuple[int, ...]:
-        """The steps at which the train step changes (the first steps of the phases after the first)."""
-        return tuple(first for first, _ in self.phases[1:])
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -282,10 +225,10 @@ def compile_chunks(task: Task, config, start: int, mesh, state_sharding, populat
                 train_step, config.batch_size, mesh, state_sharding, population is not None, options, in_turn
             )
         programs[phase, end - first] = jitted[phase].lower(state, *inputs, end - first).compile()
-    every = chunk_length(cadences(config))
-    if is_chief() and every < min(every for every in cadences(config) if every > 0):
+    length, positive = chunk_length(cadences(config)), [every for every in cadences(config) if every > 0]
+    if is_chief() and positive and length < min(positive):
         print(
-            f"Training in chunks of {every} steps, the greatest common divisor of log_every, eval_every and "
+            f"Training in chunks of {length} steps, the greatest common divisor of log_every, eval_every and "
             "checkpoint_every; cadences that are multiples of one another give longer chunks.",
             flush=True,
         )
