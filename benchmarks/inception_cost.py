@@ -5,9 +5,9 @@
 
 Times `gen_jax.inception.pool3_features` (resize to 299×299, the FID Inception-v3 to pool3) on `--images` random
 images of `--image-shape` in [0, 1], after one batch that compiles (timed apart).  The cost does not depend on the
-weights' values, so without --weights random ones are timed.  With fewer than 10,000 images
-the record's `seconds_per_10000` is extrapolated linearly and says so (`extrapolated_from`).  The load averages
-before and after are recorded: on a shared machine they tell how far the time is the network's own.
+weights' values, so without --weights random ones are timed.  With fewer than 10,000 images the record's
+`seconds_per_10000` is extrapolated linearly and says so (`extrapolated_from`).  The load averages before and after
+are recorded: on a shared machine they tell how far the time is the network's own.
 """
 
 from __future__ import annotations

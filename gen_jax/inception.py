@@ -266,6 +266,7 @@ def pool3_features(variables: dict, images: np.ndarray, batch_size: int = 50) ->
 # --- Weights ----------------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def variable_shapes() -> dict[str, tuple[int, ...]]:
     """{"params/Mixed_5b/branch1x1/conv/kernel": shape, …, "batch_stats/…/bn/var": shape}: what a weights file holds."""
     shapes = jax.eval_shape(FIDInceptionV3().init, jax.random.key(0), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))

@@ -19,6 +19,8 @@ from gen_jax import fid, inception, metrics
 
 
 def _import_torch():
+    import benchmarks.peers  # noqa: F401  (before torch: it sets OpenMP's passive wait policy, for a shared machine)
+
     return pytest.importorskip("torch", reason="torch is not installed: pip install -e '.[fid]' for the parity tests")
 
 
@@ -222,16 +224,17 @@ def test_pytorch_fid_network_was_built_offline_with_the_handed_weights(parity):
 
 @pytest.mark.slow
 def test_drawn_weights_give_features_of_order_one(parity):
-    """Default initialisation gives features near 1e-8, where any port would pass; these are of order one, and differ
-    between images (what FID measures)."""
+    """torchvision's default initialisation gives vanishingly small features, on which any port would pass; these are
+    of order one and differ between images (what FID measures)."""
     for features in parity["torch"]:
         assert features.shape[1] == inception.FEATURE_DIM
         assert 0.1 < np.mean(features) < 10
-        assert np.median(np.std(features, axis=0)) > 0.01 * np.mean(features)
+        assert np.median(np.std(features, axis=0)) > 0.1 * np.mean(features)
 
 
 @pytest.mark.slow
 def test_pool3_features_equal_pytorch_fids(parity):
+    """Within float32 round-off; a pool that counted its padding, or an average pool in Mixed_7c, would be far off."""
     for torch_features, port_features in zip(parity["torch"], parity["port"]):
         assert port_features.shape == torch_features.shape
         relative = np.max(np.abs(port_features - torch_features)) / np.max(np.abs(torch_features))
