@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from gen_jax import config as config_lib
 from gen_jax import metrics
 
 INPUT_SIZE = 299
@@ -48,8 +49,9 @@ HOW_TO_GET_WEIGHTS = (
 PRECISION = jax.lax.Precision.HIGHEST
 
 
-class InceptionWeightsError(ValueError):
-    """The FID Inception weights are not configured, missing, or not a converted weights file."""
+class InceptionWeightsError(config_lib.ConfigError):
+    """The FID Inception weights are not configured, missing, or not a converted weights file (a ConfigError, so
+    `experiments.main` shows it as one line)."""
 
 
 # --- Network ----------------------------------------------------------------------------------------------------
