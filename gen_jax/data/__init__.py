@@ -1,7 +1,8 @@
 """Named image data sets as in-memory arrays, and batches drawn on the device from a key.
 
 `sources` says which name is read from where (`load_dataset`); `dataset` is the `Dataset` type and its checks;
-`fashion_mnist` and `tfds_source` are the readers; `batching` draws the batches. Everything public in these
+`fashion_mnist` and `tfds_source` are the readers; `batching` draws the batches; `prepare` writes prepared
+directories (uint8 shards and a sidecar) and `prepared` reads them a batch of rows at a time. Everything public in these
 modules is re-exported here, so callers write ``from gen_jax import data`` and ``data.load_dataset(...)``,
 ``data.get_batch(...)``. Module-level settings such as ``FASHION_MNIST_SYSTEM_DIR`` are read where they are
 defined: patch ``gen_jax.data.sources``, not this package.
@@ -23,19 +24,34 @@ from gen_jax.data.batching import (
 )
 from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize
 from gen_jax.data.fashion_mnist import FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_FILES, read_fashion_mnist, read_idx
+from gen_jax.data.prepare import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    PrepareError,
+    center_crop_resize_u8,
+    prepare_images,
+    prepare_tfds,
+)
+from gen_jax.data.prepared import PREPARED_SIDECAR, PreparedSource, read_sidecar, write_shards, write_sidecar
 from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, load_dataset
 from gen_jax.data.tfds_source import load_tfds
 
 __all__ = [
     "BINARIZATIONS",
+    "DEFAULT_MAX_PIXELS",
     "FASHION_MNIST_CLASS_NAMES",
     "FASHION_MNIST_FILES",
     "FASHION_MNIST_SYSTEM_DIR",
+    "IMAGE_EXTENSIONS",
+    "PREPARED_SIDECAR",
     "Dataset",
     "DatasetUnavailableError",
+    "PrepareError",
+    "PreparedSource",
     "batch_indices",
     "batch_indices_numpy",
     "center_crop_resize",
+    "center_crop_resize_u8",
     "dynamic_binarize",
     "epoch_permutation",
     "eval_images",
@@ -46,7 +62,12 @@ __all__ = [
     "load_tfds",
     "permute",
     "permute_numpy",
+    "prepare_images",
+    "prepare_tfds",
     "preprocess",
     "read_fashion_mnist",
     "read_idx",
+    "read_sidecar",
+    "write_shards",
+    "write_sidecar",
 ]

@@ -58,8 +58,8 @@ class PrepareError(ValueError):
     message says what was wrong and what to do, in one line.  Raised before anything is written."""
 
 
-class ImageFolder(NamedTuple):
-    """What `scan_folder` found: the images of a folder and their classes, in the order they are written.
+class _ImageFolder(NamedTuple):
+    """What `_scan_folder` found: the images of a folder and their classes, in the order they are written.
 
     Attributes:
       root: the folder, absolute.
@@ -79,7 +79,7 @@ class _Unusable(Exception):
 # --- image folders -------------------------------------------------------------------------------------------
 
 
-def scan_folder(root: str) -> ImageFolder:
+def _scan_folder(root: str) -> _ImageFolder:
     """Lists a folder's images and their classes (see the module docstring); PrepareError if it is not a folder, holds
     no images, or holds images both at its top level and in sub-folders."""
     root = os.path.abspath(root)
@@ -103,7 +103,7 @@ def scan_folder(root: str) -> ImageFolder:
     paths.sort()
     top = [p for p in paths if "/" not in p]
     if len(top) == len(paths):
-        return ImageFolder(root, (os.path.basename(root) or "images",), tuple((p, 0) for p in paths))
+        return _ImageFolder(root, (os.path.basename(root) or "images",), tuple((p, 0) for p in paths))
     if top:
         raise PrepareError(
             f"--images {root} holds images both at its top level (e.g. {top[0]}) and in sub-folders, which are "
@@ -111,11 +111,11 @@ def scan_folder(root: str) -> ImageFolder:
         )
     class_names = tuple(sorted({p.split("/", 1)[0] for p in paths}))
     label = {name: i for i, name in enumerate(class_names)}
-    return ImageFolder(root, class_names, tuple((p, label[p.split("/", 1)[0]]) for p in paths))
+    return _ImageFolder(root, class_names, tuple((p, label[p.split("/", 1)[0]]) for p in paths))
 
 
-def held_out(relative_path: str, test_fraction: float) -> bool:
-    """Whether the file at `relative_path` (as in `ImageFolder.files`) belongs to the test split."""
+def _held_out(relative_path: str, test_fraction: float) -> bool:
+    """Whether the file at `relative_path` (as in `_ImageFolder.files`) belongs to the test split."""
     digest = hashlib.sha256(relative_path.encode()).digest()
     return int.from_bytes(digest[:8], "big") < test_fraction * 2.0**64
 
@@ -132,7 +132,7 @@ def center_crop_resize_u8(image: PIL.Image.Image, size: int) -> np.ndarray:
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
-def flatten(image: PIL.Image.Image, channels: int) -> PIL.Image.Image:
+def _flatten(image: PIL.Image.Image, channels: int) -> PIL.Image.Image:
     """An image of any mode as 'RGB' (channels=3) or 'L' (channels=1): transparency composited over white, 16-bit
     grey scaled to 8 bits.  _Unusable for floating-point pixels."""
     if image.mode == "F":
@@ -146,7 +146,7 @@ def flatten(image: PIL.Image.Image, channels: int) -> PIL.Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def load_image(path: str, size: int, channels: int, max_pixels: int) -> np.ndarray:
+def _load_image(path: str, size: int, channels: int, max_pixels: int) -> np.ndarray:
     """One image file as it is prepared: u8[size, size, channels].  _Unusable (its message the reason) when the file
     cannot be decoded or is over max_pixels; the size is checked from the header, before the pixels are decoded."""
     try:
@@ -154,7 +154,7 @@ def load_image(path: str, size: int, channels: int, max_pixels: int) -> np.ndarr
             width, height = image.size
             if width * height > max_pixels:
                 raise _Unusable(f"{width}x{height} is over max_pixels={max_pixels}")
-            return center_crop_resize_u8(flatten(PIL.ImageOps.exif_transpose(image), channels), size)
+            return center_crop_resize_u8(_flatten(PIL.ImageOps.exif_transpose(image), channels), size)
     except _Unusable:
         raise
     except PIL.Image.DecompressionBombError as error:
@@ -200,10 +200,10 @@ def prepare_images(
     if not 0 <= test_fraction < 1:
         raise PrepareError(f"test_fraction must lie in [0, 1); got {test_fraction}.")
     out = _check_out(out)
-    scan = scan_folder(folder)
+    scan = _scan_folder(folder)
     splits = {"train": [], "test": []}
     for path, label in scan.files:
-        splits["test" if held_out(path, test_fraction) else "train"].append((path, label))
+        splits["test" if _held_out(path, test_fraction) else "train"].append((path, label))
     if not test_fraction:
         del splits["test"]
     for split, files in splits.items():
@@ -217,7 +217,7 @@ def prepare_images(
 
     def examples(split, bar) -> Iterator[tuple[np.ndarray, int]]:
         files = splits[split]
-        read = lambda path: load_image(os.path.join(scan.root, path), image_size, channels, max_pixels)
+        read = lambda path: _load_image(os.path.join(scan.root, path), image_size, channels, max_pixels)
         for (path, label), result in zip(files, _map_in_order(read, [p for p, _ in files], workers)):
             bar.update()
             if isinstance(result, _Unusable):
@@ -410,7 +410,7 @@ def _write(out, splits, examples, shape, pixel_max, class_names, source, skipped
         ) from None
     try:
         with tqdm(total=total, unit="image", desc=f"preparing {os.path.basename(out)}", disable=not progress) as bar:
-            written = {split: prepared.write_split(work, split, examples(split, bar), shape) for split in splits}
+            written = {split: prepared.write_shards(work, split, examples(split, bar), shape) for split in splits}
         for split, entry in written.items():
             if not entry["count"]:
                 first = skipped[0] if skipped else {"file": "-", "reason": "-"}

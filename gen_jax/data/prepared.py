@@ -7,7 +7,7 @@ A prepared directory holds, for each split ("train", and "test" where there is o
   as 0/1), ``num_classes``, ``class_names``, ``source`` (what it was made from, and how), ``skipped`` (the input
   files left out, each with its reason);
 * ``splits``: per split its ``count`` and its ``shards``, each with its ``file``, ``count``, ``bytes`` and ``crc32``;
-* ``fingerprint``: a SHA-256 over everything that fixes the data (`fingerprint`): two directories with the same
+* ``fingerprint``: a SHA-256 over everything that fixes the data (`_fingerprint`): two directories with the same
   fingerprint hold the same examples in the same order.
 
 One record is one example: its label (int32, little-endian, 4 bytes) followed by its image (uint8 H·W·C, row-major
@@ -31,22 +31,21 @@ import numpy as np
 
 from gen_jax.data.dataset import DatasetUnavailableError
 
-SIDECAR = "prepared.json"
-FORMAT = "gen_jax.prepared/1"
-SPLITS = ("train", "test")
+PREPARED_SIDECAR = "prepared.json"
+_FORMAT = "gen_jax.prepared/1"
 # group_size:1 makes every record its own chunk (random access reads one chunk); zstd:3 is zstd's own default level.
-WRITER_OPTIONS = "group_size:1,zstd:3"
+_WRITER_OPTIONS = "group_size:1,zstd:3"
 _LABEL_BYTES = 4
 _SHARD_BYTES = 256 << 20  # records per shard are chosen so that a shard holds about this many bytes
 
 
-def encode_record(image: np.ndarray, label: int) -> bytes:
+def _encode_record(image: np.ndarray, label: int) -> bytes:
     """One example as a record: label int32 little-endian, then the image u8[H, W, C] row-major."""
     return np.int32(label).astype("<i4").tobytes() + np.ascontiguousarray(image, np.uint8).tobytes()
 
 
-def decode_records(records: Sequence[bytes], image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Records of `encode_record` back to (u8[B, H, W, C], i32[B]); ValueError if a record has the wrong length."""
+def _decode_records(records: Sequence[bytes], image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Records of `_encode_record` back to (u8[B, H, W, C], i32[B]); ValueError if a record has the wrong length."""
     size = _LABEL_BYTES + int(np.prod(image_shape))
     joined = b"".join(records)
     if len(joined) != size * len(records) or any(len(r) != size for r in records):
@@ -57,7 +56,7 @@ def decode_records(records: Sequence[bytes], image_shape: tuple[int, int, int]) 
     return images, labels
 
 
-def fingerprint(sidecar: dict) -> str:
+def _fingerprint(sidecar: dict) -> str:
     """SHA-256 (hex) of what fixes a prepared set's examples: format, shape, dtype, pixel scale, classes, and every
     split's count and shards (file, count, bytes, CRC32).  Not its source path, its skipped files or its location:
     a copied or moved directory keeps its fingerprint."""
@@ -66,7 +65,7 @@ def fingerprint(sidecar: dict) -> str:
     return hashlib.sha256(json.dumps(fixed, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def file_crc32(path: str) -> int:
+def _file_crc32(path: str) -> int:
     """CRC-32 (zlib's) of a file's bytes, read in 1 MiB blocks."""
     crc = 0
     with open(path, "rb") as f:
@@ -75,7 +74,7 @@ def file_crc32(path: str) -> int:
     return crc
 
 
-def write_split(
+def write_shards(
     directory: str, split: str, examples: Iterable[tuple[np.ndarray, int]], image_shape: tuple[int, int, int]
 ) -> dict:
     """Writes `examples` ((u8[H, W, C], label) pairs, in order) as the shards of `split` in `directory`.
@@ -91,7 +90,7 @@ def write_split(
     def close():
         writer.close()
         path = os.path.join(directory, shards[-1]["file"])
-        shards[-1].update(count=in_shard, bytes=os.path.getsize(path), crc32=file_crc32(path))
+        shards[-1].update(count=in_shard, bytes=os.path.getsize(path), crc32=_file_crc32(path))
 
     for image, label in examples:
         if image.shape != tuple(image_shape) or image.dtype != np.uint8:
@@ -100,8 +99,8 @@ def write_split(
             if writer is not None:
                 close()
             shards.append({"file": f"{split}-{len(shards):05d}.array_record"})
-            writer, in_shard = ArrayRecordWriter(os.path.join(directory, shards[-1]["file"]), WRITER_OPTIONS), 0
-        writer.write(encode_record(image, label))
+            writer, in_shard = ArrayRecordWriter(os.path.join(directory, shards[-1]["file"]), _WRITER_OPTIONS), 0
+        writer.write(_encode_record(image, label))
         in_shard += 1
     if writer is not None:
         close()
@@ -110,9 +109,9 @@ def write_split(
 
 def write_sidecar(directory: str, sidecar: dict) -> dict:
     """Completes `sidecar` with its format and fingerprint and writes it as `directory`/prepared.json; returns it."""
-    sidecar = {"format": FORMAT, **sidecar}
-    sidecar["fingerprint"] = fingerprint(sidecar)
-    with open(os.path.join(directory, SIDECAR), "w") as f:
+    sidecar = {"format": _FORMAT, **sidecar}
+    sidecar["fingerprint"] = _fingerprint(sidecar)
+    with open(os.path.join(directory, PREPARED_SIDECAR), "w") as f:
         json.dump(sidecar, f, indent=1)
         f.write("\n")
     return sidecar
@@ -121,20 +120,20 @@ def write_sidecar(directory: str, sidecar: dict) -> dict:
 def read_sidecar(directory: str) -> dict:
     """The sidecar of a prepared directory, checked: DatasetUnavailableError in one line when the directory or its
     sidecar is missing, unreadable, of another format, or does not match its own fingerprint."""
-    path = os.path.join(directory, SIDECAR)
+    path = os.path.join(directory, PREPARED_SIDECAR)
     if not os.path.isdir(directory):
         raise DatasetUnavailableError(f"Prepared data {directory} is not a directory.")
     if not os.path.isfile(path):
         raise DatasetUnavailableError(
-            f"{directory} has no {SIDECAR}: it is not a prepared data directory (or its preparation did not finish); "
-            "make one with `python -m experiments.prepare`."
+            f"{directory} has no {PREPARED_SIDECAR}: it is not a prepared data directory (or its preparation did not "
+            "finish); make one with `python -m experiments.prepare`."
         )
     try:
         with open(path) as f:
             sidecar = json.load(f)
-        if sidecar.get("format") != FORMAT:
-            raise ValueError(f"format {sidecar.get('format')!r}, expected {FORMAT!r}")
-        if sidecar["fingerprint"] != fingerprint(sidecar):
+        if sidecar.get("format") != _FORMAT:
+            raise ValueError(f"format {sidecar.get('format')!r}, expected {_FORMAT!r}")
+        if sidecar["fingerprint"] != _fingerprint(sidecar):
             raise ValueError("its fingerprint does not match its contents")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DatasetUnavailableError(
@@ -196,7 +195,7 @@ class PreparedSource:
             raise IndexError(f"indices must lie in [0, {self._count}); got [{indices.min()}, {indices.max()}].")
         try:
             records = self._source.__getitems__(indices.tolist()) if indices.size else []
-            return decode_records(records, self.image_shape)
+            return _decode_records(records, self.image_shape)
         except (OSError, RuntimeError, ValueError) as error:
             raise DatasetUnavailableError(
                 f"Prepared data {self.directory} ({self.split}) cannot be read ({' '.join(str(error).split())}); "
@@ -207,7 +206,7 @@ class PreparedSource:
         """Checks every shard's CRC-32 against the sidecar (reads all of them); DatasetUnavailableError naming the
         first damaged shard."""
         for shard in self._shards:
-            if file_crc32(self._path(shard)) != shard["crc32"]:
+            if _file_crc32(self._path(shard)) != shard["crc32"]:
                 self._damaged(shard, "does not match its CRC-32")
 
     def _path(self, shard: dict) -> str:
