@@ -104,6 +104,19 @@ def reconstruction_errors(codec: Codec, params, batch: dict, key: jax.Array) -> 
     return {"mse": losses.squared_error(codec.decode(params, codec.encode(params, x, labels), labels), x)}
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _call(function: Callable, static: tuple, *args):
+    return function(*static, *args)
+
+
+def compiled(function: Callable, *static) -> Callable:
+    """`functools.partial(function, *static)`, jitted: compiled once per (function, static values) and argument
+    shapes, so every task built from an equal config (a restore, a sweep member) reuses the compilation.
+    `function` is module-level and the static values hashable (Flax modules, strings, numbers); the remaining
+    arguments (parameters, data, keys) are traced."""
+    return functools.partial(_call, function, static)
+
+
 def bind(codec: Codec, params) -> tuple[Callable, Callable]:
     """(encode, decode) of `train.Task.codec` for these parameters: encode(images, labels=None) -> codes,
     decode(codes, labels=None) -> images in [0, 1].  A conditional codec raises ValueError without labels; an

@@ -42,12 +42,13 @@ def two_states(family, digits):
 
 @pytest.mark.parametrize("family", LATENT_FAMILIES)
 def test_codecs_and_samplers_compile_once_for_every_state_and_task(family, digits):
-    """The codec of a second state, and of a second task of the same config (a restore, a sweep member), on the
-    same shapes runs the programs compiled for the first: no lowering at all."""
+    """The codec and the evaluation of a second state, and of a second task of the same config (a restore, a sweep
+    member), on the same shapes run the programs compiled for the first: no lowering at all."""
     config, task, state_a, state_b = two_states(family, digits)
     x, labels = digits.test_images[:8], np.asarray(digits.test_labels[:8], np.int32)
 
     def use(task, state):
+        task.evaluate(state, jax.random.key(0))
         encode, decode = task.codec(state)
         return np.asarray(decode(encode(x, labels), labels))
 

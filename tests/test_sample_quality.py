@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import main as experiments_main
+from gen_jax import config as config_lib
 from gen_jax import data, metrics, sample_quality
 from gen_jax.tasks import classifier
 
@@ -171,3 +172,15 @@ def test_cvae_summary_scores_its_class_conditional_samples_and_real_data_on_the_
     real = np.mean(np.argmax(logits, axis=1) == dataset.test_labels)
     assert summary["conditional_accuracy_real"] == pytest.approx(real, abs=1e-12)
     assert summary["conditional_accuracy_real"] > 0.5  # even a 60-step classifier reads binarised digits
+
+
+def test_the_evaluator_on_demand_checks_the_config_now_and_is_made_once_when_asked(digits, monkeypatch):
+    made = []
+    monkeypatch.setattr(sample_quality, "make_evaluator", lambda *args: made.append(args) or len(made))
+    config = tiny_vae_config(**{"sample_quality.enabled": True, "sample_quality.num_samples": 50})
+    get = sample_quality.evaluator_on_demand(config, digits)
+    assert not made
+    assert get() == get() == 1 and len(made) == 1
+    config = tiny_vae_config(**{"sample_quality.enabled": True, "sample_quality.num_samples": 2})
+    with pytest.raises(config_lib.ConfigError, match="num_samples must be at least"):
+        sample_quality.evaluator_on_demand(config, digits)

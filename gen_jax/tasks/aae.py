@@ -230,6 +230,19 @@ def code_prior_frechet(codes: np.ndarray) -> float:
     return metrics.frechet_distance_from_statistics(*metrics.feature_statistics(codes), np.zeros(dim), np.eye(dim))
 
 
+def evaluation_terms(model: AutoEncoder, discriminator, reconstruction: str, params, d_variables, x, prior) -> dict:
+    """Per test example x f32[B, H, W, C]: reconstruction loss, mse, the code, D(code) and D(z) for the prior
+    samples z f32[B, D]; each f32[B] (the code f32[B, D])."""
+    decoded, codes = model.apply({"params": params}, x)
+    return {
+        "reconstruction": losses.reconstruction_loss(reconstruction, decoded, x),
+        "mse": losses.squared_error(losses.reconstruction_mean(reconstruction, decoded), x),
+        "code": codes,
+        "d_codes": jax.nn.sigmoid(discriminator.apply(d_variables, codes)),
+        "d_prior": jax.nn.sigmoid(discriminator.apply(d_variables, prior)),
+    }
+
+
 def make_task(config, dataset: data.Dataset) -> Task:
     validate(config)
     model, discriminator = build_models(config, dataset.image_shape)
@@ -239,17 +252,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     d_tx = optim.make(config.d_optim, config.num_steps, "d_optim")
     test_split = latent_task.test_split_on_demand(config, dataset)
 
-    @jax.jit
-    def per_example(params, d_variables, x, prior):
-        """Per test example: reconstruction loss, mse, the code, D(code) and D(z) for prior samples z."""
-        decoded, codes = model.apply({"params": params}, x)
-        return {
-            "reconstruction": losses.reconstruction_loss(reconstruction, decoded, x),
-            "mse": losses.squared_error(losses.reconstruction_mean(reconstruction, decoded), x),
-            "code": codes,
-            "d_codes": jax.nn.sigmoid(discriminator.apply(d_variables, codes)),
-            "d_prior": jax.nn.sigmoid(discriminator.apply(d_variables, prior)),
-        }
+    terms = latent_task.compiled(evaluation_terms, model, discriminator, reconstruction)
 
     @jax.jit
     def init_state(key):
@@ -265,9 +268,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
         d_variables = {"params": state.d_params, "batch_stats": state.d_batch_stats}
 
         def batch_terms(x, batch_key):
-            return per_example(
-                state.inference_params(), d_variables, x, jax.random.normal(batch_key, (len(x), latent_dim))
-            )
+            return terms(state.inference_params(), d_variables, x, jax.random.normal(batch_key, (len(x), latent_dim)))
 
         values = metrics.map_batches(batch_terms, test_split()["image"], config.eval_batch_size, key)
         codes = values.pop("code")

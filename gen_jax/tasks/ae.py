@@ -49,9 +49,9 @@ def build_model(config, image_shape: tuple[int, int, int]) -> AutoEncoder:
     return AutoEncoder(encoder=encoder, decoder=decoder)
 
 
-def per_example_terms(model: AutoEncoder, loss: str, params, x: jax.Array) -> dict[str, jax.Array]:
+def per_example_terms(model: AutoEncoder, loss: str, params, x: jax.Array, key=None) -> dict[str, jax.Array]:
     """{"loss": the configured loss (MSE per pixel, or Bernoulli nats summed over pixels), "mse": squared error per
-    pixel of the reconstructed image}, each f32[B]."""
+    pixel of the reconstructed image}, each f32[B]; deterministic (`key` unused)."""
     decoded, _ = model.apply({"params": params}, x)
     return {
         "loss": losses.reconstruction_loss(loss, decoded, x),
@@ -90,7 +90,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     loss = config.model.reconstruction_loss
     tx = optim.make(config.optim, config.num_steps, "optim")
     test_split = latent_task.test_split_on_demand(config, dataset)
-    terms = jax.jit(lambda params, x, key: per_example_terms(model, loss, params, x))
+    terms = latent_task.compiled(per_example_terms, model, loss)
 
     def init_state(key):
         params = model.init(key, jnp.zeros((1, *dataset.image_shape), jnp.float32))["params"]

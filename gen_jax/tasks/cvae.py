@@ -106,7 +106,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
         model, likelihood, config.model.latent_dim, posterior=True, num_classes=dataset.num_classes, prior="prior_codes"
     )
     test_split = latent_task.test_split_on_demand(config, dataset)
-    terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
+    terms = latent_task.compiled(per_example_terms, model, likelihood)
 
     def init_state(key):
         params_key, z_key = jax.random.split(key)

@@ -151,7 +151,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     tx = optim.make(config.optim, config.num_steps, "optim")
     codec = latent_task.Codec(model, likelihood, config.model.latent_dim, posterior=True)
     test_split = latent_task.test_split_on_demand(config, dataset)
-    terms = jax.jit(functools.partial(per_example_terms, model, likelihood))
+    terms = latent_task.compiled(per_example_terms, model, likelihood)
     iwae = {
         k: metrics.make_vae_iwae_nll(model, likelihood, k, metrics.sample_chunk_for(k))
         for k in {config.iwae_k, config.eval_iwae_k}

@@ -78,6 +78,12 @@ def mmd_imq(codes: jax.Array, prior: jax.Array) -> jax.Array:
     return total
 
 
+@jax.jit
+def prior_mmd(codes: jax.Array, key: jax.Array) -> jax.Array:
+    """`mmd_imq` of codes f32[N, D] and as many samples of N(0, I) drawn from `key`."""
+    return mmd_imq(codes, jax.random.normal(key, codes.shape))
+
+
 def make_loss(model, reconstruction: str, mmd_weight: float, binarization: str):
     """loss_fn(params, batch, key) -> (batch-mean reconstruction loss + λ · MMD, {reconstruction, mmd, mse}) for
     `steps.make_train_step`; `key` binarises the batch (when "dynamic") and draws the prior samples."""
@@ -103,8 +109,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     codec = latent_task.Codec(model, reconstruction, latent_dim)
     tx = optim.make(config.optim, config.num_steps, "optim")
     test_split = latent_task.test_split_on_demand(config, dataset)
-    terms = jax.jit(lambda params, x, key: ae.per_example_terms(model, reconstruction, params, x))
-    code_mmd = jax.jit(lambda codes, key: mmd_imq(codes, jax.random.normal(key, codes.shape)))
+    terms = latent_task.compiled(ae.per_example_terms, model, reconstruction)
 
     def init_state(key):
         params = model.init(key, jnp.zeros((1, *dataset.image_shape), jnp.float32))["params"]
@@ -115,7 +120,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
         params, images = state.inference_params(), test_split()["image"]
         results = metrics.split_means(functools.partial(terms, params), images, config.eval_batch_size, key)
         codes = latent_task.encode(codec, params, images[:_MMD_EVAL_CODES], None)
-        return {"reconstruction": results["loss"], "mse": results["mse"], "mmd": float(code_mmd(codes, key))}
+        return {"reconstruction": results["loss"], "mse": results["mse"], "mmd": float(prior_mmd(codes, key))}
 
     def summarize(state, key):
         results = evaluate(state, key)
