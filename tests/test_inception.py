@@ -260,9 +260,9 @@ def _in_their_span(features_a: np.ndarray, features_b: np.ndarray) -> tuple[np.n
 
 
 def test_frechet_distance_is_the_same_in_the_span():
+    _import_torch()
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    _import_torch()
     a, b = _correlated_features(0, 12, 256), _correlated_features(1, 12, 256, 0.2) ** 2
     full = calculate_frechet_distance(*_statistics(a, b))
     in_span = calculate_frechet_distance(*_statistics(*_in_their_span(a, b)))
