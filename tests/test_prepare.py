@@ -36,7 +36,7 @@ WHITE = np.full(3, 255, np.uint8)
 
 # Which files the hash holds out at TEST_FRACTION (SHA-256 of the relative path, as a fraction of 2^64):
 # cats/c.png 0.17, cats/big.png 0.09, dogs/palette.png 0.06, dogs/rgba.png 0.01, dogs/broken.png 0.12 are test;
-# cats/a.png 0.42, dogs/grey.png 0.64, dogs/half.png 0.41 are train.
+# cats/a.png 0.42, dogs/grey.png 0.64, dogs/half.png 0.41, cats/truncated.png 0.84 are train.
 TEST_FRACTION = 0.3
 
 
@@ -61,8 +61,8 @@ def _held_out(path: str) -> bool:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    """A folder of small images of every kind, in two classes, with a file that is not an image and one that is
-    damaged."""
+    """A folder of small images of every kind, in two classes, with a file that is not an image, one that is not what
+    its name says and one cut short."""
     root = tmp_path_factory.mktemp("images")
     for name in ("cats", "dogs", ".hidden"):
         (root / name).mkdir()
@@ -76,6 +76,9 @@ def folder(tmp_path_factory):
     PIL.Image.fromarray(OPAQUE_OR_CLEAR, "RGBA").save(root / "dogs/rgba.png")
     PIL.Image.fromarray(HALF_ALPHA, "RGBA").save(root / "dogs/half.png")
     (root / "dogs/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    PIL.Image.fromarray(BIG).save(root / "cats/truncated.png")
+    whole = (root / "cats/truncated.png").read_bytes()
+    (root / "cats/truncated.png").write_bytes(whole[: len(whole) // 2])  # a valid header, half its pixels
     (root / "dogs/notes.txt").write_text("not an image")
     PIL.Image.fromarray(RGB).save(root / ".hidden/x.png")
     return root
@@ -112,8 +115,10 @@ def test_the_sidecar_describes_the_shards(out, folder):
     assert sidecar["image_shape"] == [SIZE, SIZE, 3] and sidecar["dtype"] == "uint8" and sidecar["pixel_max"] == 255
     assert sidecar["num_classes"] == 2 and sidecar["class_names"] == ["cats", "dogs"]
     assert sidecar["source"]["kind"] == "images" and sidecar["source"]["path"] == str(folder)
-    assert [s["file"] for s in sidecar["skipped"]] == ["dogs/broken.png"]
-    assert "cannot be decoded" in sidecar["skipped"][0]["reason"]
+    reasons = {s["file"]: s["reason"] for s in sidecar["skipped"]}
+    assert list(reasons) == ["cats/truncated.png", "dogs/broken.png"]  # train's, then test's
+    assert reasons["cats/truncated.png"].startswith("cannot be decoded (OSError: image file is truncated")
+    assert reasons["dogs/broken.png"].startswith("cannot be decoded (UnidentifiedImageError")
     assert {split: entry["count"] for split, entry in sidecar["splits"].items()} == {"train": 3, "test": 4}
     for entry in sidecar["splits"].values():
         for shard in entry["shards"]:
@@ -216,7 +221,7 @@ def test_bad_folders_and_outputs(folder, tmp_path):
         (lambda: prepare.prepare_images(str(folder), out, test_fraction=1), r"test_fraction must lie in \[0, 1\)"),
         (
             lambda: prepare.prepare_images(str(folder), out, test_fraction=1e-9),
-            "none of its 8 images falls in the test",
+            "none of its 9 images falls in the test",
         ),
         (lambda: prepare.prepare_images(str(folder), out, image_size=0), "image_size must be a positive integer"),
         (lambda: prepare.prepare_images(str(folder), out, channels=4), "channels must be 1"),
@@ -283,7 +288,7 @@ def test_the_command_prepares_a_folder_and_says_what_it_left_out(folder, tmp_pat
     done = _prepare_command("--images", str(folder), "--out", out, "--image_size", "4", "--test_fraction", "0.3")
     assert done.returncode == 0, done.stderr
     assert f"Wrote {out}: train 3, test 4 images of 4x4x3 (uint8), 2 classes" in done.stdout
-    assert "1 file left out" in done.stdout and "dogs/broken.png: cannot be decoded" in done.stdout
+    assert "2 files left out" in done.stdout and "dogs/broken.png: cannot be decoded" in done.stdout
     for args, match in [
         (["--images", str(folder), "--out", out], "exists and is not an empty directory"),
         (["--tfds", "no_such_data_set_here", "--out", str(tmp_path / "t")], "TFDS knows no such data set"),
