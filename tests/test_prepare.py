@@ -154,6 +154,13 @@ def test_reads_follow_the_indices_across_shards(folder, tmp_path, monkeypatch):
         host = source.read(data.batch_indices_numpy(key, step, 3, len(source)))[0]
         device = data.get_batch(images, labels, key, step, 3)[0]
         np.testing.assert_array_equal(host, device)
+    x, y = prepared.read_steps(source, key, 4, 3, 3)
+    device = jax.vmap(lambda step: data.get_batch(images, labels, key, step, 3))(np.arange(4, 7))
+    np.testing.assert_array_equal(x, device[0])
+    np.testing.assert_array_equal(y, device[1])
+    part = prepared.read_steps(source, key, 4, 3, 3, rows=slice(1, 3))
+    np.testing.assert_array_equal(part[0], x[:, 1:3])
+    np.testing.assert_array_equal(part[1], y[:, 1:3])
     assert source.read([])[0].shape == (0, SIZE, SIZE, 3)
     with pytest.raises(IndexError, match=r"\[0, 7\)"):
         source.read([7])

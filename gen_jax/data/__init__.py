@@ -32,7 +32,14 @@ from gen_jax.data.prepare import (
     prepare_images,
     prepare_tfds,
 )
-from gen_jax.data.prepared import PREPARED_SIDECAR, PreparedSource, read_sidecar, write_shards, write_sidecar
+from gen_jax.data.prepared import (
+    PREPARED_SIDECAR,
+    PreparedSource,
+    read_sidecar,
+    read_steps,
+    write_shards,
+    write_sidecar,
+)
 from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, load_dataset
 from gen_jax.data.tfds_source import load_tfds
 
@@ -68,6 +75,7 @@ __all__ = [
     "read_fashion_mnist",
     "read_idx",
     "read_sidecar",
+    "read_steps",
     "write_shards",
     "write_sidecar",
 ]

@@ -33,6 +33,7 @@ from gen_jax.data.dataset import DatasetUnavailableError
 
 PREPARED_SIDECAR = "prepared.json"
 _FORMAT = "gen_jax.prepared/1"
+_RECORD = "label int32 little-endian (4 bytes), then the image uint8 H*W*C row-major (HWC)"
 # group_size:1 makes every record its own chunk (random access reads one chunk); zstd:3 is zstd's own default level.
 _WRITER_OPTIONS = "group_size:1,zstd:3"
 _LABEL_BYTES = 4
@@ -109,7 +110,7 @@ def write_shards(
 
 def write_sidecar(directory: str, sidecar: dict) -> dict:
     """Completes `sidecar` with its format and fingerprint and writes it as `directory`/prepared.json; returns it."""
-    sidecar = {"format": _FORMAT, **sidecar}
+    sidecar = {"format": _FORMAT, "record": _RECORD, **sidecar}
     sidecar["fingerprint"] = _fingerprint(sidecar)
     with open(os.path.join(directory, PREPARED_SIDECAR), "w") as f:
         json.dump(sidecar, f, indent=1)
@@ -216,3 +217,27 @@ class PreparedSource:
         raise DatasetUnavailableError(
             f"Prepared data {self.directory}: shard {shard['file']} {state}; copy it back or prepare the data again."
         )
+
+
+def read_steps(
+    source: PreparedSource, key, first_step: int, num_steps: int, batch_size: int, rows: slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The batches of steps first_step … first_step + num_steps - 1, read on the host as a fused scan takes them.
+
+    Batch k holds the rows `batching.batch_indices_numpy(key, k, batch_size, len(source))`, the rows the device's
+    `get_batch(…, key, k, batch_size)` gathers; `rows` keeps a part of each batch (the part this process's devices
+    hold, e.g. slice(64, 128)).  All the steps' rows are read with one `source.read`.
+
+    Returns:
+      (u8[num_steps, b, H, W, C], i32[num_steps, b]), b the length of `rows` within batch_size.
+    """
+    from gen_jax.data.batching import batch_indices_numpy
+
+    indices = np.stack(
+        [
+            batch_indices_numpy(key, step, batch_size, len(source))[rows]
+            for step in range(first_step, first_step + num_steps)
+        ]
+    )
+    images, labels = source.read(indices.reshape(-1))
+    return images.reshape(*indices.shape, *source.image_shape), labels.reshape(indices.shape)
