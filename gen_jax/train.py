@@ -328,9 +328,8 @@ class _Loop:
             local_state = sharding.to_local(state)
             for view, log in live:
                 member_state = member(local_state, view.index)
-                log.write(
-                    step, {f"eval/{k}": v for k, v in view.task.evaluate(member_state, view.streams["eval"]).items()}
-                )
+                scores = view.task.evaluate(member_state, view.streams["eval"])
+                log.write(step, {f"eval/{k}": v for k, v in scores.items()})
                 if view.task.snapshot is not None and is_chief():
                     view.task.snapshot(member_state, step, view.workdir)
         if "checkpoint" in due:

@@ -18,11 +18,7 @@ Metrics include the batch's codebook perplexity exp(H(code usage)).
 Stage 2 minimises the prior's −log p(k) of the batch's code grids (nats per image summed over the grid).  Samples are
 code grids drawn from the prior, position by position, decoded.  The encoder is deterministic, so with the learned
 prior −ELBO = −log p(x | z_q(x)) − log p(k(x)) (the posterior is one-hot, its entropy 0): a bound on −log p(x)
-reported as `test_neg_elbo`.
-
-Fields (see `default_config`): model.{features, num_codes, embedding_dim, likelihood, prior_features, prior_layers,
-prior_kernel}, vq_steps, codebook_update, codebook_decay, commitment_cost, dead_code_steps, prior_optim.*,
-sample_quality.*, and the common ones.
+reported as `test_neg_elbo`.  Its fields: `default_config`.
 """
 
 from __future__ import annotations
@@ -275,20 +271,63 @@ def stage_figures(figure_dir: str, samples: np.ndarray, grid: tuple[int, int], c
     return [(os.path.relpath(path, workdir), caption) for path, caption in made]
 
 
+def make_codec_and_sampler(model: vqvae.VQVAE, prior: vqvae.PixelCNNPrior, likelihood: str, grid: tuple[int, int]):
+    """(codec, sampler).  codec(state) -> (encode, decode), the `Task.codec` contract: encode gives the encoder's
+    outputs before quantisation, decode quantises each D-vector, then decodes.  sampler(state) -> (key, count) ->
+    images f32[count, H, W, C] in [0, 1]: code grids drawn from the prior, decoded (pixel means).  Each compiled
+    once per shape, the parameters passed in, so every state (restored, each sweep member) shares them."""
+
+    @jax.jit
+    def encode_flat(params, x):
+        return model.apply({"params": params}, x, method=model.encode).reshape(x.shape[0], -1)
+
+    @jax.jit
+    def decode_flat(params, codes):
+        quantized_decode = lambda module, z: module.decode(module.quantize(z)[1])
+        z = codes.reshape(codes.shape[0], *grid, model.embedding_dim)
+        return jnp.clip(pixel_means(likelihood, model.apply({"params": params}, z, method=quantized_decode)), 0, 1)
+
+    def codec(state):
+        def encode(images, labels=None):
+            """images f32[B, H, W, C] -> the encoder's outputs before quantisation, flattened: f32[B, h·w·D]."""
+            del labels  # unconditional
+            return encode_flat(state.params, jnp.asarray(images, jnp.float32))
+
+        def decode(codes, labels=None):
+            """codes f32[B, h·w·D] -> images f32[B, H, W, C] in [0, 1]; traceable (jnp only)."""
+            del labels
+            return decode_flat(state.params, jnp.asarray(codes, jnp.float32))
+
+        return encode, decode
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def sample_means(params, prior_params, key, count):
+        indices = vqvae.sample_prior(prior, prior_params, key, count, grid)
+        return pixel_means(likelihood, model.apply({"params": params}, indices, method=model.decode_indices))
+
+    def sampler(state):
+        return lambda key, count: np.clip(np.asarray(sample_means(state.params, state.prior_params, key, count)), 0, 1)
+
+    return codec, sampler
+
+
 def make_task(config, dataset: data.Dataset) -> Task:
+    """The VQ-VAE's task: its state, its two phases (and the one-step `train_step` they equal), its evaluation on
+    the test split, its summary and figures: closures over the models and the test split (about 90 lines, because
+    the evaluation, the summary and the figures share `test_split`)."""
     validate(config)
     model, prior = build_models(config, dataset.image_shape)
-    likelihood, num_codes, embedding_dim = config.model.likelihood, config.model.num_codes, config.model.embedding_dim
+    likelihood, num_codes = config.model.likelihood, config.model.num_codes
     grid = vqvae.code_grid(dataset.image_shape, len(config.model.features))
     tx = optim.make(config.optim, config.vq_steps, "optim")
     prior_tx = optim.make(config.prior_optim, max(1, config.num_steps - config.vq_steps), "prior_optim")
     test_images = data.test_images(config, dataset)
     quality = sample_quality.evaluator_from_config(config, dataset)
     vq_step, prior_step = make_train_steps(model, prior, tx, prior_tx, config)
+    codec, sampler = make_codec_and_sampler(model, prior, likelihood, grid)
 
     def train_step(state, batch, key):
-        """Either stage, by `state.step`: valid at every step for tools that trace one step; the loop runs the
-        phases instead, so a sweep's vmap never batches this `lax.cond`."""
+        """Either stage by `state.step`, for tools that trace one step; the loop runs the phases instead."""
         return jax.lax.cond(state.step < config.vq_steps, vq_step, prior_step, state, batch, key)
 
     def init_state(key):
@@ -296,9 +335,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
         params = model.init(vq_key, jnp.zeros((1, *dataset.image_shape), jnp.float32))["params"]
         prior_params = prior.init(prior_key, jnp.zeros((1, *grid, num_codes), jnp.float32))["params"]
         # Copies, not aliases: the loop donates the state's buffers, and one buffer must not appear twice.
-        ema = {}
-        if config.codebook_update == "ema":
-            ema = {"counts": jnp.ones((num_codes,), jnp.float32), "sums": jnp.copy(params["codebook"])}
+        ema = {"counts": jnp.ones((num_codes,), jnp.float32), "sums": jnp.copy(params["codebook"])}
+        ema = ema if config.codebook_update == "ema" else {}
         return VQVAEState(
             step=jnp.asarray(0, jnp.int32),
             params=params,
@@ -328,40 +366,6 @@ def make_task(config, dataset: data.Dataset) -> Task:
         results["perplexity"] = float(vqvae.perplexity(jnp.asarray(counts, jnp.float32)))
         results["codes_used"] = int(np.count_nonzero(counts))
         return results
-
-    # Compiled once per shape, the parameters passed in: every state (restored, each sweep member) shares them.
-    @functools.partial(jax.jit, static_argnums=3)
-    def sample_means(params, prior_params, key, count):
-        indices = vqvae.sample_prior(prior, prior_params, key, count, grid)
-        return pixel_means(likelihood, model.apply({"params": params}, indices, method=model.decode_indices))
-
-    @jax.jit
-    def encode_flat(params, x):
-        return model.apply({"params": params}, x, method=model.encode).reshape(x.shape[0], -1)
-
-    @jax.jit
-    def decode_flat(params, codes):
-        quantized_decode = lambda module, z: module.decode(module.quantize(z)[1])
-        z = codes.reshape(codes.shape[0], *grid, embedding_dim)
-        return jnp.clip(pixel_means(likelihood, model.apply({"params": params}, z, method=quantized_decode)), 0, 1)
-
-    def sampler(state):
-        """(key, count) -> images f32[count, H, W, C] in [0, 1]: code grids from the prior, decoded (pixel means)."""
-        return lambda key, count: np.clip(np.asarray(sample_means(state.params, state.prior_params, key, count)), 0, 1)
-
-    def codec(state):
-        def encode(images, labels=None):
-            """images f32[B, H, W, C] -> the encoder's outputs before quantisation, flattened: f32[B, h·w·D]."""
-            del labels  # unconditional
-            return encode_flat(state.params, jnp.asarray(images, jnp.float32))
-
-        def decode(codes, labels=None):
-            """codes f32[B, h·w·D] -> images f32[B, H, W, C] in [0, 1]: each D-vector quantised, then decoded;
-            traceable (jnp only), as the codec contract asks."""
-            del labels
-            return decode_flat(state.params, jnp.asarray(codes, jnp.float32))
-
-        return encode, decode
 
     def summarize(state, key):
         results = evaluate(state, key)
