@@ -111,3 +111,11 @@ def test_a_conditional_codec_needs_labels(digits):
         encode(digits.test_images[:2])
     with pytest.raises(ValueError, match="conditional: pass labels"):
         decode(np.zeros((2, config.model.latent_dim), np.float32))
+
+
+@pytest.mark.parametrize("family", [*LATENT_FAMILIES, "gan", "classifier"])
+def test_building_a_task_compiles_nothing(family, digits):
+    config = tiny_config(family)
+    with lowerings() as lowered:
+        tasks.get(family).make_task(config, digits)
+    assert not lowered, lowered
