@@ -135,6 +135,20 @@ def busy_processes(seconds: float = 1.0, threshold: float = 0.1) -> list[str]:
     return [f"{name} ({share:.2f})" for name, share in sorted(shares, key=lambda s: -s[1])]
 
 
+def load_note(record: dict) -> str:
+    """One sentence on what else used the machine's cores during the measurement, from the record's own fields."""
+    busy = record["other_busy_processes_before"] + record["other_busy_processes_after"]
+    load = record["load_average_before_1_5_15_min"][0]
+    cores = record["machine"]["cpu_count"]
+    if not busy and load < 0.5 * cores:
+        return f"the machine was otherwise idle (1-minute load average {load} on {cores} cores)"
+    return (
+        f"other processes were running on the {cores} cores (1-minute load average {load} before the run; busy "
+        f"processes before / after it, as share of a core: {', '.join(busy) or 'none'}): the rates are those of a "
+        "shared machine"
+    )
+
+
 def environment() -> dict:
     """Where and when: the host, its load, and the versions of what reads."""
     import array_record
@@ -199,6 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
         record["load_average_after_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
         record["other_busy_processes_after"] = busy_processes()
     result = record["result"]
+    record["note"] = load_note(record)
     record["target_images_per_s"] = TARGET_IMAGES_PER_S
     record["meets_target"] = result["images_per_s"] >= TARGET_IMAGES_PER_S
     if args.json:

@@ -361,5 +361,7 @@ def test_the_reading_benchmark_writes_its_record(tmp_path):
     result = record["result"]
     assert result["num_images"] == 40 and result["image_shape"] == [4, 4, 3] and result["batch_size"] == 8
     assert len(result["images_per_s_repeats"]) == 2 and result["images_per_s"] > 0
-    assert {"versions", "machine", "load_average_before_1_5_15_min", "other_busy_processes_after"} <= set(record)
+    assert {"versions", "machine", "load_average_before_1_5_15_min", "other_busy_processes_after", "note"} <= set(
+        record
+    )
     assert record["versions"]["grain"] == "0.2.18"
