@@ -7,8 +7,9 @@ supplies the rest: its state, its train step, its evaluation and its own summary
 
 Compiled once: the jitted functions here take the parameters as arguments and the `Codec` as a static argument
 (hashed by value: equal modules and settings are one key), so each compiles once per codec and shape and serves
-every state, restore and sweep member.  Building a task computes and compiles nothing; the sample-quality
-evaluator (which may train a reference classifier) is made on first use (`sample_quality.evaluator_on_demand`).
+every state, restore and sweep member; `compiled` does the same for a family's own evaluation.  Building a task
+computes and compiles nothing; the sample-quality evaluator (which may train a reference classifier) is made on
+first use (`sample_quality.evaluator_on_demand`).
 """
 
 from __future__ import annotations
