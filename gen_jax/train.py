@@ -337,7 +337,8 @@ class _Loop:
 
     def log(self, step: int, live) -> None:
         """One record per live model at `step`: the mean of each metric over the steps since the last record, and
-        train/steps_per_sec, those steps over the seconds they took (compilation, evaluation and saves excluded)."""
+        train/steps_per_sec, those steps over the seconds they took (compilation, evaluation and saves excluded; a
+        program's first call still carries the runtime's one-time start-up, small beside a real log window)."""
         window = jax.tree.map(lambda *chunk: np.concatenate(chunk, axis=-1), *self.window)
         for view, log in live:
             metrics = member(window, view.index)
