@@ -76,13 +76,13 @@ def run(config, workdir: str, resume_step: int | None = None) -> dict:
 
 
 def load_data(config):
-    """The data set config.dataset names (from config.data_dir where given); an unknown name is a ConfigError naming
-    the field, missing data a DatasetUnavailableError (both one line, before any compute)."""
+    """The data set config.dataset names (from config.data_dir where given, at config.image_size); an unknown name is a
+    ConfigError naming the field, missing data a DatasetUnavailableError (both one line, before any compute)."""
     from gen_jax import config as config_lib
     from gen_jax import data
 
     try:
-        return data.load_dataset(config.dataset, config.get("data_dir") or None)
+        return data.configured_dataset(config)
     except ValueError as error:  # an unknown name; missing data raises DatasetUnavailableError
         raise config_lib.ConfigError(f"config.dataset: {error}") from None
 

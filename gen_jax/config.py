@@ -23,7 +23,15 @@ _SIGNATURE_EXCLUDED = ("compute_dtype",)
 # Model fields added after runs were written, per family, with the value those runs had: a config.json without the
 # field reads as that value (`with_added_fields`) and the signature leaves the field out at that value, so the
 # older runs load and resume as before.
-ADDED_MODEL_FIELDS = {"cvae": {"prior": "standard"}}
+_CONV_WIDTH = {"conv_width": 32}  # read only where conv_features is () (models/sizing.py)
+ADDED_MODEL_FIELDS = {
+    "cvae": {"prior": "standard"},
+    "ae": _CONV_WIDTH,
+    "vae": _CONV_WIDTH,
+    "aae": _CONV_WIDTH,
+    "wae": _CONV_WIDTH,
+    "gan": {"conv_width": 64},
+}
 
 
 class ConfigError(ValueError):
@@ -47,6 +55,8 @@ def base_config():
     config.seed = 0
     config.dataset = "digits"
     config.data_dir = ""  # "" = the default places (see gen_jax/data/sources.py)
+    config.image_size = 0  # 0 = the data's own size; else centre-cropped to a square and resized to this side (px)
+    config.crop_size = 0  # 0 = the largest centred square; else this centred square (px) before resizing (CelebA)
     config.binarization = "none"  # "none" | "static" (> 0.5) | "dynamic" (Bernoulli draw per batch)
     config.batch_size = 128
     config.num_steps = 1000
@@ -209,6 +219,9 @@ def validate_common(config) -> None:
     dataset = value_at(config, "dataset")
     if not isinstance(dataset, str) or not dataset:
         raise ConfigError(f"config.dataset must name a data set, got {dataset!r}")
+    require_non_negative_int(config, "image_size", "crop_size", meaning=" (0 = the data's own)")
+    if config.crop_size and not config.image_size:
+        raise ConfigError(f"config.crop_size={config.crop_size} crops before resizing: set config.image_size too")
     require_bool(config, "write_figures", "fsdp")
     require_choice(config, "conv_impl", CONV_IMPLS)
     require_choice(config, "cpu_convolutions", tuple(CPU_CONVOLUTIONS))

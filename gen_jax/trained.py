@@ -81,7 +81,7 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
             stored["ema_decay"] = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none
         config = config_lib.from_legacy(stored, family.default_config())
     if dataset is None:
-        dataset = data.load_dataset(config.dataset, config.get("data_dir") or None)
+        dataset = data.configured_dataset(config)
     elif dataset.name != config.dataset:
         raise config_lib.ConfigError(f"{workdir} was trained on {config.dataset!r}, not on {dataset.name!r}")
     task = family.make_task(config, dataset)

@@ -22,7 +22,7 @@ from gen_jax.data.batching import (
     preprocess,
     test_images,
 )
-from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize
+from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize, unit_pixels
 from gen_jax.data.fashion_mnist import FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_FILES, read_fashion_mnist, read_idx
 from gen_jax.data.prepare import (
     DEFAULT_MAX_PIXELS,
@@ -40,7 +40,7 @@ from gen_jax.data.prepared import (
     write_shards,
     write_sidecar,
 )
-from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, load_dataset
+from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, configured_dataset, is_prepared_path, load_dataset
 from gen_jax.data.tfds_source import load_tfds
 
 __all__ = [
@@ -59,11 +59,13 @@ __all__ = [
     "batch_indices_numpy",
     "center_crop_resize",
     "center_crop_resize_u8",
+    "configured_dataset",
     "dynamic_binarize",
     "epoch_permutation",
     "eval_images",
     "feistel_round_keys",
     "get_batch",
+    "is_prepared_path",
     "test_images",
     "load_dataset",
     "load_tfds",
@@ -76,6 +78,7 @@ __all__ = [
     "read_idx",
     "read_sidecar",
     "read_steps",
+    "unit_pixels",
     "write_shards",
     "write_sidecar",
 ]

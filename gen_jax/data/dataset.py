@@ -94,14 +94,27 @@ def _validate(ds: Dataset) -> None:
             raise ValueError(f"{where}: {split}_attributes given but attribute_names is empty.")
 
 
-def center_crop_resize(image: np.ndarray, size: int) -> np.ndarray:
+def unit_pixels(images: np.ndarray, pixel_max: int) -> np.ndarray:
+    """Integer pixels u8[...] (0 … pixel_max) as f32[...] in [0, 1]: value / pixel_max, computed by numpy (the values
+    `tfds_source` gives the same pixels), through a table of the pixel_max + 1 values, so no f64 or f32 copy of the
+    whole array is made on the way."""
+    table = np.arange(pixel_max + 1, dtype=np.float32) / np.float32(pixel_max)
+    if images.size and int(images.max()) > pixel_max:
+        raise ValueError(f"pixel values reach {int(images.max())}, above the data's pixel_max {pixel_max}")
+    return table[images]
+
+
+def center_crop_resize(image: np.ndarray, size: int, crop: int = 0) -> np.ndarray:
     """Centre-crops f32[H, W, C] to a square and resizes it to f32[size, size, C].
 
-    Bilinear interpolation (PIL, which widens the filter when shrinking, so it also antialiases).
-    Values in [0, 1] stay in [0, 1].
+    The square is the largest centred one, or the centred crop × crop one when `crop` > 0 (CelebA's customary
+    108 px face crop; ValueError when it does not fit).  Bilinear interpolation (PIL, which widens the filter when
+    shrinking, so it also antialiases).  Values in [0, 1] stay in [0, 1].
     """
     h, w = image.shape[:2]
-    side = min(h, w)
+    if crop > min(h, w):
+        raise ValueError(f"crop_size {crop} does not fit in {h}×{w} images; choose crop_size <= {min(h, w)}")
+    side = crop or min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     square = np.asarray(image[top : top + side, left : left + side], np.float32)
     if side == size:

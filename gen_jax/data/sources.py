@@ -5,25 +5,31 @@
 * ``digits``: scikit-learn's bundled 8x8 digits (always available, used by tests and smoke runs).
 * ``fashion_mnist``: the IDX files from ``data_dir``, from the Debian package ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``) or, failing both, from TFDS.
+* a path to a prepared directory (``python -m experiments.prepare``; a name that is an existing directory or starts
+  with ``/``, ``.`` or ``~``): read whole through `PreparedSource`, class names from its sidecar.
 * any other name: a TFDS image data set (``mnist``, ``binarized_mnist``, ``cifar10``, ``celeb_a``, ...)
   that has been prepared in a random-access format (array_record). It is read with
   ``tfds.data_source``, so TensorFlow is not needed, and never downloaded here: a missing data set
   fails at once with `DatasetUnavailableError`, which says how to provide it.
 
-The readers are modules of their own: `dataset.py` (the `Dataset` type and its checks, `center_crop_resize`),
-`fashion_mnist.py` (IDX files), `tfds_source.py` (prepared TFDS data sets).
+The readers are modules of their own: `dataset.py` (the `Dataset` type and its checks, `center_crop_resize`,
+`unit_pixels`), `fashion_mnist.py` (IDX files), `tfds_source.py` (prepared TFDS data sets), `prepared.py` (prepared
+directories).
 
-Neighbours: `batching.py` turns the arrays into batches; `train.py` calls `load_dataset` once per run.
+Neighbours: `batching.py` turns the arrays into batches; `experiments/main.py` calls `configured_dataset` once per
+run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
-from gen_jax.data.dataset import Dataset, center_crop_resize
+from gen_jax.data.dataset import Dataset, center_crop_resize, unit_pixels
 from gen_jax.data.fashion_mnist import FASHION_MNIST_FILES, read_fashion_mnist
+from gen_jax.data.prepared import PreparedSource
 from gen_jax.data.tfds_source import load_tfds
 
 # Where the Debian package `dataset-fashion-mnist` puts the IDX files. Module-level so tests can point
@@ -31,36 +37,95 @@ from gen_jax.data.tfds_source import load_tfds
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
 _DIGITS_NUM_TEST = 360
+# Rows of a prepared directory read per `PreparedSource.read` when loading it whole: bounds the records held at once.
+_PREPARED_CHUNK = 4096
 
 
-def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None) -> Dataset:
-    """Loads a named image data set into host memory.
+def configured_dataset(config) -> Dataset:
+    """The data set a run's config names: config.dataset (a name or a prepared directory), from config.data_dir,
+    at config.image_size (0 = its own size) with config.crop_size (0 = the largest centred square); fields a stored
+    config lacks read as their defaults."""
+    return load_dataset(
+        config.dataset,
+        config.get("data_dir") or None,
+        config.get("image_size") or None,
+        config.get("crop_size") or 0,
+    )
+
+
+def is_prepared_path(name: str) -> bool:
+    """Whether `name` names a prepared directory (an existing directory, or a path: starts with /, . or ~) rather
+    than a data set."""
+    return os.path.isdir(name) or name.startswith(("/", ".", "~"))
+
+
+def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None, crop_size: int = 0) -> Dataset:
+    """Loads a named image data set, or a prepared directory, into host memory.
 
     Args:
-      name: ``"digits"``, ``"fashion_mnist"`` or the name of a TFDS image data set (``"mnist"``,
-        ``"binarized_mnist"``, ``"cifar10"``, ``"celeb_a"``, ...; TFDS's ``name/config:version``
-        syntax works too).
+      name: ``"digits"``, ``"fashion_mnist"``, a prepared directory (`is_prepared_path`), or the name of a TFDS
+        image data set (``"mnist"``, ``"binarized_mnist"``, ``"cifar10"``, ``"celeb_a"``, ...; TFDS's
+        ``name/config:version`` syntax works too).
       data_dir: for ``fashion_mnist``, a directory holding the four IDX files (else the system and
         TFDS locations are tried); for TFDS data sets, the TFDS data directory (default: TFDS's own,
         ``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``). Ignored by ``digits``.
       image_size: if given, every image is centre-cropped to a square and resized (bilinear, with
-        antialiasing when shrinking) to image_size x image_size pixels, e.g. 64 for celeb_a.
+        antialiasing when shrinking) to image_size x image_size pixels, e.g. 64 for celeb_a.  A prepared
+        directory has the size it was prepared at: image_size must be that size or None.
+      crop_size: with image_size, the side of the centred square cropped before resizing; 0 = the largest.
 
     Returns:
       A `Dataset` with f32 images in [0, 1] and i32 labels.
 
     Raises:
       DatasetUnavailableError: the data set is known but not present here (the message says how to
-        provide it), or its files are corrupt.
-      ValueError: `name` is not a data set this function knows, or `image_size` is not positive.
+        provide it), or its files are corrupt (a prepared directory without its sidecar, a shard missing or
+        damaged).
+      ValueError: `name` is not a data set this function knows, `image_size` is not positive, `crop_size` does not
+        fit, or a prepared directory is of another size than `image_size`.
     """
     if image_size is not None and (not isinstance(image_size, (int, np.integer)) or image_size < 1):
         raise ValueError(f"image_size must be a positive int or None; got {image_size!r}.")
     if name == "digits":
-        return _resized(_load_digits(), image_size)
+        return _resized(_load_digits(), image_size, crop_size)
     if name == "fashion_mnist":
-        return _load_fashion_mnist(data_dir, image_size)
-    return load_tfds(name, data_dir, image_size)
+        return _load_fashion_mnist(data_dir, image_size, crop_size)
+    if is_prepared_path(name):
+        return _load_prepared(name, image_size)
+    return load_tfds(name, data_dir, image_size, crop_size=crop_size)
+
+
+def _load_prepared(directory: str, image_size: int | None) -> Dataset:
+    """A prepared directory's train and test splits whole, through `PreparedSource`, as a Dataset named `directory`."""
+    splits = [PreparedSource(os.path.expanduser(directory), split) for split in ("train", "test")]
+    height, width, _ = splits[0].image_shape
+    if image_size is not None and (height, width) != (image_size, image_size):
+        raise ValueError(
+            f"{directory} was prepared at {height}×{width} and image_size={image_size} asks for another size: leave "
+            f"image_size at 0, or prepare the images again with --image_size {image_size}"
+        )
+    (train_images, train_labels), (test_images, test_labels) = (_read_whole(source) for source in splits)
+    source = splits[0]
+    return Dataset(
+        name=directory,
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        num_classes=source.num_classes,
+        class_names=source.class_names,
+    )
+
+
+def _read_whole(source: PreparedSource) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of a prepared split: (f32[N, H, W, C] in [0, 1], i32[N]), read `_PREPARED_CHUNK` rows a call."""
+    images = np.empty((len(source), *source.image_shape), np.float32)
+    labels = np.empty((len(source),), np.int32)
+    for start in range(0, len(source), _PREPARED_CHUNK):
+        rows = np.arange(start, min(len(source), start + _PREPARED_CHUNK))
+        chunk_images, labels[rows] = source.read(rows)
+        images[rows] = unit_pixels(chunk_images, source.pixel_max)
+    return images, labels
 
 
 def _load_digits() -> Dataset:
@@ -84,17 +149,18 @@ def _load_digits() -> Dataset:
     )
 
 
-def _load_fashion_mnist(data_dir: str | None, image_size: int | None) -> Dataset:
+def _load_fashion_mnist(data_dir: str | None, image_size: int | None, crop_size: int) -> Dataset:
     """IDX files from `data_dir`, then from the Debian package, then TFDS (which also gets data_dir)."""
     for directory in ([data_dir] if data_dir else []) + [FASHION_MNIST_SYSTEM_DIR]:
         dataset = read_fashion_mnist(directory)
         if dataset is not None:
-            return _resized(dataset, image_size)
+            return _resized(dataset, image_size, crop_size)
     looked = " and ".join(([data_dir] if data_dir else []) + [FASHION_MNIST_SYSTEM_DIR])
     return load_tfds(
         "fashion_mnist",
         data_dir,
         image_size,
+        crop_size=crop_size,
         extra_remedies=(
             (
                 "install the Debian package: apt-get install dataset-fashion-mnist "
@@ -108,12 +174,12 @@ def _load_fashion_mnist(data_dir: str | None, image_size: int | None) -> Dataset
     )
 
 
-def _resized(ds: Dataset, image_size: int | None) -> Dataset:
+def _resized(ds: Dataset, image_size: int | None, crop_size: int = 0) -> Dataset:
     """`ds` with every image passed through `center_crop_resize` (unchanged if image_size is None)."""
     if image_size is None:
         return ds
 
     def resize_all(images):
-        return np.stack([center_crop_resize(im, image_size) for im in images])
+        return np.stack([center_crop_resize(im, image_size, crop_size) for im in images])
 
     return dataclasses.replace(ds, train_images=resize_all(ds.train_images), test_images=resize_all(ds.test_images))

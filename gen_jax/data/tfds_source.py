@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize
+from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize, unit_pixels
 
 _log = logging.getLogger(__name__)
 
@@ -35,7 +35,13 @@ class _Layout(NamedTuple):
     attribute_names: tuple[str, ...]
 
 
-def load_tfds(name: str, data_dir: str | None, image_size: int | None, extra_remedies: tuple[str, ...] = ()) -> Dataset:
+def load_tfds(
+    name: str,
+    data_dir: str | None,
+    image_size: int | None,
+    extra_remedies: tuple[str, ...] = (),
+    crop_size: int = 0,
+) -> Dataset:
     """Reads a prepared TFDS image data set through `tfds.data_source` (no TensorFlow needed).
 
     Args:
@@ -43,6 +49,7 @@ def load_tfds(name: str, data_dir: str | None, image_size: int | None, extra_rem
       data_dir: the TFDS data directory; None = TFDS's own (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``).
       image_size: if given, each image is centre-cropped and resized to image_size x image_size as it is read.
       extra_remedies: ways to provide the data set listed before TFDS's own when it is not prepared here.
+      crop_size: with image_size, the side of the centred square cropped before resizing (0 = the largest).
 
     Returns:
       A `Dataset` with f32 images in [0, 1]; its test split is "test", else "validation". Data sets without a
@@ -63,7 +70,8 @@ def load_tfds(name: str, data_dir: str | None, image_size: int | None, extra_rem
         raise DatasetUnavailableError(
             f"Data set {name!r} has neither a 'test' nor a 'validation' split; it has {list(splits)}."
         )
-    arrays = {split: _read_split(name, builder, split, layout, image_size) for split in ("train", test_split)}
+    resize = (image_size, crop_size) if image_size is not None else None
+    arrays = {split: _read_split(name, builder, split, layout, resize) for split in ("train", test_split)}
     (train_x, train_y, train_a), (test_x, test_y, test_a) = arrays["train"], arrays[test_split]
     return Dataset(
         name=name,
@@ -136,12 +144,13 @@ def _image_layout(name: str, builder) -> _Layout:
     return _Layout(pixel_max, has_labels, num_classes, class_names, attribute_names)
 
 
-def _read_split(name: str, builder, split: str, layout: _Layout, image_size: int | None):
-    """One split as (f32[N, H, W, C], i32[N], bool[N, A] or None); a damaged shard as DatasetUnavailableError."""
+def _read_split(name: str, builder, split: str, layout: _Layout, resize: tuple[int, int] | None):
+    """One split as (f32[N, H, W, C], i32[N], bool[N, A] or None), each image resized to (image_size, crop_size)
+    when `resize` is given; a damaged shard as DatasetUnavailableError."""
     _log.info("Reading %s/%s from %s", name, split, builder.data_dir)
     _check_shards(name, split, [str(p) for p in builder.info.splits[split].filepaths])
     try:
-        return _decode(builder.as_data_source(split=split), f"{name}/{split}", layout, image_size)
+        return _decode(builder.as_data_source(split=split), f"{name}/{split}", layout, resize)
     except (OSError, RuntimeError) as error:  # a shard cut short or overwritten: array_record's reader says so
         raise DatasetUnavailableError(
             f"Data set {name!r}: split {split!r} in {builder.data_dir} cannot be read ({error}). Prepare it "
@@ -181,7 +190,7 @@ def _unavailable_message(name: str, data_dir: str | None, looked_in: str, extra_
     )
 
 
-def _decode(source, label: str, layout: _Layout, image_size: int | None):
+def _decode(source, label: str, layout: _Layout, resize: tuple[int, int] | None):
     """Decodes a TFDS data source into (f32[N, H, W, C] in [0, 1], i32[N], bool[N, A] or None).
 
     Reads in chunks and resizes each image as it arrives, so full-size images never all sit in
@@ -194,9 +203,9 @@ def _decode(source, label: str, layout: _Layout, image_size: int | None):
     attributes = np.zeros((n, len(attribute_names)), np.bool_) if attribute_names else None
     for start in range(0, n, _TFDS_CHUNK):
         for i, example in enumerate(source.__getitems__(list(range(start, min(n, start + _TFDS_CHUNK)))), start):
-            image = example["image"].astype(np.float32) / np.float32(layout.pixel_max)
-            if image_size is not None:
-                image = center_crop_resize(image, image_size)
+            image = unit_pixels(example["image"], layout.pixel_max)
+            if resize is not None:
+                image = center_crop_resize(image, *resize)
             if images is None:
                 images = np.empty((n, *image.shape), np.float32)
             elif image.shape != images.shape[1:]:

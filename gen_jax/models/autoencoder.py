@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax import config as config_lib
-from gen_jax.models import upsampling
+from gen_jax.models import sizing, upsampling
 
 Activation = Callable[[jax.Array], jax.Array]
 
@@ -90,7 +90,7 @@ class ConvDecoder(nn.Module):
     """z: f32[B, D] -> f32[B, H, W, C]: Dense to a coarse map, stride-2 transposed convolutions up, crop.
 
     The coarse map is ceil(H / 2^n) on a side for n = len(features), so any image size works (8×8 digits,
-    28×28 Fashion-MNIST, 32×32 CIFAR); the last layer is linear with C channels.
+    28×28 Fashion-MNIST, 32-128 px colour with `sizing.widths`); the last layer is linear with C channels.
 
     nn.ConvTranspose semantics; conv_impl only changes how gradients are computed (and, under "subpixel", how the
     transposed convolutions are evaluated): every value of `config.CONV_IMPLS` gives the same function, parameter
@@ -148,21 +148,25 @@ def model_fields(**overrides) -> dict:
     """The encoder/decoder fields of a family's `config.model` (families add their own):
 
     architecture ("mlp" | "conv"); hidden: MLP widths, encoder order (the decoder mirrors them; () = linear);
-    conv_features: stride-2 convolution widths, encoder order; conv_hidden: the conv models' Dense width;
-    latent_dim: the code's size.
+    conv_features: stride-2 convolution widths, encoder order, or () for a depth from the image size
+    (`sizing.py`: 32, 64 or 128 px, widths conv_width · 1, 2, 4, 8, … down to a 4×4 map); conv_hidden: the conv
+    models' Dense width; latent_dim: the code's size.
     """
-    fields = dict(architecture="mlp", hidden=(512, 256), conv_features=(32, 64), conv_hidden=256, latent_dim=2)
+    fields = dict(
+        architecture="mlp", hidden=(512, 256), conv_features=(32, 64), conv_width=32, conv_hidden=256, latent_dim=2
+    )
     fields.update(overrides)
     return fields
 
 
 def validate_config(config) -> None:
-    """Checks the encoder/decoder fields of `config.model` (architecture, hidden, conv_features, conv_hidden,
-    latent_dim), naming the field, for every family built on `encoder_decoder`."""
+    """Checks the encoder/decoder fields of `config.model` (architecture, hidden, conv_features, conv_width,
+    conv_hidden, latent_dim), naming the field, for every family built on `encoder_decoder` (which checks the image
+    size against an empty conv_features)."""
     config_lib.require_choice(config, "model.architecture", ARCHITECTURES)
     config_lib.require_widths(config, "model.hidden")
-    config_lib.require_widths(config, "model.conv_features", min_length=1 if config.model.architecture == "conv" else 0)
-    config_lib.require_positive_int(config, "model.conv_hidden", "model.latent_dim")
+    config_lib.require_widths(config, "model.conv_features")
+    config_lib.require_positive_int(config, "model.conv_width", "model.conv_hidden", "model.latent_dim")
 
 
 def encoder_decoder(
@@ -172,12 +176,17 @@ def encoder_decoder(
 
     Args:
       model_config: `config.model` with architecture ("mlp" | "conv"), hidden (MLP widths, encoder order; the
-        decoder mirrors them; () = linear), conv_features (stride-2 widths, encoder order) and conv_hidden.
+        decoder mirrors them; () = linear), conv_features (stride-2 widths, encoder order; () = from the image size
+        with conv_width, `sizing.py`) and conv_hidden.
       image_shape: (H, W, C) of the data.
       code_size: the encoder's output width (latent_dim for an AutoEncoder, 2·latent_dim for a VAE).
       dtype: the layers' computation dtype (None = float32).
       conv_impl: how the conv architecture computes its convolutions (`config.conv_impl`, one of
         `config.CONV_IMPLS`); the same function and parameters under each.
+
+    Raises:
+      ConfigError: conv_features is () and the images are not square of a side in `sizing.SIZES` (the message
+        names the sizes).
     """
     if model_config.architecture == "mlp":
         hidden = tuple(model_config.hidden)
@@ -185,7 +194,9 @@ def encoder_decoder(
             MLPEncoder(hidden=hidden, outputs=code_size, dtype=dtype),
             MLPDecoder(hidden=hidden[::-1], image_shape=image_shape, dtype=dtype),
         )
-    features = tuple(model_config.conv_features)
+    features = tuple(model_config.conv_features) or sizing.widths(
+        model_config.conv_width, sizing.levels(image_shape, "model.conv_features")
+    )
     return (
         ConvEncoder(
             features=features, hidden=model_config.conv_hidden, outputs=code_size, dtype=dtype, conv_impl=conv_impl

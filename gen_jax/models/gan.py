@@ -18,6 +18,9 @@ Conventions: images are f32[B, H, W, C] in [-1, 1] (the generator ends in tanh; 
 on dropout (an rng named "dropout").  With `spectral_norm=True` every discriminator weight is divided by its
 largest singular value (Miyato et al. 2018), estimated by power iteration whose vectors live in `batch_stats`
 and advance only when `update_stats=True`.  Losses are in `gen_jax/losses.py`, the step in `gen_jax/steps.py`.
+
+`dcgan_features` gives the DCGAN's widths from a config: as listed, or from the image size (32, 64, 128 px; one
+stride-2 level per halving down to 4×4, `sizing.py`) where the config leaves them empty.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models import upsampling
+from gen_jax.models import sizing, upsampling
 
 # Keras' default kernel initialiser, which the TensorFlow tutorial's network uses.
 _GLOROT = nn.initializers.glorot_uniform()
@@ -250,3 +253,25 @@ class DCGANDiscriminator(nn.Module):
             h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
         h = h.reshape(h.shape[0], -1)
         return _logit(h, labels, self.num_classes, self.spectral_norm, update_stats, self.dtype).astype(jnp.float32)
+
+
+def dcgan_features(model_config, image_shape: tuple[int, int, int], dataset_name: str = "the data"):
+    """(g_features, d_features) of the DCGAN a `config.model` names for images of `image_shape` (H, W, C).
+
+    Each is the config's tuple when it is given; an empty one (`()`) comes from the image size with
+    `model_config.conv_width` = w: at 64 px (4 levels) G = (8w, 8w, 4w, 2w, w), a 4×4×8w map grown by a stride-1
+    and four stride-2 transposed convolutions, and D = (w, 2w, 4w, 8w), four stride-2 convolutions down to 4×4;
+    32 px drops the widest level, 128 px adds one at 8w.
+
+    Raises:
+      ConfigError: a width field is () and the images are not square of a side in `sizing.SIZES` (named).
+    """
+    g_features, d_features = tuple(model_config.g_features), tuple(model_config.d_features)
+    if not g_features:
+        count = sizing.levels(image_shape, "model.g_features", dataset_name) + 1
+        g_features = sizing.widths(model_config.conv_width, count)[::-1]
+    if not d_features:
+        d_features = sizing.widths(
+            model_config.conv_width, sizing.levels(image_shape, "model.d_features", dataset_name)
+        )
+    return g_features, d_features

@@ -25,7 +25,7 @@ import numpy as np
 
 from gen_jax import config as config_lib
 from gen_jax import data, figures, keys, losses, optim, sample_quality, steps
-from gen_jax.models.gan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gen_jax.models.gan import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, dcgan_features
 from gen_jax.train import Task
 
 ARCHITECTURES = ("mlp", "dcgan")
@@ -46,6 +46,7 @@ def default_config() -> ml_collections.ConfigDict:
             d_hidden=(512, 256),  # MLP discriminator widths
             g_features=(256, 128, 64),  # DCGAN: coarse-map channels, then each hidden transposed conv
             d_features=(64, 128),  # DCGAN: stride-2 conv channels
+            conv_width=64,  # DCGAN with g_features or d_features () (from the image size): full-resolution width
             kernel_size=5,  # DCGAN kernel side
             negative_slope=0.3,  # LeakyReLU slope in both networks
             d_dropout=0.3,  # dropout in D while training (must be 0 for wgan_gp)
@@ -81,11 +82,13 @@ def validate(config, dataset: data.Dataset) -> None:
         config_lib.require_widths(config, "model.g_hidden", min_length=1)
         config_lib.require_widths(config, "model.d_hidden", min_length=1)
     else:
-        config_lib.require_widths(config, "model.g_features", min_length=2)
-        config_lib.require_widths(config, "model.d_features", min_length=1)
-        config_lib.require_positive_int(config, "model.kernel_size")
+        # () = the widths and depth from the image size (models/gan.py: dcgan_features, which names the sizes)
+        config_lib.require_widths(config, "model.g_features", min_length=2 if model.g_features else 0)
+        config_lib.require_widths(config, "model.d_features")
+        config_lib.require_positive_int(config, "model.kernel_size", "model.conv_width")
+        dcgan_features(model, dataset.image_shape, dataset.name)
         factor, (height, width, _) = 2 ** (len(model.g_features) - 1), dataset.image_shape
-        if height % factor or width % factor:
+        if model.g_features and (height % factor or width % factor):
             common = math.gcd(height, width)
             most = (common & -common).bit_length()  # 1 + the exponent of the largest power of 2 dividing both sides
             even = "the DCGAN needs even image sides: use architecture='mlp'"
@@ -121,9 +124,10 @@ def build_models(config, dataset: data.Dataset):
             MLPDiscriminator(hidden=tuple(model.d_hidden), **d_only, **both),
         )
     conv = dict(kernel_size=model.kernel_size, conv_impl=config.conv_impl, **both)
+    g_features, d_features = dcgan_features(model, dataset.image_shape, dataset.name)
     return (
-        DCGANGenerator(image_shape=dataset.image_shape, features=tuple(model.g_features), **conv),
-        DCGANDiscriminator(features=tuple(model.d_features), **d_only, **conv),
+        DCGANGenerator(image_shape=dataset.image_shape, features=g_features, **conv),
+        DCGANDiscriminator(features=d_features, **d_only, **conv),
     )
 
 
