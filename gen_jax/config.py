@@ -305,52 +305,20 @@ def with_added_fields(stored: dict) -> dict:
     return {**stored, "model": {**added, **stored["model"]}}
 
 
-def legacy_signature_differences(stored: dict, config, image_shape: tuple[int, ...], extras: dict) -> list[str]:
-    """Compares a model.json written before configs were nested (flat fields, no "model" entry) with `config`.
-
-    Old files hold the family, the image shape, flat copies of the model's fields (each now at `config.model.<name>`),
-    sometimes `dataset` and, for VAEs, `parameter_ema`.  Returns the differing names (empty: the run resumes).
-    """
-    wanted = {"family": config.family, "image_shape": list(image_shape), "dataset": config.dataset, **plain(extras)}
-    model = plain(config.model)
-    differing = []
-    for name, value in stored.items():
-        expected = wanted[name] if name in wanted else model.get(name, "<not a field of config.model>")
-        if value != expected:
-            differing.append(name)
-    return sorted(differing)
+# The commit that nested the configs (config.family / model / optim); runs written before it are flat.
+NESTED_CONFIGS_COMMIT = "539d987 (2026-11-30)"
 
 
-def from_legacy(flat: dict, defaults, renamed: dict | None = None):
-    """A flat config.json written before configs were nested, as a config of today's shape.
+def is_flat(stored: dict) -> bool:
+    """Whether a stored config.json or model.json was written before configs were nested (no "family" beside a
+    "model" sub-dict: the old files held flat copies of the model's fields)."""
+    return not isinstance(stored.get("model"), dict)
 
-    `defaults` is the family's `default_config()`; each old field lands where its name now lives: top level,
-    `model.<name>`, the optimizer (learning_rate, lr_schedule, adam_b1/2, d_learning_rate), `sample_quality.*`.
-    `renamed` adds a family's own moves (old name -> dotted path).  Fields with no home today are dropped.
-    """
-    config = defaults.copy_and_resolve_references()
-    renamed = {
-        "learning_rate": "optim.learning_rate",
-        "lr_schedule": "optim.schedule",
-        "adam_b1": "optim.b1",
-        "adam_b2": "optim.b2",
-        "d_learning_rate": "d_optim.learning_rate",
-        "sample_quality": "sample_quality.enabled",
-        "num_samples": "sample_quality.num_samples",
-        "classifier_dir": "sample_quality.classifier_dir",
-        **(renamed or {}),
-    }
-    with config.unlocked():
-        for name, value in flat.items():
-            if name == "model":
-                continue
-            path = renamed.get(name) or (name if name in config and not hasattr(config[name], "keys") else None)
-            if path is None and name in config.model:
-                path = f"model.{name}"
-            if path is None or (path.startswith("d_optim") and "d_optim" not in config):
-                continue
-            set_at(config, path, tuple(value) if isinstance(value, list) else value)
-        if "d_optim" in config:
-            for name in ("b1", "b2"):
-                config.d_optim[name] = config.optim[name]
-    return config
+
+def flat_run_message(path: str) -> str:
+    """One line refusing a run written before configs were nested, naming the version that wrote it."""
+    return (
+        f"{path} was written by gen_jax before commit {NESTED_CONFIGS_COMMIT}, when configs were flat; this version "
+        "reads only nested configs. Nothing was changed: resume it with that older version "
+        "(git checkout 539d987~1), or start a new --workdir."
+    )

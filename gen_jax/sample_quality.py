@@ -89,8 +89,8 @@ def _check_cached_config(workdir: str, config, defaults) -> None:
         return
     with open(path) as f:
         stored = json.load(f)
-    if "family" not in stored:  # written before configs were nested: compare it in today's shape
-        stored = config_lib.from_legacy(stored, config, renamed={"latent_dim": "model.feature_dim"}).to_dict()
+    if config_lib.is_flat(stored):
+        raise ClassifierCacheError(config_lib.flat_run_message(path))
     stored = _filled(config_lib.plain(stored), config_lib.plain(defaults))
     wanted = config_lib.plain(config)
     # data_dir says where the data was read from, not what was trained.

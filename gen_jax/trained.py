@@ -73,13 +73,10 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
             ) from None
     if not isinstance(stored, dict):
         raise config_lib.ConfigError(f"{config_path} holds a {type(stored).__name__}, not a run's config")
-    family = tasks.get(stored.get("family") or stored.get("model"))
-    if "family" in stored:
-        config = config_lib.new_config(config_lib.with_added_fields(stored))
-    else:  # written before configs were nested
-        if stored.get("model") == "vae" and "ema_decay" not in stored:
-            stored["ema_decay"] = 0.0  # written before VAEs kept a parameter EMA: its checkpoints hold none
-        config = config_lib.from_legacy(stored, family.default_config())
+    if config_lib.is_flat(stored):
+        raise config_lib.ConfigError(config_lib.flat_run_message(config_path))
+    family = tasks.get(stored.get("family"))
+    config = config_lib.new_config(config_lib.with_added_fields(stored))
     if dataset is None:
         dataset = data.configured_dataset(config)
     elif dataset.name != config.dataset:

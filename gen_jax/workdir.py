@@ -172,14 +172,14 @@ def prepare_workdir(workdir: str, config_dict: dict, task) -> None:
 
     The model signature is kept in `<workdir>/model.json`; a different one is an error that names each field,
     and nothing in the workdir is written.  A model.json written before configs were nested (flat fields) is
-    compared field by field in today's shape (`config.legacy_signature_differences`) and left as it is.  `task`:
-    the run's `train.Task` (its `signature` is what is kept and compared).
+    refused in one line naming the version that wrote it.  `task`: the run's `train.Task` (its `signature` is what
+    is kept and compared).
     """
     signature_path = os.path.join(workdir, "model.json")
     if os.path.exists(signature_path):
         with open(signature_path) as f:
             stored = json.load(f)
-        _check_signature(workdir, stored, config_dict, task)
+        _check_signature(workdir, stored, task)
     elif os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(os.path.join(workdir, "checkpoints")):
         raise WorkdirMismatchError(
             f"{workdir}/checkpoints holds checkpoints but no model.json says which model wrote them; "
@@ -208,20 +208,14 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def _check_signature(workdir: str, stored: dict, config_dict: dict, task) -> None:
+def _check_signature(workdir: str, stored: dict, task) -> None:
     """WorkdirMismatchError (one line naming each differing field) unless `stored` (the workdir's model.json)
     matches the task's signature."""
-    wanted = config_lib.plain(task.signature)
-    if "model" in stored or "model" not in wanted:
-        stored_flat, wanted_flat = _flatten(stored), _flatten(wanted)
-        differing = sorted(k for k in set(stored_flat) | set(wanted_flat) if stored_flat.get(k) != wanted_flat.get(k))
-        shown = {k: (stored_flat.get(k), wanted_flat.get(k)) for k in differing}
-    else:  # a model.json written before configs were nested
-        config = config_lib.new_config(config_dict)
-        extras = {k: v for k, v in wanted.items() if k not in ("family", "model", "image_shape")}
-        differing = config_lib.legacy_signature_differences(stored, config, tuple(wanted["image_shape"]), extras)
-        now = {**wanted["model"], **wanted, "dataset": config.get("dataset")}
-        shown = {k: (stored.get(k), now.get(k)) for k in differing}
+    if config_lib.is_flat(stored):
+        raise WorkdirMismatchError(config_lib.flat_run_message(os.path.join(workdir, "model.json")))
+    stored_flat, wanted_flat = _flatten(stored), _flatten(config_lib.plain(task.signature))
+    differing = sorted(k for k in set(stored_flat) | set(wanted_flat) if stored_flat.get(k) != wanted_flat.get(k))
+    shown = {k: (stored_flat.get(k), wanted_flat.get(k)) for k in differing}
     if differing:
         fields = "; ".join(f"{k}: workdir has {old!r}, config asks for {new!r}" for k, (old, new) in shown.items())
         raise WorkdirMismatchError(

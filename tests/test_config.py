@@ -36,27 +36,6 @@ def test_streams_are_fold_ins_of_the_seed_by_their_fixed_tags():
     assert len(set(keys.TAGS.values())) == len(keys.TAGS)
 
 
-def test_a_flat_legacy_config_lands_in_todays_shape():
-    flat = {
-        "model": "gan",
-        "learning_rate": 2e-4,
-        "d_learning_rate": 3e-4,
-        "adam_b1": 0.5,
-        "g_hidden": [64],
-        "latent_dim": 16,
-        "sample_quality": False,
-        "num_samples": 500,
-        "dataset": "digits",
-        "gone": 1,
-    }
-    config = config_lib.from_legacy(flat, tasks.get("gan").default_config())
-    assert config.optim.learning_rate == 2e-4 and config.d_optim.learning_rate == 3e-4
-    assert config.optim.b1 == config.d_optim.b1 == 0.5
-    assert config.model.g_hidden == (64,) and config.model.latent_dim == 16
-    assert config.sample_quality.enabled is False and config.sample_quality.num_samples == 500
-    assert config.dataset == "digits" and "gone" not in config
-
-
 def test_the_signature_is_the_model_sub_config_without_compute_choices():
     config = tiny_vae_config()
     signature = config_lib.signature(config, (8, 8, 1), parameter_ema=True)
