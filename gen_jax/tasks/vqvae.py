@@ -322,7 +322,7 @@ def make_task(config, dataset: data.Dataset) -> Task:
     tx = optim.make(config.optim, config.vq_steps, "optim")
     prior_tx = optim.make(config.prior_optim, max(1, config.num_steps - config.vq_steps), "prior_optim")
     test_images = data.test_images(config, dataset)
-    quality = sample_quality.evaluator_from_config(config, dataset)
+    quality = sample_quality.evaluator_on_demand(config, dataset)  # made on first use
     vq_step, prior_step = make_train_steps(model, prior, tx, prior_tx, config)
     codec, sampler = make_codec_and_sampler(model, prior, likelihood, grid)
 
@@ -383,8 +383,8 @@ def make_task(config, dataset: data.Dataset) -> Task:
             "exp(entropy) of the code usage over the test split's grids (1 to num_codes)",
             "num_test_examples": len(test_images),
         }
-        if quality is not None:  # code grids from the prior, decoded to pixel means, as in figures/samples.png
-            summary.update(quality.summary(sampler(state), jax.random.fold_in(key, 1)))
+        if quality() is not None:  # code grids from the prior, decoded to pixel means, as in figures/samples.png
+            summary.update(quality().summary(sampler(state), jax.random.fold_in(key, 1)))
         return summary
 
     def make_figures(state, key, workdir):
