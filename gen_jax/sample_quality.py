@@ -106,13 +106,13 @@ def _check_cached_config(workdir: str, config, defaults) -> None:
 
 
 def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None) -> FeatureClassifier:
-    """The reference classifier of `dataset`, from `<cache_dir>/<dataset name>` (default `<repo>/runs/classifiers`),
+    """The reference classifier of `dataset`, from `<cache_dir>/<dataset.store_name>` (default `runs/classifiers`),
     trained there through the training loop first if it is not there yet (a partial run is resumed)."""
     family = tasks.get("classifier")  # found by name: evaluation imports no family
-    config = family.reference_config(dataset.name)
+    config = family.reference_config(dataset.store_name)
     task = family.make_task(config, dataset)
     cache_dir = os.path.abspath(cache_dir or DEFAULT_CACHE_DIR)
-    workdir = os.path.join(cache_dir, dataset.name)
+    workdir = os.path.join(cache_dir, dataset.store_name)
     os.makedirs(cache_dir, exist_ok=True)
     with _exclusive(workdir + ".lock"):
         _check_cached_config(workdir, config, family.default_config())

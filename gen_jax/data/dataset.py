@@ -28,6 +28,7 @@ class Dataset:
       attribute_names: per-image binary attributes (CelebA's 40); empty where there are none.
       train_attributes: bool[N, A] or None.
       test_attributes: bool[M, A] or None.
+      fingerprint: a prepared directory's fingerprint (`prepared.py`); "" for named data sets.
     """
 
     name: str
@@ -40,6 +41,7 @@ class Dataset:
     attribute_names: tuple[str, ...] = ()
     train_attributes: np.ndarray | None = None
     test_attributes: np.ndarray | None = None
+    fingerprint: str = ""
 
     def __post_init__(self):
         _validate(self)
@@ -48,6 +50,12 @@ class Dataset:
     def image_shape(self) -> tuple[int, int, int]:
         """(H, W, C) of one image."""
         return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def store_name(self) -> str:
+        """A name for what is kept per data set (a directory name, no path): the name of a named data set,
+        ``prepared_<fingerprint[:16]>`` for a prepared directory, whatever path it was read from."""
+        return f"prepared_{self.fingerprint[:16]}" if self.fingerprint else self.name
 
 
 class DatasetUnavailableError(RuntimeError):

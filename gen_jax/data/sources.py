@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from gen_jax.data.dataset import Dataset, center_crop_resize, unit_pixels
+from gen_jax.data.dataset import Dataset, DatasetUnavailableError, center_crop_resize, unit_pixels
 from gen_jax.data.fashion_mnist import FASHION_MNIST_FILES, read_fashion_mnist
 from gen_jax.data.prepared import PreparedSource
 from gen_jax.data.tfds_source import load_tfds
@@ -54,9 +54,9 @@ def configured_dataset(config) -> Dataset:
 
 
 def is_prepared_path(name: str) -> bool:
-    """Whether `name` names a prepared directory (an existing directory, or a path: starts with /, . or ~) rather
-    than a data set."""
-    return os.path.isdir(name) or name.startswith(("/", ".", "~"))
+    """Whether `name` names a prepared directory rather than a data set: an existing directory, a path (starts with
+    /, . or ~), or a name in an existing directory (``runs/prepared/openclipart64`` where ``runs/prepared`` is one)."""
+    return os.path.isdir(name) or name.startswith(("/", ".", "~")) or os.path.isdir(os.path.dirname(name) or "\0")
 
 
 def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None, crop_size: int = 0) -> Dataset:
@@ -97,6 +97,11 @@ def load_dataset(name: str, data_dir: str | None = None, image_size: int | None 
 
 def _load_prepared(directory: str, image_size: int | None) -> Dataset:
     """A prepared directory's train and test splits whole, through `PreparedSource`, as a Dataset named `directory`."""
+    if not os.path.isdir(os.path.expanduser(directory)):
+        raise DatasetUnavailableError(
+            f"Prepared data {directory} does not exist: make it with `python -m experiments.prepare --images DIR "
+            f"--out {directory}` (or --tfds NAME), or set config.dataset to a prepared directory"
+        )
     splits = [PreparedSource(os.path.expanduser(directory), split) for split in ("train", "test")]
     height, width, _ = splits[0].image_shape
     if image_size is not None and (height, width) != (image_size, image_size):
@@ -114,6 +119,7 @@ def _load_prepared(directory: str, image_size: int | None) -> Dataset:
         test_labels=test_labels,
         num_classes=source.num_classes,
         class_names=source.class_names,
+        fingerprint=source.fingerprint,
     )
 
 

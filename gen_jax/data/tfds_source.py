@@ -97,7 +97,8 @@ def _prepared_builder(name: str, data_dir: str | None, extra_remedies: tuple[str
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.DatasetNotFoundError:
         raise ValueError(
-            f"Unknown data set {name!r}. load_dataset knows 'digits', 'fashion_mnist' and any TFDS "
+            f"Unknown data set {name!r}. load_dataset knows 'digits', 'fashion_mnist', a prepared directory (a "
+            f"path that exists) and any TFDS "
             f"image data set (e.g. 'mnist', 'binarized_mnist', 'cifar10', 'celeb_a'; see "
             f"tfds.list_builders())."
         ) from None

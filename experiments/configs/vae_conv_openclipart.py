@@ -1,0 +1,25 @@
+"""vae_conv_cifar10's model on your own images: here Debian's openclipart-png (public-domain clip art in 22 category
+folders), prepared once at 64×64×3, so the encoder has four levels (32-64-128-256, down to 4×4).
+
+    python -m experiments.prepare --images /usr/share/openclipart/png --out runs/prepared/openclipart64 \\
+        --image_size 64
+    python -m experiments.main --config experiments/configs/vae_conv_openclipart.py --workdir runs/vae_openclipart
+
+Any prepared directory works the same way: `--config.dataset=<the directory>` (its size is the one it was prepared
+at; the network takes its depth from it: 32, 64 or 128 px).  Not run to the end here yet; tests/test_colour.py
+trains it a few steps on a tiny prepared folder.
+"""
+
+from experiments.configs import vae_conv_cifar10
+
+
+def get_config():
+    config = vae_conv_cifar10.get_config()
+    config.name = "vae_conv_openclipart"
+    config.dataset = "runs/prepared/openclipart64"  # a path: a prepared directory (python -m experiments.prepare)
+    config.batch_size = 64
+    config.num_steps = 10_000  # about 100 epochs of the ~6,200 training images
+    config.log_every = 100
+    config.eval_every = 1000
+    config.checkpoint_every = 1000
+    return config
