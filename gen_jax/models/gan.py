@@ -255,7 +255,7 @@ class DCGANDiscriminator(nn.Module):
         return _logit(h, labels, self.num_classes, self.spectral_norm, update_stats, self.dtype).astype(jnp.float32)
 
 
-def dcgan_features(model_config, image_shape: tuple[int, int, int], dataset_name: str = "the data"):
+def dcgan_features(model_config, image_shape: tuple[int, int, int], dataset_name: str = "the"):
     """(g_features, d_features) of the DCGAN a `config.model` names for images of `image_shape` (H, W, C).
 
     Each is the config's tuple when it is given; an empty one (`()`) comes from the image size with

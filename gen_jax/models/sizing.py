@@ -16,7 +16,7 @@ _COARSE = 4  # side of the smallest feature map
 _MAX_DOUBLINGS = 3  # widths stop growing at 8·width
 
 
-def levels(image_shape: tuple[int, int, int], field: str, dataset_name: str = "the data") -> int:
+def levels(image_shape: tuple[int, int, int], field: str, dataset_name: str = "the") -> int:
     """The number of stride-2 levels that take a square `image_shape` (H, W, C) down to 4×4: log2(H / 4).
 
     Raises:
