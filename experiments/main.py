@@ -210,12 +210,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = os.path.abspath(_WORKDIR.value)
-    from gen_jax import sharding
+    from gen_jax import preemption, sharding
 
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        preemption.register()
     first_step = checkpointed_step(workdir, _RESUME_STEP.value)
-    summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
+    with preemption.interruptible(workdir):  # SIGTERM / SIGINT: one line, exit status 143 / 130
+        summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
     if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:

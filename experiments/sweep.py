@@ -137,8 +137,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = os.path.abspath(main_lib._WORKDIR.value)
     first_step = main_lib.checkpointed_step(workdir, main_lib._RESUME_STEP.value)
+    from gen_jax import preemption
+
     try:
-        with shared_compilations():
+        with preemption.interruptible(workdir), shared_compilations():  # SIGTERM / SIGINT: one line, 143 / 130
             results = run(
                 main_lib._CONFIG.value,
                 workdir,
