@@ -69,10 +69,21 @@ def run(config, workdir: str, resume_step: int | None = None) -> dict:
             return experiment.run(config, dataset, workdir)
     config_lib.validate_against_data(config, len(dataset.train_images), jax.device_count())
     task = family.make_task(config, dataset)
+    source = train_source(config, dataset)
+    data.stream.resolve_placement(config, source)  # a placement that cannot be is refused before the workdir is made
     with train.workdir_lock(workdir):
         train.prepare_workdir(workdir, config.to_dict(), task)
-        images = data.preprocess(dataset.train_images, config.binarization)
-        return train.train(config, workdir, task, images, dataset.train_labels, resume_step=resume_step)
+        return train.train(config, workdir, task, None, None, resume_step=resume_step, source=source)
+
+
+def train_source(config, dataset):
+    """Where a run reads its training split, by rows, on the device or streamed as config.placement says: a prepared
+    directory's train split (`data.PreparedSource`), else the data set's, preprocessed (`data.ArraySource`)."""
+    from gen_jax import data
+
+    if data.is_prepared_path(config.dataset):
+        return data.PreparedSource(os.path.expanduser(config.dataset), "train")
+    return data.ArraySource(data.preprocess(dataset.train_images, config.binarization), dataset.train_labels)
 
 
 def load_data(config):
@@ -118,6 +129,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         train.WorkdirWriteError,
         checkpoint.CheckpointMismatchError,
         checkpoint.CheckpointWriteError,
+        data.stream.DataMismatchError,
         train.TrainingDivergedError,
     )
 
@@ -210,14 +222,12 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     workdir = os.path.abspath(_WORKDIR.value)
-    from gen_jax import preemption, sharding
+    from gen_jax import sharding
 
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-        preemption.register()
     first_step = checkpointed_step(workdir, _RESUME_STEP.value)
-    with preemption.interruptible(workdir):  # SIGTERM / SIGINT: one line, exit status 143 / 130
-        summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
+    summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
     if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:

@@ -57,6 +57,9 @@ def base_config():
     config.data_dir = ""  # "" = the default places (see gen_jax/data/sources.py)
     config.image_size = 0  # 0 = the data's own size; else centre-cropped to a square and resized to this side (px)
     config.crop_size = 0  # 0 = the largest centred square; else this centred square (px) before resizing (CelebA)
+    # Where the training split lives: "device" (whole, gathered in the step), "stream" (read by the host a chunk
+    # of steps at a time, for data larger than the device), "auto" (device when it fits; see gen_jax/data/stream.py)
+    config.placement = "auto"
     config.binarization = "none"  # "none" | "static" (> 0.5) | "dynamic" (Bernoulli draw per batch)
     config.batch_size = 128
     config.num_steps = 1000
@@ -225,6 +228,8 @@ def validate_common(config) -> None:
     require_bool(config, "write_figures", "fsdp")
     require_choice(config, "conv_impl", CONV_IMPLS)
     require_choice(config, "cpu_convolutions", tuple(CPU_CONVOLUTIONS))
+    if "placement" in config:  # stored configs from before the field read as "auto"
+        require_choice(config, "placement", ("auto", "device", "stream"))
     compute_dtype(config)
 
 

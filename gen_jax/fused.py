@@ -1,5 +1,6 @@
-"""The program the loop runs: K steps fused into one jitted `lax.scan` over data on the device, for one model or a
-sweep's population, and the plan of how many steps each call runs.
+"""The program the loop runs: K steps fused into one jitted `lax.scan` over data on the device (or over the chunk's
+batches streamed from the host), for one model or a sweep's population, and the plan of how many steps each call
+runs.
 
 Any step is a pure function of (seed, step): its key is fold_in(train_key, step) and its batch comes from the epoch
 permutation of (data_key, epoch), so the split of a run into calls does not change its result.  Neighbours:
@@ -20,22 +21,36 @@ Metrics = dict[str, jax.Array]
 TrainStep = Callable[[Any, dict, jax.Array], tuple[Any, Metrics]]
 
 
-def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None) -> Callable:
+def make_multi_step(train_step: TrainStep, batch_size: int, batch_sharding=None, streamed: bool = False) -> Callable:
     """Builds run(state, images, labels, train_key, data_key, num_steps) -> (state, metrics stacked [num_steps]).
 
-    Runs `num_steps` steps inside one `lax.scan` over data that already lives on the device: the step's key is
-    fold_in(train_key, step) and its batch comes from the epoch permutation of (data_key, epoch), so any step
-    is reproducible from (seed, step) alone and the split into calls does not change the result.  Each step
-    computes only its own batch's indices (`data.batch_indices`, O(batch_size)), never a whole permutation.
+    Runs `num_steps` steps inside one `lax.scan`; the step's key is fold_in(train_key, step).  On the device
+    (`streamed` False) `images` f32[N, H, W, C] or `data.Pixels` (u8 codes [N, H, W, C] and their table) and
+    `labels` i32[N] are the whole split, and each step's batch comes from the epoch permutation of (data_key, epoch),
+    computing only its own indices (`data.batch_indices`, O(batch_size)).  `streamed`: `images` (f32 or `Pixels`
+    codes) [num_steps, batch_size, H, W, C] and `labels` i32[num_steps, batch_size] are the chunk's own batches, in
+    order, read by the host in the same batch order (`data.stream`); data_key is then unused.  Either way a step is
+    reproducible from (seed, step) alone and the split into calls does not change the result.
     """
 
     def run(state, images, labels, train_key, data_key, num_steps):
-        def one_step(state, _):
+        def one_step(state, batch):
             step = state.step
-            image, label = data.get_batch(images, labels, data_key, step, batch_size, batch_sharding)
+            if streamed:
+                codes, label = batch
+                image = data.decode_pixels(
+                    data.Pixels(codes, images.table) if isinstance(images, data.Pixels) else codes
+                )
+                if batch_sharding is not None:
+                    image, label = jax.lax.with_sharding_constraint((image, label), batch_sharding)
+            else:
+                image, label = data.get_batch(images, labels, data_key, step, batch_size, batch_sharding)
             return train_step(state, {"image": image, "label": label}, jax.random.fold_in(train_key, step))
 
-        return jax.lax.scan(one_step, state, None, length=num_steps)
+        if not streamed:
+            return jax.lax.scan(one_step, state, None, length=num_steps)
+        codes = images.codes if isinstance(images, data.Pixels) else images
+        return jax.lax.scan(one_step, state, (codes, labels), length=num_steps)
 
     return run
 
@@ -71,27 +86,31 @@ def jit_multi_step(
     population: bool = False,
     compiler_options: dict[str, str] | None = None,
     in_turn: bool = False,
+    streamed: bool = False,
 ) -> Callable:
     """`make_multi_step` (or, with `population`, `make_population_multi_step`) jitted as the loop runs it:
     num_steps static, the state's buffers donated, XLA given `compiler_options` (`config_lib.compiler_options`).
 
     With a `mesh`, the shardings are declared here: the state as `state_sharding` (replicated by default), data
     and keys replicated, every batch split over the mesh's `data` axis (and a population's members over its
-    `members` axis, where it has one), metrics returned replicated.
+    `members` axis, where it has one), metrics returned replicated.  `streamed` (one model only): the program takes
+    each chunk's batches (`make_multi_step`), placed by the caller (`data.stream.Feed`: batches split over `data`).
     """
     if population:
         spmd_axis = sharding.MEMBERS_AXIS if mesh is not None and sharding.MEMBERS_AXIS in mesh.axis_names else None
         batch_sharding = None if mesh is None else sharding.batch_sharding(mesh)
         fused = make_population_multi_step(train_step, batch_size, batch_sharding, spmd_axis, in_turn)
     else:
-        fused = make_multi_step(train_step, batch_size, None if mesh is None else sharding.batch_sharding(mesh))
+        batch_sharding = None if mesh is None else sharding.batch_sharding(mesh)
+        fused = make_multi_step(train_step, batch_size, batch_sharding, streamed)
     if mesh is None:
         return jax.jit(fused, static_argnums=5, donate_argnums=0, compiler_options=compiler_options)
     replicated = sharding.replicated(mesh)
     state_sharding = replicated if state_sharding is None else state_sharding
+    data_sharding = None if streamed else replicated  # streamed: as the feed placed them
     return jax.jit(
         fused,
-        in_shardings=(state_sharding, replicated, replicated, replicated, replicated),
+        in_shardings=(state_sharding, data_sharding, data_sharding, replicated, replicated),
         out_shardings=(state_sharding, replicated),
         static_argnums=5,
         donate_argnums=0,

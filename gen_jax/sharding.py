@@ -144,6 +144,24 @@ def state_shardings(abstract_state: Any, mesh: Mesh, fsdp: bool = False, fsdp_mi
     return jax.tree_util.tree_map(leaf_sharding, abstract_state)
 
 
+def process_rows(sharding: NamedSharding, shape: tuple[int, ...], axis: int = 0) -> slice:
+    """The rows along `axis` of a global array of `shape` that this process's devices hold under `sharding` (from
+    its `addressable_devices_indices_map`, not an assumed device order): what this process reads of a global batch.
+
+    Raises ValueError when those rows are not one contiguous block (`jax.make_array_from_process_local_data` takes
+    one block per process).
+    """
+    covered = sorted(
+        {index[axis].indices(shape[axis])[:2] for index in sharding.addressable_devices_indices_map(shape).values()}
+    )
+    start, stop = covered[0][0], covered[0][1]
+    for lo, hi in covered[1:]:
+        if lo > stop:
+            raise ValueError(f"this process's devices hold rows {covered} of axis {axis}: not one contiguous block")
+        stop = max(stop, hi)
+    return slice(start, stop)
+
+
 def put_global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A global array with `sharding` from a host array that every process holds in full.
 

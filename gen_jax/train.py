@@ -26,9 +26,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from gen_jax import checkpoint, keys, preemption, sharding
+from gen_jax import checkpoint, keys, sharding
 from gen_jax import config as config_lib
 from gen_jax import workdir as workdir_lib
+from gen_jax.data import stream
 from gen_jax.fused import (  # noqa: F401  (re-exported: the loop's program, imported from here by its users)
     Metrics,
     TrainStep,
@@ -80,6 +81,7 @@ def train(
     show_progress: bool = True,
     population: Population | None = None,
     resume_step: int | None = None,
+    source=None,
 ) -> dict:
     """Trains `task` to `config.num_steps`, resuming from the newest checkpoint in `workdir/checkpoints`.
 
@@ -98,6 +100,9 @@ def train(
         evaluations from then on; the others train on.
       resume_step: resume from this checkpoint instead of the newest (e.g. the newest is damaged); the checkpoints
         after it are moved to `<workdir>/checkpoints_set_aside/`, not deleted.
+      source: where the training split is read from instead of `images`/`labels` (a `data.PreparedSource`, whose
+        pixels the step scales and, under static binarisation, thresholds).  The split trains on the device or
+        streamed from the host (`config.placement`, `data.stream`); its fingerprint is kept in `<workdir>/data.json`.
 
     Returns:
       The final summary (also written to `<workdir>/summary.json`); for a population {member name: summary},
@@ -107,13 +112,16 @@ def train(
       checkpoint.CheckpointDamagedError: the checkpoint to resume from is damaged; the message names the file and
         the `resume_step` to fall back to.  checkpoint.CheckpointWriteError, WorkdirWriteError: a save or a log
         could not be written; the committed checkpoints are intact.  TrainingDivergedError: the loss (every
-        member's, for a population) became NaN/Inf.  preemption.Stopped: SIGTERM or SIGINT arrived (in any
-        process); the checkpoint of the step the loop stopped at is saved.
+        member's, for a population) became NaN/Inf.  data.DataMismatchError: the checkpoints were trained on other
+        data.  data.PlacementError: `config.placement` cannot hold the data (before any compute).
     """
     mesh = mesh if mesh is not None else sharding.make_mesh()
     sharding.check_batch_divides(config.batch_size, mesh)
     run_task, streams, views = _views(config.seed, task, workdir, population)
     manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+    source = source if source is not None else stream.ArraySource(images, labels)
+    data_record = stream.check_data(workdir, source, manager.latest_step() is not None)
+    feed = stream.make_feed(config, source, mesh, streams["data"], population is not None)
     fsdp = bool(config.get("fsdp", False))
     state, state_sharding = restore_or_init(run_task, streams["init"], mesh, manager, workdir, resume_step, fsdp)
     start = int(np.ravel(jax.device_get(state.step))[0])
@@ -122,20 +130,17 @@ def train(
             rewind_metrics(os.path.join(view.workdir, "metrics.jsonl"), start)
         if hasattr(config, "to_dict"):
             write_json(os.path.join(workdir, "config.json"), config.to_dict())
-    inputs = (
-        sharding.put_global(images, sharding.replicated(mesh)),
-        sharding.put_global(labels, sharding.replicated(mesh)),
-        streams["train"],
-        streams["data"],
-    )
-    programs = compile_chunks(run_task, config, start, mesh, state_sharding, population, state, inputs)
+        write_json(os.path.join(workdir, stream.DATA_RECORD), data_record)
+    feed.start(chunks(start, config.num_steps, cadences(config), task.switches()))
+    keys_in = (streams["train"], streams["data"])
+    programs = compile_chunks(run_task, config, start, mesh, state_sharding, population, state, (feed, *keys_in))
+    inputs = lambda first, end: (*feed(first, end), *keys_in)  # noqa: E731
     loop = _Loop(config, workdir, task, views, manager, population, start, show_progress)
-    with preemption.StopRequests() as stops:  # SIGTERM/SIGINT: stop at the next boundary, checkpoint saved
-        try:
-            plan = chunks(start, config.num_steps, cadences(config), task.switches())
-            state = loop.run(state, inputs, programs, plan, stops)
-        finally:
-            loop.close()
+    try:
+        state = loop.run(state, inputs, programs, chunks(start, config.num_steps, cadences(config), task.switches()))
+    finally:
+        loop.close()
+        feed.close()
     summaries = finish(config, views, sharding.to_local(state), loop.diverged, max(start, config.num_steps))
     if population is None:
         return summaries[None]
@@ -216,8 +221,9 @@ def _fall_back_hint(manager, step: int, workdir: str) -> str:
 def compile_chunks(task: Task, config, start: int, mesh, state_sharding, population, state, inputs) -> dict:
     """{(phase, length): the compiled program} for every call of the run from step `start` (`fused.chunks`),
     compiled ahead (`.lower(...).compile()`), so the loop's timings exclude compilation and a run compiles only
-    the programs it calls.  `inputs`: (images, labels, train key, data key) as the programs take them."""
+    the programs it calls.  `inputs`: (the `data.stream.Feed`, train key, data key) as the programs take them."""
     options, in_turn = config_lib.compiler_options(config), population is not None and population.in_turn
+    feed, *keys_in = inputs
     jitted, programs = {}, {}
     for first, end in chunks(start, config.num_steps, cadences(config), task.switches()):
         phase, train_step = task.phase_at(first)
@@ -225,9 +231,17 @@ def compile_chunks(task: Task, config, start: int, mesh, state_sharding, populat
             continue
         if phase not in jitted:
             jitted[phase] = jit_multi_step(
-                train_step, config.batch_size, mesh, state_sharding, population is not None, options, in_turn
+                train_step,
+                config.batch_size,
+                mesh,
+                state_sharding,
+                population is not None,
+                options,
+                in_turn,
+                feed.streamed,
             )
-        programs[phase, end - first] = jitted[phase].lower(state, *inputs, end - first).compile()
+        example = (*feed.example(end - first), *keys_in)
+        programs[phase, end - first] = jitted[phase].lower(state, *example, end - first).compile()
     length, positive = chunk_length(cadences(config)), [every for every in cadences(config) if every > 0]
     if is_chief() and positive and length < min(positive):
         print(
@@ -262,27 +276,20 @@ class _Loop:
                 total=config.num_steps, initial=start, desc=task.name, unit="step", dynamic_ncols=True, mininterval=1.0
             )
 
-    def run(self, state, inputs, programs: dict, plan, stops: preemption.StopRequests | None = None) -> Any:
-        """Calls `programs` along `plan` ((first, end) steps per chunk) from `state`; returns the final state.
-
-        Where `stops` asks to stop at a boundary, the actions due there run with a checkpoint among them, and
-        `preemption.Stopped` is raised (the save may still be in flight: `close` waits for it)."""
+    def run(self, state, inputs, programs: dict, plan) -> Any:
+        """Calls `programs` along `plan` ((first, end) steps per chunk) from `state`, each on `inputs(first, end)` (its
+        data and keys); returns the final state."""
         started = time.perf_counter()
         for first, end in plan:
             phase, _ = self.task.phase_at(first)
-            state, metrics = programs[phase, end - first](state, *inputs)
+            state, metrics = programs[phase, end - first](state, *inputs(first, end))
             self.unread.append((first, metrics))
             due = self.due(end)
-            stop = stops is not None and stops.requested()
-            if stop:
-                due = due | {"checkpoint"}
             if not due:
                 continue
             self.read_back()
             self.seconds += time.perf_counter() - started
             self.act(state, end, due)
-            if stop:
-                raise stops.stopping(end)
             started = time.perf_counter()
         return state
 

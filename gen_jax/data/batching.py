@@ -6,11 +6,17 @@ resumed at any step therefore sees exactly the batches it would have seen withou
 `batch_indices_numpy` is the same order computed on the host (the Feistel network in numpy), for a host that reads
 each batch's rows from storage: its batch k is the device's batch k.
 
+Images travel as small integer codes until the step (`Pixels`: u8 codes and the f32 table of their values, built
+with numpy), so the split on the device takes a quarter of the f32 bytes and the step sees exactly the values numpy
+computed (`encode_pixels`, `decode_pixels`).
+
 Neighbours: `train.py` calls `preprocess` once and `get_batch` inside its step loop; `steps.py` calls
 `dynamic_binarize` per batch when the config asks for dynamic binarisation; `sources.py` provides the arrays.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -59,6 +65,62 @@ def dynamic_binarize(key: jax.Array, x: jax.Array) -> jax.Array:
     Returns an array of x's shape and dtype holding 0s and 1s, with E[x_b] = x.
     """
     return jax.random.bernoulli(key, x).astype(x.dtype)
+
+
+# --- uint8 until the step ---------------------------------------------------------------------
+
+
+class Pixels(NamedTuple):
+    """Images as codes and the table of their values: the image is `table[codes]`, looked up in the step.
+
+    Attributes:
+      codes: u8[..., H, W, C], each pixel's index into `table`.
+      table: f32[256], the value of each code (built with numpy, so the step's values are numpy's bit for bit).
+    """
+
+    codes: np.ndarray | jax.Array
+    table: np.ndarray | jax.Array
+
+
+def unit_table(pixel_max: int, binarization: str = "none") -> np.ndarray:
+    """The table f32[256] of stored pixels 0 … pixel_max as a run sees them: value / pixel_max computed by numpy (as
+    `dataset.unit_pixels` computes it), then `preprocess`ed ('static' thresholds the table, not the images).  Entries
+    above pixel_max are never looked up."""
+    table = np.arange(256, dtype=np.float32) / np.float32(pixel_max)
+    return preprocess(table, binarization)
+
+
+def encode_pixels(images: np.ndarray) -> Pixels | np.ndarray:
+    """f32[N, H, W, C] images as `Pixels` with table[codes] equal to `images` bit for bit, when they hold at most 256
+    distinct values (8-bit data, 0/1 data, digits' 17 levels); otherwise `images` unchanged (resized images, whose
+    values are many), which then travel as f32."""
+    images = np.asarray(images)
+    if images.dtype != np.float32 or not images.size:
+        return images
+    flat = images.reshape(-1)
+    stride = max(1, flat.size // 65536)
+    for candidates in (flat[::stride], flat):  # a sample's values first; the whole array when the sample misses some
+        values = np.unique(candidates)
+        if values.size > 256:
+            return images
+        codes = np.searchsorted(values, images).clip(0, values.size - 1).astype(np.uint8)
+        if np.array_equal(values[codes].view(np.uint32), images.view(np.uint32)):
+            table = np.zeros(256, np.float32)
+            table[: values.size] = values
+            return Pixels(codes, table)
+    return images
+
+
+def decode_pixels(images) -> jax.Array:
+    """The f32 values of `images`: `table[codes]` gathered on the device for `Pixels`, f32 arrays as they are."""
+    if isinstance(images, Pixels):
+        return jnp.take(jnp.asarray(images.table), jnp.asarray(images.codes).astype(jnp.int32), mode="clip")
+    return jnp.asarray(images)
+
+
+def num_examples(images) -> int:
+    """The number of images in f32[N, H, W, C] or `Pixels` with codes u8[N, H, W, C]."""
+    return (images.codes if isinstance(images, Pixels) else images).shape[0]
 
 
 # --- batching from a key, on the device --------------------------------------------------------
@@ -141,7 +203,8 @@ def get_batch(
     """Gathers batch `step` of the full arrays: the one place a training batch is built.
 
     Args:
-      images: f32[N, H, W, C], the whole split.
+      images: f32[N, H, W, C], the whole split, or `Pixels` with u8[N, H, W, C] codes (only the batch's codes are
+        gathered; the batch is then looked up in the table).
       labels: i32[N].
       key: the data key; with `step` it fixes the batch (see `batch_indices`).
       step: an int >= 0, may be traced in jit.
@@ -152,12 +215,17 @@ def get_batch(
     Returns:
       (f32[batch_size, H, W, C], i32[batch_size]): examples `batch_indices(key, step, batch_size, N)`.
     """
-    if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"images has {images.shape[0]} examples but labels has {labels.shape[0]}.")
-    idx = batch_indices(key, step, batch_size, images.shape[0])
+    count = num_examples(images)
+    if count != labels.shape[0]:
+        raise ValueError(f"images has {count} examples but labels has {labels.shape[0]}.")
+    idx = batch_indices(key, step, batch_size, count)
     if batch_sharding is not None:
         idx = lax.with_sharding_constraint(idx, batch_sharding)
-    batch = jnp.take(images, idx, axis=0), jnp.take(labels, idx, axis=0)
+    if isinstance(images, Pixels):
+        images = Pixels(jnp.take(images.codes, idx, axis=0), images.table)
+    else:
+        images = jnp.take(images, idx, axis=0)
+    batch = decode_pixels(images), jnp.take(labels, idx, axis=0)
     if batch_sharding is not None:
         batch = lax.with_sharding_constraint(batch, batch_sharding)
     return batch
