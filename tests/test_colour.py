@@ -182,8 +182,20 @@ def mock_tfds(num_examples: int):
         mock.patch.object(tfds.core.DatasetBuilder, "is_prepared", return_value=True),
         mock.patch(f"{info}.file_format", new_callable=mock.PropertyMock, return_value=array_record),
         mock.patch(f"{info}.splits", new_callable=mock.PropertyMock, return_value={"train": split, "test": split}),
+        # mock_data's own batch read fails (it sets __getitems__ on a MagicMock, unbound): read its rows one by one.
+        mock.patch.object(
+            tfds.core.data_sources.base.BaseDataSource, "__getitems__", lambda self, keys: [self[k] for k in keys]
+        ),
     ):
         yield
+
+
+def test_crop_size_keeps_the_centred_square_before_resizing():
+    """CelebA's crop: only the centred crop × crop square reaches the resized image."""
+    image = np.ones((218, 178, 3), np.float32)
+    image[55:163, 35:143] = 0.0  # the centred 108 × 108 square
+    np.testing.assert_array_equal(data.center_crop_resize(image, 64, crop=108), np.zeros((64, 64, 3), np.float32))
+    assert data.center_crop_resize(image, 64).max() == 1.0  # the largest square (178 px) holds the border
 
 
 @pytest.mark.parametrize(
