@@ -70,6 +70,24 @@ def _exclusive(path: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _from_process_0(value: int) -> int:
+    """Process 0's `value`, on every process (a collective: every process waits until all have called it)."""
+    if jax.process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def _cache_refusal(workdir: str, config, defaults) -> ClassifierCacheError | None:
+    """`_check_cached_config`'s error, returned instead of raised (None where the cache is acceptable)."""
+    try:
+        _check_cached_config(workdir, config, defaults)
+    except ClassifierCacheError as error:
+        return error
+    return None
+
+
 def _filled(stored: dict, defaults: dict) -> dict:
     """`stored` with each field it lacks (at any depth) taken from `defaults`."""
     filled = dict(stored)
@@ -107,26 +125,43 @@ def _check_cached_config(workdir: str, config, defaults) -> None:
 
 def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None) -> FeatureClassifier:
     """The reference classifier of `dataset`, from `<cache_dir>/<dataset.store_name>` (default `runs/classifiers`),
-    trained there through the training loop first if it is not there yet (a partial run is resumed)."""
+    trained there through the training loop first if it is not there yet (a partial run is resumed).
+
+    Every process of a multi-host run calls this together.  Process 0 alone takes the cache's lock and checks what
+    is cached; the others wait for its answer (a collective, so a barrier): a refused cache is refused by all, a
+    classifier still to train is trained by all together (the loop is a collective program), and then every
+    process loads it.
+    """
     family = tasks.get("classifier")  # found by name: evaluation imports no family
     config = family.reference_config(dataset.store_name)
     task = family.make_task(config, dataset)
     cache_dir = os.path.abspath(cache_dir or DEFAULT_CACHE_DIR)
     workdir = os.path.join(cache_dir, dataset.store_name)
-    os.makedirs(cache_dir, exist_ok=True)
-    with _exclusive(workdir + ".lock"):
-        _check_cached_config(workdir, config, family.default_config())
-        summary_path = os.path.join(workdir, "summary.json")
-        if not os.path.exists(summary_path):
-            print(
-                f"Training the reference classifier of {dataset.name} into {workdir} "
-                "(once; every later score reuses it).",
-                flush=True,
+    summary_path = os.path.join(workdir, "summary.json")
+    chief = jax.process_index() == 0
+    if chief:
+        os.makedirs(cache_dir, exist_ok=True)
+    with _exclusive(workdir + ".lock") if chief else contextlib.nullcontext():
+        refusal, status = None, 0  # 0: cached, 1: to train, 2: refused
+        if chief:
+            refusal = _cache_refusal(workdir, config, family.default_config())
+            status = 2 if refusal else int(not os.path.exists(summary_path))
+        status = _from_process_0(status)
+        if status == 2:
+            raise refusal or ClassifierCacheError(
+                f"the classifier cached in {workdir} was trained with another config than the reference one; "
+                "process 0's message says which fields differ and what to do."
             )
+        if status == 1:
+            if chief:
+                print(
+                    f"Training the reference classifier of {dataset.name} into {workdir} "
+                    "(once; every later score reuses it).",
+                    flush=True,
+                )
             train.prepare_workdir(workdir, config.to_dict(), task)
-            train.train(
-                config, workdir, task, jax.device_put(dataset.train_images), jax.device_put(dataset.train_labels)
-            )
+            train.train(config, workdir, task, np.asarray(dataset.train_images), np.asarray(dataset.train_labels))
+            _from_process_0(0)  # every process past process 0's summary.json
         state, _ = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
         with open(summary_path) as f:
             accuracy = json.load(f)["test_accuracy"]

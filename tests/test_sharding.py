@@ -144,3 +144,67 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     lines = (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines if "train/loss" in line] == [6, 12]
     assert (tmp_path / "multi" / "summary.json").exists()
+
+
+def test_two_processes_score_samples_as_one_process(tmp_path):
+    """A GAN with sample quality as two processes, each with a fresh reference-classifier cache to fill: process 0
+    alone checks the cache, both train the classifier together, both load it (no hang), and the summary's scores
+    are the one-process run's (two devices), up to float round-off."""
+    worker = os.path.join(REPO_ROOT, "tests", "multihost_worker.py")
+    overrides = [
+        "--config.num_steps=20",
+        "--config.log_every=10",
+        "--config.eval_every=20",
+        "--config.checkpoint_every=20",
+        "--config.model.g_hidden=(32,)",
+        "--config.model.d_hidden=(32,)",
+        "--config.model.latent_dim=8",
+        "--config.batch_size=32",
+        "--config.write_figures=False",
+    ]
+    config = ["--config", os.path.join(REPO_ROOT, "experiments/configs/gan_digits.py")]
+
+    def command(name):
+        return [worker, "40", *config, f"--workdir={tmp_path / name}", *overrides]
+
+    single = run_python(
+        command("single") + [f"--config.sample_quality.classifier_dir={tmp_path / 'cache_single'}"], 2, timeout=300
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    port = free_port()
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *command("multi"),
+                f"--config.sample_quality.classifier_dir={tmp_path / 'cache_multi'}",
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+
+    one = json.loads((tmp_path / "single" / "summary.json").read_text())
+    two = json.loads((tmp_path / "multi" / "summary.json").read_text())
+    for name in ("fid", "fid_floor", "precision", "recall", "classifier_test_accuracy"):
+        assert two[name] == pytest.approx(one[name], rel=1e-4, abs=1e-4), name
