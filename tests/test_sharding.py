@@ -146,6 +146,77 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     assert (tmp_path / "multi" / "summary.json").exists()
 
 
+def run_two_processes(args, timeout=300):
+    """`python <args>` as 2 processes of 1 CPU device each, joined by JAX's coordinator; their (stdout, stderr)."""
+    port = free_port()
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *args,
+                f"--coordinator_address=127.0.0.1:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=timeout))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, (_, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+    return outputs
+
+
+def test_two_processes_streamed_match_one_process_with_two_devices(tmp_path):
+    """Streamed, each process reads only its half of every batch (`data.stream`): 2 processes × 1 device train to
+    the parameters and metrics of 1 process × 2 devices, streamed or on the device."""
+    overrides = [
+        "--config.num_steps=12",
+        "--config.checkpoint_every=6",
+        "--config.eval_every=12",
+        "--config.log_every=6",
+        "--config.model.hidden=(32,)",
+        "--config.model.latent_dim=2",
+        "--config.batch_size=32",
+        "--config.iwae_k=0",
+        "--config.write_figures=False",
+    ]
+    command = ["-m", "experiments.main", "--config", os.path.join(REPO_ROOT, "experiments/configs/vae_digits.py")]
+    for placement in ("stream", "device"):
+        single = run_python(
+            command + [f"--workdir={tmp_path / placement}", *overrides, f"--config.placement={placement}"], 2, 240
+        )
+        assert single.returncode == 0, single.stderr[-3000:]
+    outputs = run_two_processes(command + [f"--workdir={tmp_path / 'multi'}", *overrides, "--config.placement=stream"])
+    assert "Data placement: stream" in outputs[0][0] and "Data placement" not in outputs[1][0]
+
+    def logged(workdir):
+        lines = (workdir / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if "per_sec" not in k} for line in lines]
+
+    multi, multi_step = final_state(tmp_path / "multi")
+    for placement in ("stream", "device"):
+        single, step = final_state(tmp_path / placement)
+        assert step == multi_step == 12
+        assert max_abs_difference(single, multi) < 1e-6, placement
+        for a, b in zip(logged(tmp_path / placement), logged(tmp_path / "multi"), strict=True):
+            assert a.keys() == b.keys() and all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(a[k])) for k in a), placement
+
+
 def test_two_processes_score_samples_as_one_process(tmp_path):
     """A GAN with sample quality as two processes, each with a fresh reference-classifier cache to fill: process 0
     alone checks the cache, both train the classifier together, both load it (no hang), and the summary's scores
