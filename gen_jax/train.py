@@ -92,7 +92,8 @@ def train(
         checkpoint_every, keep_checkpoints, write_figures, and fsdp if present).
       workdir: prepared by `prepare_workdir`.
       task: the family's task; for a population, the template whose step every member runs.
-      images, labels: f32[N, H, W, C] and i32[N], the preprocessed training split (every process holds it whole).
+      images, labels: f32[N, H, W, C] and i32[N], the preprocessed training split (every process holds it whole);
+        None where `source` is given.
       mesh: the devices to train on; all of them (`sharding.make_mesh()`) by default.
       population: a sweep's members, trained as one state with a leading member axis (one vmapped, fused program;
         one checkpoint in `workdir/checkpoints`); each member logs, evaluates, summarises and draws figures in its

@@ -231,3 +231,37 @@ def test_device_placement_too_large_is_refused_before_the_workdir(tmp_path, caps
     assert not workdir.exists()
     placement, why = stream.choose_placement("auto", 97_728, 100_000)
     assert placement == "stream" and "does not fit" in why
+
+
+@pytest.mark.slow
+def test_the_streaming_benchmark_writes_its_record(tmp_path):
+    """benchmarks/stream_throughput.py on tiny sets (its numbers are not checked here: this machine is shared)."""
+    from benchmarks import stream_throughput
+
+    path = tmp_path / "record.json"
+    args = [
+        "--config",
+        "experiments/configs/vae_digits.py",
+        "--image_size",
+        "8",
+        "--batch_size",
+        "8",
+        "--chunk",
+        "2",
+        "--chunks",
+        "1",
+        "--repeats",
+        "2",
+    ]
+    args += ["--num_images", "64", "--rss_images", "100", "--rss_image_size", "8", "--rss_steps", "2"]
+    record = stream_throughput.main([*args, "--scratch", str(tmp_path), "--json", str(path)])
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record))
+    result, memory = record["result"], record["memory"]
+    assert result["image_shape"] == [8, 8, 3] and result["batch_size"] == 8
+    assert all(len(rates) == 2 and min(rates) > 0 for rates in result["steps_per_s"].values())
+    assert (
+        result["stream_over_device"] == result["median_steps_per_s"]["stream"] / result["median_steps_per_s"]["device"]
+    )
+    assert memory["images"] == 100 and memory["steps"] == 2 and memory["peak_rss_bytes"] > 0
+    assert {"note", "load_average_after_1_5_15_min", "meets_ratio_target", "meets_rss_target"} <= set(record)
+    assert os.listdir(tmp_path) == ["record.json"]  # the generated sets are removed

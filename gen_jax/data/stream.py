@@ -42,6 +42,7 @@ DEVICE_SHARE = 0.5
 DATA_RECORD = "data.json"
 # Chunks read ahead of the one the device computes: one in flight while one waits, so a slow read has a chunk's slack.
 _READ_AHEAD = 2
+_READ_ROWS = 4096  # rows per read when a prepared split is read whole (the device placement)
 
 
 class PlacementError(ConfigError):
@@ -77,6 +78,18 @@ class ArraySource:
     def read(self, indices) -> tuple[np.ndarray, np.ndarray]:
         indices = np.asarray(indices, np.int64).reshape(-1)
         return self.codes[indices], self.labels[indices]
+
+
+def read_whole(source) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of `source` (codes [N, H, W, C], i32[N]): an `ArraySource`'s own arrays, else read `_READ_ROWS`
+    rows a call into one array (so no list of all the records is held at once)."""
+    if isinstance(source, ArraySource):
+        return source.codes, source.labels
+    codes, labels = np.empty((len(source), *source.image_shape), np.uint8), np.empty(len(source), np.int32)
+    for start in range(0, len(source), _READ_ROWS):
+        rows = np.arange(start, min(len(source), start + _READ_ROWS))
+        codes[rows], labels[rows] = source.read(rows)
+    return codes, labels
 
 
 def source_table(source, binarization: str) -> np.ndarray | None:
@@ -198,14 +211,7 @@ class Feed:
         self.pool = concurrent.futures.ThreadPoolExecutor(1, "gen_jax-stream") if self.streamed else None
         self.whole = None
         if not self.streamed:
-            codes, labels = (
-                source.read(np.arange(len(source)))
-                if not isinstance(source, ArraySource)
-                else (
-                    source.codes,
-                    source.labels,
-                )
-            )
+            codes, labels = read_whole(source)
             self.whole = (self._images(sharding.put_global(codes, replicated)), sharding.put_global(labels, replicated))
 
     def start(self, plan: Iterable[tuple[int, int]]) -> None:
