@@ -7,7 +7,8 @@ devices: `train.py` jits the fused steps with the shardings made here.
 
 Multi-host: `initialize_distributed` starts JAX's multi-controller runtime; every process then runs the same
 program on the global mesh.  Data sets small enough to live on the accelerators are replicated, and each
-process gathers only its own share of every global batch on its own devices.
+process gathers only its own share of every global batch on its own devices; streamed, each process reads only the
+rows of every batch its devices hold (`process_rows`).
 
 Sweeps (`gen_jax/sweep.py`): a 2-D mesh (`members`, `data`); the stacked state's member axis is split over
 `members`, and each member's batch over `data`.

@@ -188,6 +188,16 @@ def make_feed(config, source, mesh, data_key, population: bool = False) -> Feed:
     return Feed(source, table, placement, mesh, data_key, config.batch_size)
 
 
+def _on_host(key: jax.Array) -> jax.Array:
+    """This process's copy of a replicated key on the host's CPU device, so that drawing the batch order there
+    (`batching.feistel_round_keys`, in the reading thread) never queues behind the accelerator's running program."""
+    try:
+        cpu = jax.local_devices(backend="cpu")[0]
+    except RuntimeError:
+        return key
+    return jax.device_put(key.addressable_data(0), cpu)
+
+
 class Feed:
     """The data inputs of each chunk's program, (images, labels), in one placement.
 
@@ -201,7 +211,7 @@ class Feed:
         from gen_jax import sharding
 
         self.source, self.placement, self.streamed = source, placement, placement == "stream"
-        self.data_key, self.batch_size = data_key, batch_size
+        self.data_key, self.batch_size = _on_host(data_key), batch_size
         replicated = sharding.replicated(mesh)
         self.table = None if table is None else sharding.put_global(np.asarray(table, np.float32), replicated)
         self.sharding = sharding.NamedSharding(mesh, sharding.PartitionSpec(None, sharding.DATA_AXIS))
