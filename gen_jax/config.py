@@ -105,9 +105,13 @@ def optimizer_config(**overrides):
 def sample_quality_config(enabled: bool):
     """The sample-quality evaluation's sub-config (`gen_jax/sample_quality.py`), for generative families."""
     quality = new_config()
-    quality.enabled = enabled  # classifier FID, classifier score, precision/recall in summary.json
+    quality.enabled = enabled  # classifier FID, score, precision/recall (and Inception FID/KID) in summary.json
     quality.num_samples = 10_000  # n: samples scored, reference and floor images (capped at the test split size)
     quality.classifier_dir = ""  # "" = <repo>/runs/classifiers; the reference classifier is trained there once
+    # "committed": the classifier committed for the data set (gen_jax/reference_classifiers), else a trained one;
+    # "trained": always the one trained once into classifier_dir (new data, or a changed reference config).
+    quality.classifier = "committed"
+    quality.inception_weights = ""  # an .npz from experiments.fid_weights: adds inception_fid/kid ("" = off)
     return quality
 
 

@@ -357,6 +357,25 @@ def load_variables(path: str | None) -> dict:
         raise InceptionWeightsError(f"{error}: {HOW_TO_GET_WEIGHTS}") from None
 
 
+def check_weights_file(path: str) -> None:
+    """Refuses (InceptionWeightsError, one line) a `path` that is not a file, or an .npz without the FID
+    Inception-v3's arrays; reads the archive's index only, so it is cheap enough to run before any compute."""
+    if not os.path.isfile(path):
+        raise InceptionWeightsError(f"FID Inception weights {path!r} do not exist: {HOW_TO_GET_WEIGHTS}")
+    try:
+        with np.load(path) as file:
+            names = set(file.files)
+    except (OSError, ValueError) as error:
+        raise InceptionWeightsError(
+            f"{path!r} is not an .npz of FID Inception weights ({error}): {HOW_TO_GET_WEIGHTS}"
+        ) from None
+    if names != set(variable_shapes()):
+        raise InceptionWeightsError(
+            f"{path!r} does not hold the FID Inception-v3's arrays ({len(set(variable_shapes()) ^ names)} names "
+            f"differ): {HOW_TO_GET_WEIGHTS}"
+        )
+
+
 def variables_from_arrays(arrays: dict[str, np.ndarray], what: str = "the arrays") -> dict:
     """Flat arrays {"params/Mixed_5b/…/kernel": …} -> Flax variables; InceptionWeightsError if any is missing,
     unexpected or of another shape (naming `what`)."""

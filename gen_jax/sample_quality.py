@@ -1,22 +1,28 @@
-"""Sample quality, measured the same way for every generative model of a data set.
+"""Sample quality, measured the same way for every generative model of a data set: two kinds of scores.
 
-No Inception weights can be downloaded here, so the feature space is the penultimate layer of a small classifier
-trained on the data set itself (the `classifier` family), trained once into a cache directory and reused by every
-later score.  On those features:
-
-* fid: the Fréchet distance between Gaussians fitted to generated and real features ("classifier FID");
-* classifier_score: exp E KL(p(y|x) ‖ p(y)), the Inception Score's formula with our classifier (1 to K classes);
-* precision / recall: k-NN manifold precision and recall (Kynkäänniemi et al. 2019, k = 3).
+* Classifier scores, on the penultimate features of a small classifier of the data set itself (the `classifier`
+  family).  The reference classifiers of digits and Fashion-MNIST are committed with the package
+  (`gen_jax/reference_classifiers/<dataset>/`: weights, config, test accuracy and a fingerprint of the training
+  split they were trained on), so every machine gives the same numbers; a data set without one gets one trained
+  once into a cache directory and reused (`config.sample_quality.classifier = "trained"` always does that).
+  - classifier_fid: the Fréchet distance between Gaussians fitted to generated and real features;
+  - classifier_score: exp E KL(p(y|x) ‖ p(y)), the Inception Score's formula with our classifier (1 to K classes);
+  - classifier_precision / classifier_recall: k-NN manifold precision and recall (Kynkäänniemi et al. 2019, k = 3).
+  They need labels; they compare models of one data set with each other, not with papers.
+* Inception scores, with `config.sample_quality.inception_weights` set (`gen_jax.inception`, pytorch-fid's network
+  and weights): inception_fid (the FID papers report, as pytorch-fid computes it) and inception_kid (torch-fidelity's
+  KID, its mean and std over subsets of inception_kid_subset_size).  Labelled or not, every data set gets them.
+  Images are quantised to 8 bits (round(x · 255) / 255) first, as pytorch-fid sees samples saved as PNG files.
 
 Every number comes with its floor: the same metric for real held-out images (n test images in place of the n
-samples), which shows what a perfect generator would get with this classifier and this sample count (FID's
+samples), which shows what a perfect generator would get with these features and this sample count (FID's
 estimate is biased upwards at finite n, so 0 is not reachable).  The reference set is n training images, the same
 for every model (a fixed key); n = min(num_samples, test split size), reported as `num_samples` (360 for digits,
 whose test split holds 360 images).
 
-`make_evaluator` builds the reference once; `Evaluator.summary(sampler, key)` scores any sampler
+`make_evaluator` builds the references once; `Evaluator.summary(sampler, key)` scores any sampler
 (key, count -> f32[count, H, W, C] in [0, 1]), so VAE and GAN samples are scored alike.  The metrics themselves
-are pure functions in `metrics.py`.
+are pure functions in `metrics.py` and `fid.py`.
 """
 
 from __future__ import annotations
@@ -24,14 +30,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from flax import traverse_util
 
-from gen_jax import checkpoint, data, keys, metrics, tasks, train
+from gen_jax import checkpoint, data, fid, inception, keys, metrics, tasks, train
 from gen_jax import config as config_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -175,37 +183,136 @@ def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None)
     )
 
 
+# --- committed reference classifiers ------------------------------------------------------------------------------
+
+COMMITTED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_classifiers")
+COMMITTED_WEIGHTS = "params.npz"  # the classifier's parameters, flat: "Conv_0/kernel" -> array
+COMMITTED_RECORD = "classifier.json"  # {config, test_accuracy, test_nll, num_classes, data_fingerprint, trained_by}
+CLASSIFIER_SOURCES = ("committed", "trained")
+
+
+def data_fingerprint(dataset: data.Dataset) -> str:
+    """SHA-256 of the training split: its image shape, its pixels (f32 bytes) and its labels (i32 bytes)."""
+    digest = hashlib.sha256(json.dumps(list(dataset.train_images.shape)).encode())
+    digest.update(np.ascontiguousarray(dataset.train_images, np.float32).tobytes())
+    digest.update(np.ascontiguousarray(dataset.train_labels, np.int32).tobytes())
+    return digest.hexdigest()
+
+
+def commit_classifier(workdir: str, dataset: data.Dataset, directory: str) -> None:
+    """Writes the classifier trained in `workdir` (its newest checkpoint, config.json and summary.json) to
+    `directory` as a committed reference classifier of `dataset` (`COMMITTED_WEIGHTS`, `COMMITTED_RECORD`)."""
+    family = tasks.get("classifier")
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = config_lib.new_config(json.load(f))
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    task = family.make_task(config, dataset)
+    state, _ = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
+    os.makedirs(directory, exist_ok=True)
+    flat = traverse_util.flatten_dict(jax.device_get(state.params), sep="/")
+    np.savez_compressed(os.path.join(directory, COMMITTED_WEIGHTS), **{k: np.asarray(v) for k, v in flat.items()})
+    record = {
+        "dataset": dataset.store_name,
+        "config": config_lib.plain(config),
+        "test_accuracy": summary["test_accuracy"],
+        "test_nll": summary["test_nll"],
+        "num_classes": dataset.num_classes,
+        "data_fingerprint": data_fingerprint(dataset),
+        "trained_by": f"python -m experiments.main --config experiments/configs/classifier_{dataset.store_name}.py",
+    }
+    with open(os.path.join(directory, COMMITTED_RECORD), "w") as f:
+        json.dump(record, f, indent=1)
+        f.write("\n")
+
+
+def committed_classifier(dataset: data.Dataset, directory: str | None = None) -> FeatureClassifier | None:
+    """The reference classifier committed for `dataset` (`<COMMITTED_DIR>/<store_name>`), None when there is none.
+
+    Raises ClassifierCacheError (one line) when the loaded data's training split is not the one it was trained on
+    (`data_fingerprint`): its scores would not be the committed floor's.
+    """
+    directory = directory or os.path.join(COMMITTED_DIR, dataset.store_name)
+    if not os.path.isfile(os.path.join(directory, COMMITTED_RECORD)):
+        return None
+    with open(os.path.join(directory, COMMITTED_RECORD)) as f:
+        record = json.load(f)
+    if record["data_fingerprint"] != data_fingerprint(dataset):
+        raise ClassifierCacheError(
+            f"the {dataset.name} data loaded here differ from those the committed classifier in {directory} was "
+            f"trained on (training split fingerprint {data_fingerprint(dataset)[:12]}…, expected "
+            f"{record['data_fingerprint'][:12]}…): load the original data, or set "
+            "config.sample_quality.classifier=trained to train a classifier of these"
+        )
+    with np.load(os.path.join(directory, COMMITTED_WEIGHTS)) as file:
+        params = traverse_util.unflatten_dict({tuple(k.split("/")): jax.numpy.asarray(file[k]) for k in file.files})
+    family = tasks.get("classifier")
+    model = family.build_model(config_lib.new_config(record["config"]), record["num_classes"])
+    return FeatureClassifier(
+        dataset=dataset.name,
+        directory=directory,
+        test_accuracy=record["test_accuracy"],
+        num_classes=record["num_classes"],
+        apply=family.make_apply(model, params),
+    )
+
+
+def reference_classifier(dataset: data.Dataset, source: str = "committed", cache_dir: str | None = None):
+    """The classifier that scores `dataset`: the committed one where there is one and `source` is "committed",
+    else the one trained and cached in `cache_dir` (`get_or_train_classifier`); None for data without labels."""
+    if dataset.num_classes < 2:
+        return None
+    if source == "committed" and (committed := committed_classifier(dataset)) is not None:
+        return committed
+    return get_or_train_classifier(dataset, cache_dir)
+
+
+# --- scoring ------------------------------------------------------------------------------------------------------
+
+
+def quantised(images: np.ndarray) -> np.ndarray:
+    """images f32[...] in [0, 1] -> round(x · 255) / 255, clipped to [0, 1]: what an 8-bit PNG file holds."""
+    return np.round(np.clip(np.asarray(images, np.float32), 0.0, 1.0) * 255.0) / 255.0
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Evaluator:
     """Scores images against a fixed reference set of n training images, with the floor of n test images.
 
     Attributes:
-      classifier: the reference classifier whose features are used.
+      classifier: the reference classifier whose features give the classifier scores (None: data without labels).
       num_samples: n, the size of the reference set, of the floor's test set and of every scored sample.
-      reference_features: f32[n, F] of the n training images.
-      floor: the scores of n test images (what a perfect generator would get).
-      batch_size: images per classifier call.
+      reference_features: f32[n, F] classifier features of the n training images (None without a classifier).
+      floor: the scores of n test images (what a perfect generator would get), under the summary's names.
+      batch_size: images per network call.
+      inception: the FID Inception-v3's variables (`inception.load_variables`), None when no weights are set.
+      inception_reference: f32[n, 2048] pool3 features of the n training images, quantised to 8 bits.
     """
 
-    classifier: FeatureClassifier
+    classifier: FeatureClassifier | None
     num_samples: int
-    reference_features: np.ndarray
-    reference_statistics: tuple[np.ndarray, np.ndarray]
+    reference_features: np.ndarray | None
+    reference_statistics: tuple[np.ndarray, np.ndarray] | None
     floor: dict
     batch_size: int
+    inception: dict | None = None
+    inception_reference: np.ndarray | None = None
 
     def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """images f32[N, H, W, C] in [0, 1] -> (logits f32[N, K], features f32[N, F])."""
         return embed(self.classifier, images, self.batch_size)
 
     def score_images(self, images: np.ndarray, with_precision_recall: bool = True) -> dict[str, float]:
-        """fid, classifier_score (and precision, recall) of images f32[N, H, W, C] in [0, 1] against the reference.
+        """The classifier scores (classifier_fid, classifier_score, and classifier_precision, classifier_recall) of
+        images f32[N, H, W, C] in [0, 1] against the reference; {} without a classifier.
 
         Precision and recall need N = num_samples: the k-NN radii of the sample set shrink as N grows.
         """
+        if self.classifier is None:
+            return {}
         logits, features = self.embed(images)
         scores = {
-            "fid": metrics.frechet_distance_from_statistics(
+            "classifier_fid": metrics.frechet_distance_from_statistics(
                 *metrics.feature_statistics(features), *self.reference_statistics
             ),
             "classifier_score": metrics.classifier_score(logits),
@@ -215,25 +322,44 @@ class Evaluator:
                 raise ValueError(
                     f"precision/recall need {self.num_samples} images (the reference size), got {len(images)}"
                 )
-            scores["precision"], scores["recall"] = metrics.precision_recall(
+            scores["classifier_precision"], scores["classifier_recall"] = metrics.precision_recall(
                 self.reference_features, features, NEAREST_NEIGHBOURS
             )
         return scores
 
+    def inception_scores(self, images: np.ndarray) -> dict[str, float]:
+        """inception_fid, inception_kid, inception_kid_std of images f32[N, H, W, C] in [0, 1] (quantised to 8
+        bits first) against the reference's pool3 features; {} when no Inception weights are set."""
+        if self.inception is None:
+            return {}
+        features = inception.pool3_features(self.inception, quantised(images), self.batch_size)
+        return fid.inception_scores(features, self.inception_reference)
+
+    def all_scores(self, images: np.ndarray) -> dict[str, float]:
+        """`score_images` and `inception_scores` of n = num_samples images."""
+        return {**self.score_images(images), **self.inception_scores(images)}
+
     def summary(self, sampler: Sampler, key: jax.Array) -> dict:
         """The sample-quality fields of a summary.json for `sampler`, its floors and the sample count."""
-        scores = self.score_images(draw_samples(sampler, key, self.num_samples, self.batch_size))
-        return {
-            **scores,
-            "fid_floor": self.floor["fid"],
-            "classifier_score_real": self.floor["classifier_score"],
-            "precision_floor": self.floor["precision"],
-            "recall_floor": self.floor["recall"],
-            "num_samples": self.num_samples,
-            "classifier_test_accuracy": self.classifier.test_accuracy,
-            "sample_quality_reference": f"{self.num_samples} training images; floor: {self.num_samples} test "
-            f"images; features: {self.classifier.directory}",
-        }
+        scores = self.all_scores(draw_samples(sampler, key, self.num_samples, self.batch_size))
+        floors = {FLOOR_NAMES.get(name, f"{name}_floor"): value for name, value in self.floor.items()}
+        fields = {**scores, **floors, "num_samples": self.num_samples}
+        features = []
+        if self.classifier is not None:
+            fields["classifier_test_accuracy"] = self.classifier.test_accuracy
+            features.append(f"classifier {self.classifier.directory}")
+        if self.inception is not None:
+            fields["inception_kid_subset_size"] = min(fid.KID_SUBSET_SIZE, self.num_samples)
+            features.append("FID Inception-v3 pool3 (8-bit images)")
+        fields["sample_quality_reference"] = (
+            f"{self.num_samples} training images; floor: {self.num_samples} test images; features: "
+            + "; ".join(features)
+        )
+        return fields
+
+
+# A floor's summary name where it is not <score>_floor: the classifier score of real images is its "_real".
+FLOOR_NAMES = {"classifier_score": "classifier_score_real"}
 
 
 def embed(classifier: FeatureClassifier, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -260,35 +386,45 @@ def make_evaluator(
     cache_dir: str | None = None,
     key: jax.Array | None = None,
     batch_size: int = 500,
+    classifier: str = "committed",
+    inception_weights: str = "",
 ) -> Evaluator:
-    """Gets (or trains) the reference classifier, draws the n reference training images and n floor test images
-    (n = min(num_samples, test split size)) with `key`, and scores the floor.
+    """Gets the reference classifier (`reference_classifier`: committed, or trained and cached; none for data
+    without labels) and the Inception weights where given, draws the n reference training images and n floor test
+    images (n = min(num_samples, test split size)) with `key`, and scores the floor.
 
     The default key is the same for every run, so every model of a data set is scored against the same images.
     """
-    classifier = get_or_train_classifier(dataset, cache_dir)
+    feature_classifier = reference_classifier(dataset, classifier, cache_dir)
+    variables = inception.load_variables(inception_weights) if inception_weights else None
     n = min(num_samples, len(dataset.test_images), len(dataset.train_images))
     train_key, test_key = jax.random.split(jax.random.key(keys.REFERENCE_SEED) if key is None else key)
     train_idx = np.asarray(jax.random.choice(train_key, len(dataset.train_images), (n,), replace=False))
     test_idx = np.asarray(jax.random.choice(test_key, len(dataset.test_images), (n,), replace=False))
-    _, reference = embed(classifier, dataset.train_images[np.sort(train_idx)], batch_size)
+    reference_images = dataset.train_images[np.sort(train_idx)]
+    reference = None if feature_classifier is None else embed(feature_classifier, reference_images, batch_size)[1]
     evaluator = Evaluator(
-        classifier=classifier,
+        classifier=feature_classifier,
         num_samples=n,
         reference_features=reference,
-        reference_statistics=metrics.feature_statistics(reference),
+        reference_statistics=None if reference is None else metrics.feature_statistics(reference),
         floor={},
         batch_size=batch_size,
+        inception=variables,
+        inception_reference=None
+        if variables is None
+        else inception.pool3_features(variables, quantised(reference_images), batch_size),
     )
-    floor = evaluator.score_images(dataset.test_images[np.sort(test_idx)])
-    return dataclasses.replace(evaluator, floor=floor)
+    return dataclasses.replace(evaluator, floor=evaluator.all_scores(dataset.test_images[np.sort(test_idx)]))
 
 
 # --- config -------------------------------------------------------------------------------------------------------
 
 
 def validate_config(config) -> None:
-    """Checks `config.sample_quality` (`config_lib.sample_quality_config`) up front, naming the field."""
+    """Checks `config.sample_quality` (`config_lib.sample_quality_config`) up front, naming the field; a configured
+    Inception weights file that is missing or not one is refused here, before any compute (one line).  A stored
+    config written before a field existed reads it at its default."""
     config_lib.require_bool(config, "sample_quality.enabled")
     if config.sample_quality.enabled:
         config_lib.require_positive_int(config, "sample_quality.num_samples")
@@ -303,15 +439,49 @@ def validate_config(config) -> None:
                 f"config.sample_quality.classifier_dir must be a directory path ('' = "
                 f"{DEFAULT_CACHE_DIR}), got {config.sample_quality.classifier_dir!r}"
             )
+        source = config.sample_quality.get("classifier", "committed")
+        if source not in CLASSIFIER_SOURCES:
+            raise config_lib.ConfigError(
+                f"config.sample_quality.classifier must be one of {', '.join(CLASSIFIER_SOURCES)}, got {source!r}"
+            )
+        weights = config.sample_quality.get("inception_weights", "")
+        if not isinstance(weights, str):
+            raise config_lib.ConfigError(
+                f"config.sample_quality.inception_weights must be the path of an .npz ('' = no Inception scores), "
+                f"got {weights!r}"
+            )
+        if weights:
+            inception.check_weights_file(weights)
 
 
 def evaluator_from_config(config, dataset: data.Dataset) -> Evaluator | None:
-    """The evaluator `config.sample_quality` asks for, or None when it is not enabled."""
+    """The evaluator `config.sample_quality` asks for, or None when it is not enabled or nothing can score
+    `dataset` (no labels and no Inception weights); without Inception weights one line says how to provide them."""
     validate_config(config)
     quality = config.sample_quality
     if not quality.enabled:
         return None
-    return make_evaluator(dataset, quality.num_samples, quality.classifier_dir or None)
+    weights = quality.get("inception_weights", "")
+    if not weights and jax.process_index() == 0:
+        scored = (
+            f"none ({dataset.name} has no labels for a classifier)"
+            if dataset.num_classes < 2
+            else "classifier scores only"
+        )
+        print(
+            f"Sample quality: {scored}; sample_quality.inception_weights is not set: for Inception FID and KID, "
+            f"{inception.HOW_TO_GET_WEIGHTS}.",
+            flush=True,
+        )
+    if not weights and dataset.num_classes < 2:
+        return None
+    return make_evaluator(
+        dataset,
+        quality.num_samples,
+        quality.classifier_dir or None,
+        classifier=quality.get("classifier", "committed"),
+        inception_weights=weights,
+    )
 
 
 def evaluator_on_demand(config, dataset: data.Dataset) -> Callable[[], Evaluator | None]:
