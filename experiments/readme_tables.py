@@ -60,7 +60,23 @@ ZOO = (
 )
 DATASET_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 LOSS_NAMES = {"hinge": "hinge", "minimax": "minimax", "wgan_gp": "WGAN-GP"}
-FLOOR_FIELDS = ("num_samples", "fid_floor", "classifier_score_real", "precision_floor", "recall_floor")
+FLOOR_FIELDS = (
+    "num_samples",
+    "classifier_fid_floor",
+    "classifier_score_real",
+    "classifier_precision_floor",
+    "classifier_recall_floor",
+)
+# Summary fields renamed since records were written (issue 29: the classifier's scores say whose they are); a
+# record's old names are read as the new ones, and the committed records keep their files as they are.
+RENAMED_FIELDS = {
+    "fid": "classifier_fid",
+    "fid_floor": "classifier_fid_floor",
+    "precision": "classifier_precision",
+    "precision_floor": "classifier_precision_floor",
+    "recall": "classifier_recall",
+    "recall_floor": "classifier_recall_floor",
+}
 # Floors of one data set come from one classifier and the same images; they agree to float32 rounding or not at all.
 FLOOR_RTOL = 1e-5
 ABSENT = "—"
@@ -73,6 +89,14 @@ class TableError(Exception):
 # Reading the sources.
 
 
+def with_current_names(summary: dict) -> dict:
+    """`summary` with the fields of `RENAMED_FIELDS` under their current names (a current name present wins)."""
+    if not isinstance(summary, dict):
+        return summary
+    renamed = {RENAMED_FIELDS.get(name, name): value for name, value in summary.items()}
+    return {**renamed, **{name: summary[name] for name in summary if name in RENAMED_FIELDS.values()}}
+
+
 def load_records(root: str = ".") -> list[dict]:
     """Every run record under `root`: `results/*.json` and the H100 runs file, each as the record's dict plus
     "source" (its path relative to `root`, the link in the tables) and "where" ("CPU" or the accelerator).  JSON
@@ -83,7 +107,11 @@ def load_records(root: str = ".") -> list[dict]:
         if isinstance(record, dict) and isinstance(record.get("config"), dict) and "summary" in record:
             source = os.path.relpath(path, root).replace(os.sep, "/")
             record = {**record, "source": source, "where": where(record.get("machine", {}), source)}
-            records.extend(sweep_groups(record) if is_sweep(record) else [record])
+            records.extend(
+                sweep_groups(record)
+                if is_sweep(record)
+                else [{**record, "summary": with_current_names(record["summary"])}]
+            )
     if os.path.exists(os.path.join(root, GPU_RUNS)):
         records.extend(gpu_records(root))
     return records
@@ -109,7 +137,15 @@ def sweep_groups(record: dict) -> list[dict]:
         members = {m["name"]: m for m in record["summary"]["members"]}
         seeds = sorted(members[name]["values"].get("seed", config.get("seed", 0)) for name in group["members"])
         config["seed"] = seeds[0]
-        groups.append({**record, "config": config, "summary": group["mean"], "spread": group["std"], "seeds": seeds})
+        groups.append(
+            {
+                **record,
+                "config": config,
+                "summary": with_current_names(group["mean"]),
+                "spread": with_current_names(group["std"]),
+                "seeds": seeds,
+            }
+        )
     return groups
 
 
@@ -171,8 +207,8 @@ def gpu_records(root: str = ".") -> list[dict]:
         if name not in invocations:
             raise TableError(f"{GPU_RUNS}: run {name!r} has no `run {name} …` line in {GPU_SCRIPT}")
         config_name, overrides = invocations[name]
-        summary = run["summary"]
-        family = "vae" if "test_neg_elbo" in summary else "gan" if "fid" in summary else None
+        summary = with_current_names(run["summary"])
+        family = "vae" if "test_neg_elbo" in summary else "gan" if "classifier_fid" in summary else None
         values = dict(o[len("--config.") :].split("=", 1) for o in overrides if o.startswith("--config."))
         config = {
             "family": family,
@@ -270,7 +306,12 @@ def angle(x: float) -> str:
 
 # The sample-quality numbers of a row, each with its format: FID and score to three significant digits, precision and
 # recall to three decimals.
-SCORES = {"fid": significant, "classifier_score": significant, "precision": "{:.3f}".format, "recall": "{:.3f}".format}
+SCORES = {
+    "classifier_fid": significant,
+    "classifier_score": significant,
+    "classifier_precision": "{:.3f}".format,
+    "classifier_recall": "{:.3f}".format,
+}
 
 
 def median(values: list[float]) -> float:
@@ -397,7 +438,7 @@ def sample_quality_table(records: list[dict]) -> str:
     """Per data set, the floor row (test vs train images, linking every file it is read from), then one row per
     record with sample-quality fields: classifier FID and score to three significant digits, precision and recall
     to three decimals.  Records with the H100 file as their source are left out (module docstring)."""
-    scored = [r for r in records if "fid" in r["summary"] and r["source"] != GPU_RUNS]
+    scored = [r for r in records if "classifier_fid" in r["summary"] and r["source"] != GPU_RUNS]
     by_dataset = {}
     for record in scored:
         by_dataset.setdefault(field(record, "config", "dataset"), []).append(record)
@@ -437,10 +478,10 @@ def floor_block(dataset: str, floor: dict, group: list[dict]) -> list[list[str]]
             floor_title(dataset, floor, group),
             "floor: test vs train images",
             "–",
-            significant(floor["fid_floor"]),
+            significant(floor["classifier_fid_floor"]),
             significant(floor["classifier_score_real"]),
-            f"{floor['precision_floor']:.3f}",
-            f"{floor['recall_floor']:.3f}",
+            f"{floor['classifier_precision_floor']:.3f}",
+            f"{floor['classifier_recall_floor']:.3f}",
             sources,
         ]
     ]
@@ -503,7 +544,7 @@ def zoo_table(records: list[dict]) -> str:
     for record in records:
         if record["where"] != "CPU" or zoo_key(record) not in ZOO:
             continue
-        rank = (len(record.get("seeds") or [0]), "fid" in record["summary"], record.get("date", ""))
+        rank = (len(record.get("seeds") or [0]), "classifier_fid" in record["summary"], record.get("date", ""))
         if zoo_key(record) not in best or rank > best[zoo_key(record)][0]:
             best[zoo_key(record)] = (rank, record)
     rows = []
@@ -515,9 +556,9 @@ def zoo_table(records: list[dict]) -> str:
         record = best[name, k][1]
         seeds = seeds_label(record)
         steps = f"`{name}`, {field(record, 'config', 'num_steps'):,}, seed{'s' if record.get('seeds') else ''} {seeds}"
-        fid = score_cell(record, "fid", SCORES["fid"])
+        fid = score_cell(record, "classifier_fid", SCORES["classifier_fid"])
         if fid != ABSENT:
-            fid += f" ({significant(field(record, 'summary', 'fid_floor'))})"
+            fid += f" ({significant(field(record, 'summary', 'classifier_fid_floor'))})"
         rows.append(
             [
                 model_name(record),
@@ -526,8 +567,8 @@ def zoo_table(records: list[dict]) -> str:
                 score_cell(record, "test_iwae_nll", "{:.2f}".format),
                 score_cell(record, "test_mse", "{:.4f}".format),
                 fid,
-                score_cell(record, "precision", SCORES["precision"]),
-                score_cell(record, "recall", SCORES["recall"]),
+                score_cell(record, "classifier_precision", SCORES["classifier_precision"]),
+                score_cell(record, "classifier_recall", SCORES["classifier_recall"]),
                 wall_time(record),
                 zoo_command(record),
                 link(record["source"]),

@@ -165,7 +165,11 @@ def main(argv):
         )
     for group in results["groups"]:
         label = ", ".join(f"{p}={v}" for p, v in group["values"].items()) or "all"
-        varied = [k for k in group["mean"] if group["std"][k] > 0 or k.startswith("test_") or k in ("fid",)]
+        varied = [
+            k
+            for k in group["mean"]
+            if group["std"][k] > 0 or k.startswith("test_") or k in ("classifier_fid", "inception_fid")
+        ]
         shown = ", ".join(f"{k}={group['mean'][k]:.4g}±{group['std'][k]:.2g}" for k in varied)
         print(f"{label} ({len(group['members'])} members): {shown}")
     print(f"Sweep: {os.path.join(workdir, 'sweep.json')}  Report: {os.path.join(workdir, 'report.md')}")

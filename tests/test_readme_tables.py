@@ -18,10 +18,10 @@ CPU = {"platform": "Linux", "processor": "x86_64", "cpu_count": 2, "devices": "1
 VERSIONS = {"python": "3.11.7", "jax": "0.10.2", "flax": "0.12.0", "optax": "0.2.6"}
 FLOOR = {
     "num_samples": 360,
-    "fid_floor": 8.5812,
+    "classifier_fid_floor": 8.5812,
     "classifier_score_real": 9.4412,
-    "precision_floor": 0.8833,
-    "recall_floor": 0.9361,
+    "classifier_precision_floor": 0.8833,
+    "classifier_recall_floor": 0.9361,
 }
 
 
@@ -56,7 +56,14 @@ def gan_config(name="gan_digits", **model):
 
 
 def scores(fid, score, precision, recall, **floor):
-    return {"fid": fid, "classifier_score": score, "precision": precision, "recall": recall, **FLOOR, **floor}
+    return {
+        "classifier_fid": fid,
+        "classifier_score": score,
+        "classifier_precision": precision,
+        "classifier_recall": recall,
+        **FLOOR,
+        **floor,
+    }
 
 
 def write(root, records: dict) -> list[dict]:
@@ -208,7 +215,7 @@ def test_sample_quality_floor_once_per_data_set_then_one_row_per_record(tmp_path
 def test_scores_of_another_classifier_get_a_floor_row_of_their_own(tmp_path):
     # The reference classifier trained on another CPU type is not bit-identical: its floor differs, and its scores
     # are shown against that floor, never against another classifier's.
-    other = {"fid_floor": 9.1, "classifier_test_accuracy": 0.97}
+    other = {"classifier_fid_floor": 9.1, "classifier_test_accuracy": 0.97}
     records = write(
         tmp_path,
         {
@@ -227,6 +234,37 @@ def test_scores_of_another_classifier_get_a_floor_row_of_their_own(tmp_path):
     ]
     assert rows[0].split(" | ")[3] == "8.58" and rows[3].split(" | ")[3] == "9.10"
     assert "gan_b.json" not in rows[0] and "gan_b.json" in rows[3]
+
+
+def with_old_names(summary: dict) -> dict:
+    """`summary` as records written before the classifier's scores were renamed hold it (fid, precision, …)."""
+    old = {new: old for old, new in readme_tables.RENAMED_FIELDS.items()}
+    return {old.get(name, name): value for name, value in summary.items()}
+
+
+def test_records_with_the_old_score_names_make_the_same_tables(tmp_path):
+    runs = {
+        "gan_a": (gan_config("gan_a"), scores(10.4, 8.21, 0.8, 0.9)),
+        "vae": (vae_config(), scores(21.1, 7.67, 0.758, 0.783)),
+    }
+    seeds = [({"seed": s}, scores(12.0 + s, 8.1, 0.7, 0.8)) for s in range(3)]
+    current = write(
+        tmp_path / "current",
+        {
+            **{name: record(c, summary) for name, (c, summary) in runs.items()},
+            "sweep": sweep_record(gan_config("gan_s"), seeds),
+        },
+    )
+    old = write(
+        tmp_path / "old",
+        {
+            **{name: record(c, with_old_names(summary)) for name, (c, summary) in runs.items()},
+            "sweep": sweep_record(gan_config("gan_s"), [(v, with_old_names(summary)) for v, summary in seeds]),
+        },
+    )
+    assert "fid" in json.loads((tmp_path / "old" / "results" / "gan_a.json").read_text())["summary"]
+    table = readme_tables.sample_quality_table(current)
+    assert table == readme_tables.sample_quality_table(old) and "13.0 ± 1.00" in table and "10.4" in table
 
 
 def copy_page(root) -> pathlib.Path:
@@ -257,7 +295,7 @@ def zoo_record(name: str, family: str, summary: dict, **config) -> dict:
 
 
 def test_zoo_one_row_per_model_from_its_best_record_and_empty_rows_for_the_missing(tmp_path):
-    quality = scores(28.8, 5.53, 0.27, 0.756, fid_floor=0.32)
+    quality = scores(28.8, 5.53, 0.27, 0.756, classifier_fid_floor=0.32)
     single = zoo_record("vae_mlp_fashion_mnist", "vae", {"test_neg_elbo": 126.7, "test_mse": 0.0312, **quality})
     single["wall_s"], single["load_average_1_5_15_min"] = 492.0, [2.0, 2.1, 2.24]
     sweep = sweep_record(
