@@ -56,7 +56,8 @@ def configured_dataset(config) -> Dataset:
 def is_prepared_path(name: str) -> bool:
     """Whether `name` names a prepared directory rather than a data set: an existing directory, a path (starts with
     /, . or ~), or a name in an existing directory (``runs/prepared/openclipart64`` where ``runs/prepared`` is one)."""
-    return os.path.isdir(name) or name.startswith(("/", ".", "~")) or os.path.isdir(os.path.dirname(name) or "\0")
+    parent = os.path.dirname(name)
+    return os.path.isdir(name) or name.startswith(("/", ".", "~")) or bool(parent and os.path.isdir(parent))
 
 
 def load_dataset(name: str, data_dir: str | None = None, image_size: int | None = None, crop_size: int = 0) -> Dataset:
