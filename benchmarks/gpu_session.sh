@@ -91,7 +91,7 @@ for run in sorted(glob.glob("/tmp/runs/*")):
     out[name] = record
 json.dump(out, open(f"{sys.argv[1]}/gpu_runs.json", "w"), indent=1)
 print(json.dumps({k: {"steps/s": v.get("steps_per_sec_median_after_first"),
-                      **{m: v.get("summary", {}).get(m) for m in ("test_neg_elbo", "test_iwae_nll", "fid", "fid_floor")}}
+                      **{m: v.get("summary", {}).get(m) for m in ("test_neg_elbo", "test_iwae_nll", "classifier_fid", "classifier_fid_floor", "inception_fid")}}
                   for k, v in out.items()}, indent=1))
 PY
 run vae_mlp_s0 vae_mlp_fashion_mnist 100; python3 /tmp/summarize_runs.py "$OUT" > /dev/null

@@ -277,5 +277,11 @@ def test_two_processes_score_samples_as_one_process(tmp_path):
 
     one = json.loads((tmp_path / "single" / "summary.json").read_text())
     two = json.loads((tmp_path / "multi" / "summary.json").read_text())
-    for name in ("fid", "fid_floor", "precision", "recall", "classifier_test_accuracy"):
+    for name in (
+        "classifier_fid",
+        "classifier_fid_floor",
+        "classifier_precision",
+        "classifier_recall",
+        "classifier_test_accuracy",
+    ):
         assert two[name] == pytest.approx(one[name], rel=1e-4, abs=1e-4), name

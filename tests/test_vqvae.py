@@ -200,7 +200,9 @@ def test_trains_both_stages_resumes_bit_identically_and_reports_codes_prior_and_
     assert by_step[40]["train/vq_loss"] == pytest.approx(by_step[30]["train/vq_loss"], rel=0.2)  # frozen VQ-VAE
     assert 1.0 <= straight["codebook_perplexity"] <= 8 and 1 <= straight["codes_used"] <= 8
     assert straight["test_neg_elbo"] == pytest.approx(straight["test_recon_nll"] + straight["test_prior_nll"], rel=1e-5)
-    assert {"test_mse", "fid", "fid_floor", "precision", "recall"} <= set(straight)
+    assert {"test_mse", "classifier_fid", "classifier_fid_floor", "classifier_precision", "classifier_recall"} <= set(
+        straight
+    )
     assert straight["num_samples"] == 50
     assert {
         "reconstructions.png",
