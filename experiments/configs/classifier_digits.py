@@ -1,10 +1,11 @@
 """The reference classifier of digits, whose features score every generative model of digits (classifier FID,
-classifier score, precision/recall).  Its config is fixed in gen_jax/tasks/classifier.py (`reference_config`); GAN
-runs and VAE runs with sample_quality.enabled=True train it into <repo>/runs/classifiers/digits on first use, or
-train it there yourself:
+classifier score, precision/recall).  Its config is fixed in gen_jax/tasks/classifier.py (`reference_config`); the
+one this command trained is committed in gen_jax/reference_classifiers/digits/ and scores every run, so retrain it
+only when that config changes, then commit the result (and the floors docs/results.md states):
 
     python -m experiments.main --config experiments/configs/classifier_digits.py \
         --workdir runs/classifiers/digits
+    python -m experiments.commit_classifier --workdir runs/classifiers/digits
 """
 
 from gen_jax.tasks import classifier

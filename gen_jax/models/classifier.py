@@ -1,8 +1,9 @@
 """A small image classifier whose penultimate layer is the feature space of the sample-quality metrics.
 
-No Inception weights can be downloaded here, so each data set gets its own classifier, trained inside the project
-(`gen_jax/tasks/classifier.py`) and cached; `gen_jax/sample_quality.py` computes the classifier FID, classifier
-score and precision/recall on its features.  Pure Flax module: no randomness, no state beyond parameters.
+Each labelled data set gets its own classifier, trained inside the project (`gen_jax/tasks/classifier.py`; committed
+for digits and Fashion-MNIST, else cached); `gen_jax/sample_quality.py` computes the classifier FID, classifier
+score and precision/recall on its features (the Inception FID of papers is `gen_jax/inception.py`'s).  Pure Flax
+module: no randomness, no state beyond parameters.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 `reference_config(dataset)` is part of the metric's definition (as the Inception network is part of FID's): every
 model of a data set is scored with the classifier this config trains, so it is fixed here, in the library, and
-`experiments/configs/classifier_<dataset>.py` only returns it.  `gen_jax/sample_quality.py` trains it into a cache
+`experiments/configs/classifier_<dataset>.py` only returns it.  The classifiers of digits and Fashion-MNIST are
+committed (`gen_jax/reference_classifiers/`); for other data `gen_jax/sample_quality.py` trains one into a cache
 directory on first use and reads it back afterwards.
 
 Fields (see `default_config`): model.{conv_features, feature_dim}, and the common ones.
