@@ -232,6 +232,7 @@ def test_two_processes_score_samples_as_one_process(tmp_path):
         "--config.model.latent_dim=8",
         "--config.batch_size=32",
         "--config.write_figures=False",
+        "--config.sample_quality.classifier=trained",  # the cached classifier's multi-process path, not the committed
     ]
     config = ["--config", os.path.join(REPO_ROOT, "experiments/configs/gan_digits.py")]
 
