@@ -210,8 +210,10 @@ def checkpointed_step(workdir: str, resume_step: int | None = None) -> int:
     directories under checkpoints/), else 0."""
     if resume_step is not None:
         return resume_step
-    directory = os.path.join(workdir, "checkpoints")
-    steps = [int(name) for name in os.listdir(directory) if name.isdigit()] if os.path.isdir(directory) else []
+    from etils import epath
+
+    directory = epath.Path(workdir) / "checkpoints"
+    steps = [int(path.name) for path in directory.iterdir() if path.name.isdigit()] if directory.is_dir() else []
     return max(steps, default=0)
 
 
@@ -221,13 +223,15 @@ def main(argv):
     logging.set_verbosity(logging.FATAL)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    workdir = os.path.abspath(_WORKDIR.value)
-    from gen_jax import sharding
+    workdir = _WORKDIR.value if "://" in _WORKDIR.value else os.path.abspath(_WORKDIR.value)  # gs://… as given
+    from gen_jax import preemption, sharding
 
     if sharding.distributed_requested(_COORDINATOR.value):
         sharding.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        preemption.register()
     first_step = checkpointed_step(workdir, _RESUME_STEP.value)
-    summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
+    with preemption.interruptible(workdir):  # SIGTERM / SIGINT: one line, exit status 143 / 130
+        summary = run_or_report(_CONFIG.value, workdir, _RESUME_STEP.value)
     if summary is None:
         sys.exit(2)
     if _RECORD.value and jax_process_index() == 0:

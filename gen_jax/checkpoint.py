@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 # Written by process 0 into each step directory once Orbax has committed it: every file's size and CRC-32, so that
 # damage is found the same way whichever file it hit, and named.
@@ -43,7 +44,8 @@ def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool
     """A manager that keeps the newest `max_to_keep` checkpoints; saving cadence is the loop's decision.
 
     Args:
-      directory: where the checkpoints live (made absolute; created unless `read_only`).
+      directory: where the checkpoints live (a local path, made absolute, or a URI such as `gs://bucket/run`
+        wherever Orbax can write one; created unless `read_only`).
       max_to_keep: how many of the newest checkpoints to keep; None keeps all.
       read_only: open existing checkpoints for restoring only (nothing is created, saved or deleted).
 
@@ -57,9 +59,8 @@ def make_manager(directory: str, max_to_keep: int | None = None, read_only: bool
     else:
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=True)
     # One item saved with the standard handler, so metadata can be read before a restore.
-    return ocp.CheckpointManager(
-        os.path.abspath(directory), options=options, item_handlers=ocp.StandardCheckpointHandler()
-    )
+    directory = directory if "://" in str(directory) else os.path.abspath(directory)
+    return ocp.CheckpointManager(directory, options=options, item_handlers=ocp.StandardCheckpointHandler())
 
 
 class _ReadOnlyNotice(logging.Filter):
@@ -133,33 +134,41 @@ def _seal(manager: ocp.CheckpointManager) -> None:
     if jax.process_index() != 0:
         return
     for step in pending:
-        step_dir = os.path.join(manager.directory, str(step))
-        if os.path.isdir(step_dir):
+        step_dir = epath.Path(manager.directory) / str(step)
+        if step_dir.is_dir():
             _write_manifest(step_dir)
         elif step == max(pending):  # Orbax logs some failed commits instead of raising them
             raise _write_error(manager, step, RuntimeError("Orbax did not commit it"))
 
 
-def _crc32(path: str) -> int:
+def _crc32(path: epath.Path) -> int:
     crc = 0
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             crc = zlib.crc32(chunk, crc)
     return crc
 
 
-def _write_manifest(step_dir: str) -> None:
-    files = {}
-    for root, _, names in os.walk(step_dir):
-        for name in names:
-            path = os.path.join(root, name)
-            relative = os.path.relpath(path, step_dir)
-            if not relative.startswith(MANIFEST):
-                files[relative] = [os.path.getsize(path), _crc32(path)]
-    tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump({"files": dict(sorted(files.items()))}, f, indent=0)
-    os.replace(tmp, os.path.join(step_dir, MANIFEST))
+def _files(directory: epath.Path, prefix: str = "") -> dict[str, epath.Path]:
+    """{path relative to `directory`: path} of every file under it, on any file system epath reads."""
+    found = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_dir():
+            found.update(_files(path, f"{prefix}{path.name}/"))
+        else:
+            found[prefix + path.name] = path
+    return found
+
+
+def _write_manifest(step_dir: epath.Path) -> None:
+    files = {
+        relative: [path.stat().length, _crc32(path)]
+        for relative, path in _files(step_dir).items()
+        if not relative.startswith(MANIFEST)
+    }
+    tmp = step_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"files": dict(sorted(files.items()))}, indent=0))
+    tmp.replace(step_dir / MANIFEST)
 
 
 def verify(directory: str, step: int) -> None:
@@ -172,20 +181,19 @@ def verify(directory: str, step: int) -> None:
       CheckpointDamagedError: naming the step and the first damaged file (missing, of another size, or other
         bytes than were written).
     """
-    step_dir = os.path.join(directory, str(step))
-    try:
-        with open(os.path.join(step_dir, MANIFEST)) as f:
-            files = json.load(f)["files"]
-    except FileNotFoundError:
+    step_dir = epath.Path(directory) / str(step)
+    if not (step_dir / MANIFEST).exists():
         return
+    try:
+        files = json.loads((step_dir / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         raise _damaged(directory, step, MANIFEST, "cannot be read") from None
     for name, (size, crc) in files.items():
-        path = os.path.join(step_dir, name)
-        if not os.path.isfile(path):
+        path = step_dir / name
+        if not path.exists() or path.is_dir():
             raise _damaged(directory, step, name, "is missing")
-        if os.path.getsize(path) != size:
-            raise _damaged(directory, step, name, f"holds {os.path.getsize(path)} bytes, {size} were written")
+        if path.stat().length != size:
+            raise _damaged(directory, step, name, f"holds {path.stat().length} bytes, {size} were written")
         if _crc32(path) != crc:
             raise _damaged(directory, step, name, "holds other bytes than were written (CRC-32)")
 
@@ -251,14 +259,14 @@ def set_aside(manager: ocp.CheckpointManager, steps: list[int], destination: str
     """
     moved = []
     if jax.process_index() == 0:
-        os.makedirs(destination, exist_ok=True)
+        epath.Path(destination).mkdir(parents=True, exist_ok=True)
         for step in steps:
-            target, n = os.path.join(destination, str(step)), 0
-            while os.path.exists(target):
+            target, n = epath.Path(destination) / str(step), 0
+            while target.exists():
                 n += 1
-                target = os.path.join(destination, f"{step}.{n}")
-            os.rename(os.path.join(manager.directory, str(step)), target)
-            moved.append(target)
+                target = epath.Path(destination) / f"{step}.{n}"
+            (epath.Path(manager.directory) / str(step)).rename(target)
+            moved.append(str(target))
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
@@ -342,21 +350,16 @@ def restore(manager: ocp.CheckpointManager, step: int, target: Any) -> Any:
     try:
         return manager.restore(step, args=ocp.args.StandardRestore(abstract))
     except Exception as error:  # damaged files the manifest could not vouch for: report, keep them
-        empty = _empty_files(os.path.join(manager.directory, str(step)))
+        empty = _empty_files(epath.Path(manager.directory) / str(step))
         cause = f"{step}/{empty[0]} is empty" if empty else _short_cause(error)
         raise CheckpointDamagedError(
             f"checkpoint {step} in {manager.directory} could not be restored ({cause}); nothing was changed."
         ) from None
 
 
-def _empty_files(step_dir: str) -> list[str]:
+def _empty_files(step_dir: epath.Path) -> list[str]:
     """The files of a step directory that hold no bytes (Orbax writes none empty), relative to it."""
-    return sorted(
-        os.path.relpath(os.path.join(root, name), step_dir)
-        for root, _, names in os.walk(step_dir)
-        for name in names
-        if os.path.getsize(os.path.join(root, name)) == 0
-    )
+    return [relative for relative, path in _files(step_dir).items() if path.stat().length == 0]
 
 
 def restore_latest(directory: str, target: Any) -> tuple[Any, int]:

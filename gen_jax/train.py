@@ -26,7 +26,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gen_jax import checkpoint, keys, sharding
+from gen_jax import checkpoint, keys, preemption, sharding
 from gen_jax import config as config_lib
 from gen_jax import workdir as workdir_lib
 from gen_jax.data import stream
@@ -115,6 +115,8 @@ def train(
         could not be written; the committed checkpoints are intact.  TrainingDivergedError: the loss (every
         member's, for a population) became NaN/Inf.  data.DataMismatchError: the checkpoints were trained on other
         data.  data.PlacementError: `config.placement` cannot hold the data (before any compute).
+        preemption.Stopped: SIGTERM or SIGINT arrived (in any process); the checkpoint of the step the loop
+        stopped at is saved.
     """
     mesh = mesh if mesh is not None else sharding.make_mesh()
     sharding.check_batch_divides(config.batch_size, mesh)
@@ -137,11 +139,13 @@ def train(
     programs = compile_chunks(run_task, config, start, mesh, state_sharding, population, state, (feed, *keys_in))
     inputs = lambda first, end: (*feed(first, end), *keys_in)  # noqa: E731
     loop = _Loop(config, workdir, task, views, manager, population, start, show_progress)
-    try:
-        state = loop.run(state, inputs, programs, chunks(start, config.num_steps, cadences(config), task.switches()))
-    finally:
-        loop.close()
-        feed.close()
+    with preemption.StopRequests() as stops:  # SIGTERM/SIGINT: stop at the next boundary, checkpoint saved
+        try:
+            plan = chunks(start, config.num_steps, cadences(config), task.switches())
+            state = loop.run(state, inputs, programs, plan, stops)
+        finally:
+            loop.close()
+            feed.close()
     summaries = finish(config, views, sharding.to_local(state), loop.diverged, max(start, config.num_steps))
     if population is None:
         return summaries[None]
@@ -277,20 +281,28 @@ class _Loop:
                 total=config.num_steps, initial=start, desc=task.name, unit="step", dynamic_ncols=True, mininterval=1.0
             )
 
-    def run(self, state, inputs, programs: dict, plan) -> Any:
+    def run(self, state, inputs, programs: dict, plan, stops: preemption.StopRequests | None = None) -> Any:
         """Calls `programs` along `plan` ((first, end) steps per chunk) from `state`, each on `inputs(first, end)` (its
-        data and keys); returns the final state."""
+        data and keys); returns the final state.
+
+        Where `stops` asks to stop at a boundary, the actions due there run with a checkpoint among them, and
+        `preemption.Stopped` is raised (the save may still be in flight: `close` waits for it)."""
         started = time.perf_counter()
         for first, end in plan:
             phase, _ = self.task.phase_at(first)
             state, metrics = programs[phase, end - first](state, *inputs(first, end))
             self.unread.append((first, metrics))
             due = self.due(end)
+            stop = stops is not None and stops.requested()
+            if stop:
+                due = due | {"checkpoint"}
             if not due:
                 continue
             self.read_back()
             self.seconds += time.perf_counter() - started
             self.act(state, end, due)
+            if stop:
+                raise stops.stopping(end)
             started = time.perf_counter()
         return state
 

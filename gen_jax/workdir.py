@@ -18,6 +18,7 @@ import time
 
 import jax
 import numpy as np
+from etils import epath
 
 from gen_jax import config as config_lib
 
@@ -49,12 +50,22 @@ def workdir_lock(workdir: str):
     take nothing.  The kernel releases a flock when its holder exits, SIGKILL included, so a lock file left by a
     killed run never blocks the next one: it is taken over.  The file is removed when the block ends.
 
+    A remote workdir (`gs://…`, any URI `is_remote`) takes no lock: such stores have no advisory locks; the run
+    says so once and goes on.
+
     Raises:
       WorkdirBusyError: another process holds the lock: one line naming it (pid, host, start time), before
         anything in the workdir was read or written.
       WorkdirWriteError: the lock file cannot be written (read-only or full file system).
     """
     if not is_chief():
+        yield
+        return
+    if is_remote(workdir):
+        _say_once(
+            f"{workdir} is not on a local file system: it cannot be locked, so a second run in it would not be "
+            "refused; start one run per workdir."
+        )
         yield
         return
     path = os.path.join(workdir, LOCK_FILE)
@@ -108,6 +119,22 @@ def _lock_holder(fd: int) -> str:
     return "a process that has not yet written who it is"
 
 
+def is_remote(path: str) -> bool:
+    """Whether `path` is a URI (`gs://bucket/…`, `s3://…`) rather than a local path: read and written through
+    `etils.epath`, as Orbax reads and writes it, without locks or appends."""
+    return "://" in str(path)
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """Prints `message` the first time this process is asked to."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(message, flush=True)
+
+
 def is_chief() -> bool:
     """Whether this is process 0, the one that writes the run's files."""
     return jax.process_index() == 0
@@ -117,12 +144,10 @@ def write_json(path: str, payload: dict) -> None:
     """Writes `payload` to `path` as indented JSON (NumPy and JAX scalars and arrays as lists), then renames it
     into place, so a killed process never leaves half a file where a whole one was; WorkdirWriteError if it
     cannot."""
-    tmp = path + ".tmp"
+    tmp = epath.Path(path + ".tmp")
     try:
-        with open(tmp, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.replace(path)
     except OSError as error:
         raise write_error(path, error) from None
 
@@ -139,10 +164,9 @@ def rewind_metrics(path: str, step: int) -> None:
     """Keeps the records of `path` (metrics.jsonl) with step <= `step`, the step a run resumes from, so that the
     steps it logs again appear once.  Rewritten whole and renamed into place; a line cut short by a kill is
     dropped; an absent file is left absent."""
-    if not os.path.exists(path):
+    if not epath.Path(path).exists():
         return
-    with open(path) as f:
-        lines = f.readlines()
+    lines = epath.Path(path).read_text().splitlines(keepends=True)
     kept = []
     for line in lines:
         try:
@@ -152,11 +176,10 @@ def rewind_metrics(path: str, step: int) -> None:
         if record.get("step", 0) <= step:
             kept.append(line if line.endswith("\n") else line + "\n")
     if kept != lines:
-        tmp = path + ".tmp"
+        tmp = epath.Path(path + ".tmp")
         try:
-            with open(tmp, "w") as f:
-                f.writelines(kept)
-            os.replace(tmp, path)
+            tmp.write_text("".join(kept))
+            tmp.replace(path)
         except OSError as error:
             raise write_error(path, error) from None
 
@@ -175,26 +198,25 @@ def prepare_workdir(workdir: str, config_dict: dict, task) -> None:
     refused in one line naming the version that wrote it.  `task`: the run's `train.Task` (its `signature` is what
     is kept and compared).
     """
-    signature_path = os.path.join(workdir, "model.json")
-    if os.path.exists(signature_path):
-        with open(signature_path) as f:
-            stored = json.load(f)
+    signature_path, checkpoints = epath.Path(workdir) / "model.json", epath.Path(workdir) / "checkpoints"
+    if signature_path.exists():
+        stored = json.loads(signature_path.read_text())
         _check_signature(workdir, stored, task)
-    elif os.path.isdir(os.path.join(workdir, "checkpoints")) and os.listdir(os.path.join(workdir, "checkpoints")):
+    elif checkpoints.is_dir() and any(checkpoints.iterdir()):
         raise WorkdirMismatchError(
             f"{workdir}/checkpoints holds checkpoints but no model.json says which model wrote them; "
             "they are left untouched. Choose a new --workdir."
         )
     if not is_chief():
         return
-    os.makedirs(os.path.join(workdir, "figures"), exist_ok=True)
-    if not os.path.exists(signature_path):
-        write_json(signature_path, task.signature)
-    config_path = os.path.join(workdir, "config.json")
+    (epath.Path(workdir) / "figures").mkdir(parents=True, exist_ok=True)
+    if not signature_path.exists():
+        write_json(str(signature_path), task.signature)
+    config_path = epath.Path(workdir) / "config.json"
     # On resume the config is rewritten only once the checkpoint has been restored (`train`), so a refused
     # resume leaves the workdir as it was.
-    if not os.path.exists(config_path):
-        write_json(config_path, config_dict)
+    if not config_path.exists():
+        write_json(str(config_path), config_dict)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -227,13 +249,20 @@ def _check_signature(workdir: str, stored: dict, task) -> None:
 class MetricsLog:
     """metrics.jsonl and TensorBoard, written by process 0 only.  `start`: the step the run starts from; TensorBoard
     hides what an earlier, interrupted process logged after it (`purge_step`), as `rewind_metrics` drops it from
-    metrics.jsonl."""
+    metrics.jsonl.
+
+    In a remote workdir (`is_remote`), whose objects cannot be appended to, metrics.jsonl is rewritten whole at each
+    record, and there is no TensorBoard (said once)."""
 
     def __init__(self, workdir: str, start: int = 0):
         self.enabled = is_chief()
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.tensorboard = None
-        if self.enabled:
+        self.lines = None  # a remote log's records so far
+        if self.enabled and is_remote(workdir):
+            self.lines = epath.Path(self.path).read_text() if epath.Path(self.path).exists() else ""
+            _say_once(f"{workdir} is not on a local file system: no TensorBoard events are written there.")
+        elif self.enabled:
             from tensorboardX import SummaryWriter  # writes event files without TensorFlow
 
             events = os.path.join(workdir, "tensorboard")
@@ -243,14 +272,20 @@ class MetricsLog:
     def write(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
+        line = json.dumps({"step": step, **values}, default=_json_default) + "\n"
         try:
-            with open(self.path, "a") as f:
-                f.write(json.dumps({"step": step, **values}, default=_json_default) + "\n")
+            if self.lines is not None:
+                self.lines += line
+                epath.Path(self.path).write_text(self.lines)
+            else:
+                with open(self.path, "a") as f:
+                    f.write(line)
         except OSError as error:
             raise write_error(self.path, error) from None
-        for name, value in values.items():
-            self.tensorboard.add_scalar(name, value, step)
-        self.tensorboard.flush()
+        if self.tensorboard is not None:
+            for name, value in values.items():
+                self.tensorboard.add_scalar(name, value, step)
+            self.tensorboard.flush()
 
     def close(self) -> None:
         if self.tensorboard is not None:
