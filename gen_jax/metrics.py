@@ -5,12 +5,17 @@ split of any size evaluates with one compiled function, and memory stays bounded
 runs `sample_chunk` samples at a time.  Families give `split_means` the per-example function their training loss
 averages, so a quantity is defined once.  Numbers are nats per example, summed over pixels, averaged over the split.
 
+Inside `split_over_processes` (the loop's evaluations and summaries, which every process of a multi-host run makes
+together), each process computes every P-th batch and the batches are gathered, so the numbers are the one-process
+numbers, batch for batch.
+
 Sample quality (Fréchet distance, classifier score, precision/recall) is at the end: pure functions of feature
 arrays; `sample_quality.py` feeds them a classifier's features.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -20,6 +25,37 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import losses
+
+_SPLIT = [False]  # inside `split_over_processes`
+
+
+@contextlib.contextmanager
+def split_over_processes(enabled: bool = True):
+    """While active, `map_batches` shares its batches among the processes of a multi-host run; every process must
+    then make the same evaluation calls (chief-only work, such as figures, stays outside, or inside
+    `split_over_processes(False)`)."""
+    before, _SPLIT[0] = _SPLIT[0], enabled
+    try:
+        yield
+    finally:
+        _SPLIT[0] = before
+
+
+def _own_batches(fn: Callable, batch: Callable, num_batches: int, key: jax.Array) -> list:
+    """fn's outputs of every batch, as numpy trees: this process's share (batches p, p + P, …; a process short of
+    batches repeats earlier ones, so every process computes as many) gathered from all `P` processes."""
+    count, processes = -(-num_batches // jax.process_count()), jax.process_count()
+    mine = [(jax.process_index() + j * processes) % num_batches for j in range(count)]
+    outputs = [jax.tree.map(np.asarray, fn(batch(i), jax.random.fold_in(key, i))) for i in mine]
+    from jax.experimental import multihost_utils
+
+    def gather(*parts):  # as bytes, so that every dtype comes back bit for bit
+        stacked = np.ascontiguousarray(np.stack(parts))
+        raw = multihost_utils.process_allgather(stacked.view(np.uint8).reshape(count, -1))
+        return np.asarray(raw).reshape(processes, count, -1).view(stacked.dtype).reshape(processes, *stacked.shape)
+
+    gathered = jax.tree.map(gather, *outputs)
+    return [jax.tree.map(lambda a, i=i: a[i % processes, i // processes], gathered) for i in range(num_batches)]
 
 
 def map_batches(fn: Callable, inputs, batch_size: int, key: jax.Array):
@@ -32,7 +68,8 @@ def map_batches(fn: Callable, inputs, batch_size: int, key: jax.Array):
       key: batch i gets fold_in(key, i).
 
     Returns:
-      fn's outputs for the N real examples, concatenated along the leading axis (numpy), in fn's structure.
+      fn's outputs for the N real examples, concatenated along the leading axis (numpy), in fn's structure.  Inside
+      `split_over_processes` with several processes, each computes its share of the batches: the same outputs.
     """
     leaves = jax.tree.leaves(inputs)
     num_examples = len(leaves[0])
@@ -51,7 +88,10 @@ def map_batches(fn: Callable, inputs, batch_size: int, key: jax.Array):
     def batch(i):
         return jax.tree.map(lambda a: a[i * batch_size : (i + 1) * batch_size], inputs)
 
-    outputs = [jax.tree.map(np.asarray, fn(batch(i), jax.random.fold_in(key, i))) for i in range(num_batches)]
+    if _SPLIT[0] and jax.process_count() > 1:
+        outputs = _own_batches(fn, batch, num_batches, key)
+    else:
+        outputs = [jax.tree.map(np.asarray, fn(batch(i), jax.random.fold_in(key, i))) for i in range(num_batches)]
     return jax.tree.map(lambda *parts: np.concatenate(parts)[:num_examples], *outputs)
 
 

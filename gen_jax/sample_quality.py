@@ -168,7 +168,8 @@ def get_or_train_classifier(dataset: data.Dataset, cache_dir: str | None = None)
                     flush=True,
                 )
             train.prepare_workdir(workdir, config.to_dict(), task)
-            train.train(config, workdir, task, np.asarray(dataset.train_images), np.asarray(dataset.train_labels))
+            with metrics.split_over_processes(False):  # its chief-only figures may run inside a split evaluation
+                train.train(config, workdir, task, np.asarray(dataset.train_images), np.asarray(dataset.train_labels))
             _from_process_0(0)  # every process past process 0's summary.json
         state, _ = checkpoint.restore_latest(os.path.join(workdir, "checkpoints"), task.init_state(jax.random.key(0)))
         with open(summary_path) as f:

@@ -28,6 +28,7 @@ import numpy as np
 
 from gen_jax import checkpoint, keys, preemption, sharding
 from gen_jax import config as config_lib
+from gen_jax import metrics as metrics_lib
 from gen_jax import workdir as workdir_lib
 from gen_jax.data import stream
 from gen_jax.fused import (  # noqa: F401  (re-exported: the loop's program, imported from here by its users)
@@ -359,7 +360,8 @@ class _Loop:
             local_state = sharding.to_local(state)
             for view, log in live:
                 member_state = member(local_state, view.index)
-                scores = view.task.evaluate(member_state, view.streams["eval"])
+                with metrics_lib.split_over_processes():  # each process evaluates its share of the batches
+                    scores = view.task.evaluate(member_state, view.streams["eval"])
                 log.write(step, {f"eval/{k}": v for k, v in scores.items()})
                 if view.task.snapshot is not None and is_chief():
                     view.task.snapshot(member_state, step, view.workdir)
@@ -399,7 +401,8 @@ def finish(config, views: list[_View], state, diverged: dict, steps: int) -> dic
             summary = {"diverged_at_step": diverged[view.index], "steps": steps}
         else:
             member_state = member(state, view.index)
-            summary = {**view.task.summarize(member_state, view.streams["eval"]), "steps": steps}
+            with metrics_lib.split_over_processes():  # each process evaluates its share of the batches
+                summary = {**view.task.summarize(member_state, view.streams["eval"]), "steps": steps}
         if is_chief():
             write_json(os.path.join(view.workdir, "summary.json"), summary)
         if is_chief() and config.get("write_figures", True) and view.index not in diverged:

@@ -286,3 +286,32 @@ def test_two_processes_score_samples_as_one_process(tmp_path):
         "classifier_test_accuracy",
     ):
         assert two[name] == pytest.approx(one[name], rel=1e-4, abs=1e-4), name
+
+
+def test_an_evaluation_split_over_two_processes_is_the_one_process_result():
+    """Inside `metrics.split_over_processes`, each of two processes computes 3 of the 6 batches of a 23-example
+    evaluation (the last one padded), and both get the whole evaluation's outputs, bit for bit and of their dtypes."""
+    port = free_port()
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
+    worker = os.path.join(REPO_ROOT, "tests", "multihost_worker.py")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, worker, "map_batches", f"127.0.0.1:{port}", str(i)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+        assert json.loads(out.split("RESULT ", 1)[1]) == {"calls": [6, 3], "equal": True}
