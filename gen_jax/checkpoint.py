@@ -166,8 +166,12 @@ def _write_manifest(step_dir: epath.Path) -> None:
         for relative, path in _files(step_dir).items()
         if not relative.startswith(MANIFEST)
     }
+    text = json.dumps({"files": dict(sorted(files.items()))}, indent=0)
+    if "://" in str(step_dir):  # a remote store's upload is seen whole or not at all
+        (step_dir / MANIFEST).write_text(text)
+        return
     tmp = step_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps({"files": dict(sorted(files.items()))}, indent=0))
+    tmp.write_text(text)
     tmp.replace(step_dir / MANIFEST)
 
 

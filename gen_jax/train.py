@@ -363,7 +363,7 @@ class _Loop:
                 with metrics_lib.split_over_processes():  # each process evaluates its share of the batches
                     scores = view.task.evaluate(member_state, view.streams["eval"])
                 log.write(step, {f"eval/{k}": v for k, v in scores.items()})
-                if view.task.snapshot is not None and is_chief():
+                if view.task.snapshot is not None and is_chief() and workdir_lib.writes_local_files(view.workdir):
                     view.task.snapshot(member_state, step, view.workdir)
         if "checkpoint" in due:
             checkpoint.save(self.manager, step, state)
@@ -405,7 +405,8 @@ def finish(config, views: list[_View], state, diverged: dict, steps: int) -> dic
                 summary = {**view.task.summarize(member_state, view.streams["eval"]), "steps": steps}
         if is_chief():
             write_json(os.path.join(view.workdir, "summary.json"), summary)
-        if is_chief() and config.get("write_figures", True) and view.index not in diverged:
+        figures = config.get("write_figures", True) and view.index not in diverged
+        if is_chief() and figures and workdir_lib.writes_local_files(view.workdir):
             _write_figures(config, view.task, member_state, view.streams["eval"], view.workdir, summary)
         summaries[view.index] = summary
     return summaries

@@ -125,6 +125,15 @@ def is_remote(path: str) -> bool:
     return "://" in str(path)
 
 
+def writes_local_files(workdir: str) -> bool:
+    """Whether figures and report pages (written with local file APIs) go into `workdir`: not into a remote one,
+    which the run says once."""
+    if not is_remote(workdir):
+        return True
+    _say_once(f"{workdir} is not on a local file system: no figures or report pages are written there.")
+    return False
+
+
 _SAID: set[str] = set()
 
 
@@ -144,12 +153,22 @@ def write_json(path: str, payload: dict) -> None:
     """Writes `payload` to `path` as indented JSON (NumPy and JAX scalars and arrays as lists), then renames it
     into place, so a killed process never leaves half a file where a whole one was; WorkdirWriteError if it
     cannot."""
-    tmp = epath.Path(path + ".tmp")
     try:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
-        tmp.replace(path)
+        write_whole(path, json.dumps(payload, indent=2, sort_keys=True, default=_json_default) + "\n")
     except OSError as error:
         raise write_error(path, error) from None
+
+
+def write_whole(path: str, text: str) -> None:
+    """Writes `text` to `path` so that a reader finds the old file or the new one, never half of it: locally into
+    `<path>.tmp`, then renamed into place; in a remote store (`is_remote`) in one upload, which such stores make
+    visible whole or not at all."""
+    if is_remote(path):
+        epath.Path(path).write_text(text)
+        return
+    tmp = epath.Path(path + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def write_error(path: str, error: OSError) -> WorkdirWriteError:
@@ -176,10 +195,8 @@ def rewind_metrics(path: str, step: int) -> None:
         if record.get("step", 0) <= step:
             kept.append(line if line.endswith("\n") else line + "\n")
     if kept != lines:
-        tmp = epath.Path(path + ".tmp")
         try:
-            tmp.write_text("".join(kept))
-            tmp.replace(path)
+            write_whole(path, "".join(kept))
         except OSError as error:
             raise write_error(path, error) from None
 
