@@ -12,7 +12,7 @@ from experiments import edit
 from gen_jax import checkpoint, editing, keys, latent, train, trained
 from gen_jax.tasks import ae, vae
 
-from conftest import tiny_ae_config, tiny_vae_config, trees_equal
+from conftest import tiny_ae_config, tiny_vae_config
 
 
 def test_attribute_vector_is_the_difference_of_group_means():
@@ -98,31 +98,6 @@ def test_edit_figure_from_a_vae_checkpoint(digits, tmp_path):
     run = trained.load_run(str(tmp_path), digits)
     assert run.config.family == "vae" and run.encode(run.test_images[:2]).shape == (2, config.model.latent_dim)
     _edit_3(run)
-
-
-def test_load_run_reads_a_vae_run_written_before_the_parameter_ema(digits, tmp_path):
-    """Runs from before `ema_decay` existed (flat configs, no such field) have no EMA in their checkpoints."""
-    config = tiny_vae_config(ema_decay=0.0)
-    task = vae.make_task(config, digits)
-    old_config = {
-        "model": "vae",
-        "dataset": "digits",
-        "seed": 0,
-        "binarization": "dynamic",
-        "architecture": "mlp",
-        "hidden": [32],
-        "latent_dim": 2,
-        "likelihood": "bernoulli",
-        "learning_rate": 1e-3,
-    }
-    train.prepare_workdir(str(tmp_path), old_config, task)
-    manager = checkpoint.make_manager(str(tmp_path / "checkpoints"), 1)
-    state = jax.jit(task.init_state)(keys.stream(config.seed, "init"))
-    checkpoint.save(manager, 0, state)
-    manager.wait_until_finished()
-    run = trained.load_run(str(tmp_path), digits)
-    assert run.config.ema_decay == 0.0 and run.config.model.hidden == (32,)
-    assert trees_equal(run.params, state.params)
 
 
 def test_load_run_explains_a_directory_without_a_run(tmp_path):
