@@ -21,6 +21,7 @@ from gen_jax.data.batching import (
     eval_images,
     feistel_round_keys,
     get_batch,
+    num_examples,
     permute,
     permute_numpy,
     preprocess,
@@ -46,10 +47,38 @@ from gen_jax.data.prepared import (
     write_sidecar,
 )
 from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, configured_dataset, is_prepared_path, load_dataset
-from gen_jax.data.stream import PLACEMENTS, ArraySource, DataMismatchError, PlacementError
+from gen_jax.data.stream import (
+    DATA_RECORD,
+    DEVICE_SHARE,
+    PLACEMENTS,
+    ArraySource,
+    DataMismatchError,
+    Feed,
+    PlacementError,
+    check_data,
+    choose_placement,
+    device_memory_bytes,
+    make_feed,
+    read_whole,
+    resolve_placement,
+    source_table,
+    split_bytes,
+)
 from gen_jax.data.tfds_source import load_tfds
 
 __all__ = [
+    "DATA_RECORD",
+    "DEVICE_SHARE",
+    "Feed",
+    "check_data",
+    "choose_placement",
+    "device_memory_bytes",
+    "make_feed",
+    "num_examples",
+    "read_whole",
+    "resolve_placement",
+    "source_table",
+    "split_bytes",
     "BINARIZATIONS",
     "PLACEMENTS",
     "ArraySource",
