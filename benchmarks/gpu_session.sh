@@ -6,9 +6,10 @@
 #   - the PyTorch peers side by side (CUDA graphs, bf16 autocast), JSON + markdown;
 #   - the Fashion-MNIST VAEs and the DCGAN trained through experiments.main on the GPU (the mesh's sharded jit
 #     path on one device), with their summaries and steps/s;
+#   - the 64x64 DCGAN streamed against on-device, and the Inception network's images/s (DATA_ONLY=1: only these);
 #   - with SWEEPS_ONLY=1 instead: the sweep checks below and nothing else.
-# The GPU image lacks ml_collections and tensorboardX: carry them as wheels in .whl/, and Fashion-MNIST's IDX
-# files in data/fashion-mnist/ (both ignored by git).
+# The GPU image lacks ml_collections and tensorboardX (and grain, array-record for DATA_ONLY's streamed run): carry
+# them as wheels in .whl/, and Fashion-MNIST's IDX files in data/fashion-mnist/ (both ignored by git).
 set -u
 OUT=${OUT:-gpu_out}
 mkdir -p "$OUT" /tmp/site
@@ -40,6 +41,18 @@ if [ -n "${SWEEPS_ONLY:-}" ]; then
     echo "$name exit=$?" | tee -a "$OUT/runs.txt"
     tail -c 600 "/tmp/runs/sweep_$name.log" | tr '\r' '\n' | tail -4 >> "$OUT/runs.txt"
   done
+  exit 0
+fi
+
+# The data-size and score issues' GPU checks (DATA_ONLY=1 stops after them): the 64x64x3 DCGAN streamed from the
+# host against the on-device placement in one run (target: stream_over_device >= 0.95), and the Inception network's
+# images/s (its pool3 features of 10,000 images; the cost of one inception_fid).
+timeout "${STREAM_TIMEOUT:-240}" python3 -m benchmarks.stream_throughput --config experiments/configs/dcgan_cifar10.py \
+  --image_size 64 --rss_images 0 --json "$OUT/gpu_stream_dcgan64.json" 2>&1 | grep -v "^[WV][0-9]" | tail -10 \
+  | tee "$OUT/gpu_data.log"
+timeout "${INCEPTION_TIMEOUT:-180}" python3 -m benchmarks.inception_cost --images 10000 --batch-size 200 \
+  --json "$OUT/gpu_inception_cost.json" 2>&1 | grep -v "^[WV][0-9]" | tail -10 | tee -a "$OUT/gpu_data.log"
+if [ -n "${DATA_ONLY:-}" ]; then
   exit 0
 fi
 
