@@ -305,6 +305,19 @@ def signature(config, image_shape: tuple[int, ...], **extras) -> dict:
     return {"family": config.family, "model": model, "image_shape": list(image_shape), **plain(extras)}
 
 
+def with_defaults(stored: dict, defaults: dict) -> dict:
+    """`stored` (a run's config.json, nested) with each field it lacks, at any depth, taken from `defaults` (plain
+    dicts): a field added to the config since the run was written counts at its default, as the code that wrote
+    the run behaved."""
+    filled = dict(stored)
+    for name, default in defaults.items():
+        if name not in filled:
+            filled[name] = default
+        elif isinstance(default, dict) and isinstance(filled[name], dict):
+            filled[name] = with_defaults(filled[name], default)
+    return filled
+
+
 def with_added_fields(stored: dict) -> dict:
     """A run's stored config (config.json's dict, nested) with the model fields added since it was written
     (`ADDED_MODEL_FIELDS`) at the value the run had."""

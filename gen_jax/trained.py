@@ -76,7 +76,8 @@ def load_run(workdir: str, dataset: data.Dataset | None = None) -> TrainedRun:
     if config_lib.is_flat(stored):
         raise config_lib.ConfigError(config_lib.flat_run_message(config_path))
     family = tasks.get(stored.get("family"))
-    config = config_lib.new_config(config_lib.with_added_fields(stored))
+    defaults = config_lib.plain(family.default_config())  # fields added since the run was written
+    config = config_lib.new_config(config_lib.with_defaults(config_lib.with_added_fields(stored), defaults))
     if dataset is None:
         dataset = data.configured_dataset(config)
     elif dataset.name != config.dataset:

@@ -2,6 +2,7 @@
 that names the version that wrote them, and nothing in them is changed: by a training command, by the tools that
 load a trained run, and as a cached reference classifier."""
 
+import json
 import os
 import shutil
 
@@ -49,3 +50,20 @@ def test_todays_configs_are_not_taken_for_flat_ones():
     assert config_lib.is_flat({"family": "vae", "hidden": [32], "image_shape": [8, 8, 1]})
     signature = config_lib.signature(tiny_vae_config(), (8, 8, 1))
     assert not config_lib.is_flat(signature) and not config_lib.is_flat(tiny_vae_config().to_dict())
+
+
+def test_a_run_written_before_fields_were_added_loads_with_them_at_their_defaults(tmp_path):
+    """A nested run's config.json from before image_size, placement or inception_weights existed still loads."""
+    workdir = str(tmp_path / "run")
+    experiments_main.run(tiny_vae_config(num_steps=4, checkpoint_every=4, eval_every=4, write_figures=False), workdir)
+    path = os.path.join(workdir, "config.json")
+    with open(path) as f:
+        stored = json.load(f)
+    for name in ("image_size", "crop_size", "placement"):
+        stored.pop(name)
+    stored["sample_quality"].pop("inception_weights")
+    with open(path, "w") as f:
+        json.dump(stored, f)
+    run = trained.load_run(workdir)
+    assert run.step == 4 and run.config.image_size == 0 and run.config.placement == "auto"
+    assert run.config.sample_quality.inception_weights == ""
