@@ -104,38 +104,7 @@ def test_two_processes_match_one_process_with_two_devices(tmp_path):
     single = run_python(command + [f"--workdir={tmp_path / 'single'}"] + overrides, 2, timeout=240)
     assert single.returncode == 0, single.stderr[-3000:]
 
-    port = free_port()
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                *command,
-                f"--workdir={tmp_path / 'multi'}",
-                *overrides,
-                f"--coordinator_address=127.0.0.1:{port}",
-                "--num_processes=2",
-                f"--process_id={i}",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=300))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-3000:]
+    run_two_processes([*command, f"--workdir={tmp_path / 'multi'}", *overrides])
 
     (a, step_a), (b, step_b) = final_state(tmp_path / "single"), final_state(tmp_path / "multi")
     assert step_a == step_b == 12
@@ -244,37 +213,7 @@ def test_two_processes_score_samples_as_one_process(tmp_path):
     )
     assert single.returncode == 0, single.stderr[-3000:]
 
-    port = free_port()
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1", "JAX_PLATFORMS": "cpu"}
-    processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                *command("multi"),
-                f"--config.sample_quality.classifier_dir={tmp_path / 'cache_multi'}",
-                f"--coordinator_address=127.0.0.1:{port}",
-                "--num_processes=2",
-                f"--process_id={i}",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=300))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-3000:]
+    run_two_processes([*command("multi"), f"--config.sample_quality.classifier_dir={tmp_path / 'cache_multi'}"])
 
     one = json.loads((tmp_path / "single" / "summary.json").read_text())
     two = json.loads((tmp_path / "multi" / "summary.json").read_text())
