@@ -64,12 +64,19 @@ def run(config, workdir: str, resume_step: int | None = None) -> dict:
     if config_lib.value_at(config, "experiment"):
         experiment = _experiment(config.experiment)
     dataset = load_data(config)
+    if dataset.is_sample and jax.process_index() == 0:
+        print(
+            f"{dataset.name}: training reads all {dataset.num_train:,} training images from the directory; "
+            f"evaluation, scores and figures use the {len(dataset.test_images):,} test and "
+            f"{len(dataset.train_images):,} training images held in memory (a fixed sample: data.host_sample_rows)",
+            flush=True,
+        )
     if experiment is not None:
         with train.workdir_lock(workdir):
             return experiment.run(config, dataset, workdir)
-    config_lib.validate_against_data(config, len(dataset.train_images), jax.device_count())
-    task = family.make_task(config, dataset)
     source = train_source(config, dataset)
+    config_lib.validate_against_data(config, len(source), jax.device_count())
+    task = family.make_task(config, dataset)
     data.stream.resolve_placement(config, source)  # a placement that cannot be is refused before the workdir is made
     with train.workdir_lock(workdir):
         train.prepare_workdir(workdir, config.to_dict(), task)

@@ -84,6 +84,12 @@ def run(
             f"--members_in_turn trains the members one after another on each device; it cannot split them over "
             f"{axis} devices (--members_devices=1 keeps them together and splits each member's batch instead)"
         )
+    if dataset.is_sample:
+        raise config_lib.ConfigError(
+            f"config.dataset: a sweep holds its training split on the device, and {dataset.name} has "
+            f"{dataset.num_train:,} training images, more than the {len(dataset.train_images):,} held in memory; "
+            "train its members as single runs (python -m experiments.main), which stream it"
+        )
     mesh = sharding.make_mesh(num_devices, members=axis)
     for member in members:
         config_lib.validate_common(member.config)

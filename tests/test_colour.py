@@ -114,11 +114,11 @@ _COLOUR_CONFIGS = {
 def tiny(config, **overrides):
     """A colour config at tiny widths, batch 4 and 2 steps, evaluated once, no figures or sample quality."""
     common = dict(batch_size=4, num_steps=2, log_every=1, eval_every=2, checkpoint_every=2, write_figures=False)
-    common.update(model__conv_width=2)
+    common.update(model__conv_width=2, **({"sample_quality__enabled": False} if "sample_quality" in config else {}))
     if config.family == "vae":
         common.update(model__conv_hidden=8, model__latent_dim=2, iwae_k=0, eval_batch_size=4)
     else:
-        common.update(model__latent_dim=4, eval_num_samples=4, snapshot_samples=4, sample_quality__enabled=False)
+        common.update(model__latent_dim=4, eval_num_samples=4, snapshot_samples=4)
     return override(config, **{**common, **overrides})
 
 
@@ -247,6 +247,35 @@ def test_a_prepared_directory_loads_whole_as_its_pixels(prepared):
     np.testing.assert_array_equal(dataset.train_images, images.astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(dataset.train_labels, labels)
     assert dataset.store_name == f"prepared_{train.fingerprint[:16]}"
+
+
+def test_a_large_prepared_split_is_held_as_a_sample_and_trained_whole(tmp_path, prepared, monkeypatch, capsys):
+    """Beyond HOST_SAMPLE_BYTES a split is held in memory as the fixed sample `host_sample_rows` names (evaluation,
+    scores, figures), while the command trains on every row: a batch larger than the sample is accepted and said
+    once.  A sweep, which holds its training split on the device, is refused in one line, nothing written."""
+    from experiments import sweep as experiments_sweep
+
+    train, test = data.PreparedSource(str(prepared), "train"), data.PreparedSource(str(prepared), "test")
+    monkeypatch.setattr(data.sources, "HOST_SAMPLE_BYTES", (len(train) + len(test)) * 32 * 32 * 3 * 4)
+    assert not data.load_dataset(str(prepared)).is_sample  # both splits fit: whole
+    monkeypatch.setattr(data.sources, "HOST_SAMPLE_BYTES", 10 * 32 * 32 * 3 * 4)  # 10 images of 32×32×3 as f32
+    assert data.host_sample_sizes(len(train), len(test), train.image_shape) == (5, 5) and len(test) > 5
+    dataset = data.load_dataset(str(prepared))
+    rows = data.host_sample_rows(len(train), 5)
+    assert len(rows) == 5 < len(train) and np.all(np.diff(rows) > 0) and rows.max() < len(train)
+    np.testing.assert_array_equal(rows, data.host_sample_rows(len(train), 5))  # fixed
+    images, labels = train.read(rows)
+    np.testing.assert_array_equal(dataset.train_images, data.unit_pixels(images, train.pixel_max))
+    np.testing.assert_array_equal(dataset.train_labels, labels)
+    assert dataset.is_sample and dataset.num_train == len(train) and len(dataset.test_images) == 5
+    config = tiny(vae_conv_openclipart.get_config(), dataset=str(prepared), batch_size=8, placement="stream")
+    capsys.readouterr()
+    experiments_main.run(config, str(tmp_path / "run"))
+    assert f"training reads all {len(train)} training images" in capsys.readouterr().out
+    assert os.path.isdir(tmp_path / "run" / "checkpoints" / "2")
+    with pytest.raises(experiments_main.user_errors()[0], match="more than the 5 held in memory"):
+        experiments_sweep.run(config, str(tmp_path / "sweep"), ["seed=0,1"], show_progress=False)
+    assert not (tmp_path / "sweep").exists()
 
 
 @pytest.mark.parametrize(

@@ -46,7 +46,14 @@ from gen_jax.data.prepared import (
     write_shards,
     write_sidecar,
 )
-from gen_jax.data.sources import FASHION_MNIST_SYSTEM_DIR, configured_dataset, is_prepared_path, load_dataset
+from gen_jax.data.sources import (
+    FASHION_MNIST_SYSTEM_DIR,
+    configured_dataset,
+    host_sample_rows,
+    host_sample_sizes,
+    is_prepared_path,
+    load_dataset,
+)
 from gen_jax.data.stream import (
     DATA_RECORD,
     DEVICE_SHARE,
@@ -107,6 +114,8 @@ __all__ = [
     "eval_images",
     "feistel_round_keys",
     "get_batch",
+    "host_sample_rows",
+    "host_sample_sizes",
     "is_prepared_path",
     "test_images",
     "load_dataset",

@@ -29,6 +29,8 @@ class Dataset:
       train_attributes: bool[N, A] or None.
       test_attributes: bool[M, A] or None.
       fingerprint: a prepared directory's fingerprint (`prepared.py`); "" for named data sets.
+      train_size, test_size: the rows of the whole splits when the arrays hold a sample of them (a large prepared
+        directory: `sources.host_sample_rows`); 0 = the arrays are the whole splits.
     """
 
     name: str
@@ -42,6 +44,8 @@ class Dataset:
     train_attributes: np.ndarray | None = None
     test_attributes: np.ndarray | None = None
     fingerprint: str = ""
+    train_size: int = 0
+    test_size: int = 0
 
     def __post_init__(self):
         _validate(self)
@@ -50,6 +54,16 @@ class Dataset:
     def image_shape(self) -> tuple[int, int, int]:
         """(H, W, C) of one image."""
         return tuple(int(d) for d in self.train_images.shape[1:])
+
+    @property
+    def num_train(self) -> int:
+        """Rows of the whole training split (more than len(train_images) when those are a sample of it)."""
+        return self.train_size or len(self.train_images)
+
+    @property
+    def is_sample(self) -> bool:
+        """Whether the arrays hold a sample of the splits rather than the whole of them."""
+        return self.num_train > len(self.train_images) or self.test_size > len(self.test_images)
 
     @property
     def store_name(self) -> str:

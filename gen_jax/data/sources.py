@@ -6,7 +6,10 @@
 * ``fashion_mnist``: the IDX files from ``data_dir``, from the Debian package ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``) or, failing both, from TFDS.
 * a path to a prepared directory (``python -m experiments.prepare``; a name that is an existing directory or starts
-  with ``/``, ``.`` or ``~``): read whole through `PreparedSource`, class names from its sidecar.
+  with ``/``, ``.`` or ``~``): read through `PreparedSource`, class names from its sidecar.  Each split is held whole
+  when the splits fit `HOST_SAMPLE_BYTES` as f32, else as a fixed sample of its rows (`host_sample_sizes`): what
+  evaluation, the reference classifier and the figures see, while training reads every row of the split from the
+  directory.
 * any other name: a TFDS image data set (``mnist``, ``binarized_mnist``, ``cifar10``, ``celeb_a``, ...)
   that has been prepared in a random-access format (array_record). It is read with
   ``tfds.data_source``, so TensorFlow is not needed, and never downloaded here: a missing data set
@@ -37,8 +40,12 @@ from gen_jax.data.tfds_source import load_tfds
 FASHION_MNIST_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 
 _DIGITS_NUM_TEST = 360
-# Rows of a prepared directory read per `PreparedSource.read` when loading it whole: bounds the records held at once.
+# Rows of a prepared directory read per `PreparedSource.read` when loading it: bounds the records held at once.
 _PREPARED_CHUNK = 4096
+# A prepared set is held in host memory whole when its splits fit this many bytes of f32 pixels together, else as a
+# sample of that size (`host_sample_sizes`; 64×64×3: 10,922 images): evaluation and figures stay bounded however
+# large the set.
+HOST_SAMPLE_BYTES = 512 << 20
 
 
 def configured_dataset(config) -> Dataset:
@@ -110,7 +117,10 @@ def _load_prepared(directory: str, image_size: int | None) -> Dataset:
             f"{directory} was prepared at {height}×{width} and image_size={image_size} asks for another size: leave "
             f"image_size at 0, or prepare the images again with --image_size {image_size}"
         )
-    (train_images, train_labels), (test_images, test_labels) = (_read_whole(source) for source in splits)
+    sizes = host_sample_sizes(len(splits[0]), len(splits[1]), splits[0].image_shape)
+    (train_images, train_labels), (test_images, test_labels) = (
+        _read_rows(source, host_sample_rows(len(source), size)) for source, size in zip(splits, sizes)
+    )
     source = splits[0]
     return Dataset(
         name=directory,
@@ -121,17 +131,39 @@ def _load_prepared(directory: str, image_size: int | None) -> Dataset:
         num_classes=source.num_classes,
         class_names=source.class_names,
         fingerprint=source.fingerprint,
+        train_size=len(splits[0]),
+        test_size=len(splits[1]),
     )
 
 
-def _read_whole(source: PreparedSource) -> tuple[np.ndarray, np.ndarray]:
-    """Every row of a prepared split: (f32[N, H, W, C] in [0, 1], i32[N]), read `_PREPARED_CHUNK` rows a call."""
-    images = np.empty((len(source), *source.image_shape), np.float32)
-    labels = np.empty((len(source),), np.int32)
-    for start in range(0, len(source), _PREPARED_CHUNK):
-        rows = np.arange(start, min(len(source), start + _PREPARED_CHUNK))
-        chunk_images, labels[rows] = source.read(rows)
-        images[rows] = unit_pixels(chunk_images, source.pixel_max)
+def host_sample_sizes(train_count: int, test_count: int, image_shape: tuple[int, int, int]) -> tuple[int, int]:
+    """How many images of each split of a prepared set are held in host memory: all of them when both splits fit
+    `HOST_SAMPLE_BYTES` as f32; else the test split up to half of that and the training split the rest."""
+    fit = max(2, HOST_SAMPLE_BYTES // (4 * int(np.prod(image_shape))))
+    if train_count + test_count <= fit:
+        return train_count, test_count
+    test = min(test_count, fit // 2)
+    return min(train_count, fit - test), test
+
+
+def host_sample_rows(count: int, size: int) -> np.ndarray:
+    """The `size` rows of a split of `count` held in host memory (`host_sample_sizes`): all of them, or `size` drawn
+    without replacement by a fixed seed (the same on every machine and in every run), in increasing order.
+    Returns i64[min(size, count)]."""
+    if count <= size:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(0).choice(count, size, replace=False))
+
+
+def _read_rows(source: PreparedSource, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The examples of a prepared split at `rows`: (f32[n, H, W, C] in [0, 1], i32[n]), read `_PREPARED_CHUNK` rows
+    a call, so no more than that many records are held at once beside the result."""
+    images = np.empty((len(rows), *source.image_shape), np.float32)
+    labels = np.empty((len(rows),), np.int32)
+    for start in range(0, len(rows), _PREPARED_CHUNK):
+        part = slice(start, start + _PREPARED_CHUNK)
+        chunk_images, labels[part] = source.read(rows[part])
+        images[part] = unit_pixels(chunk_images, source.pixel_max)
     return images, labels
 
 
