@@ -8,8 +8,8 @@ Sources: every run record `results/*.json` (written by `python -m experiments.ma
 (`benchmarks/results/h100_2026-11-27_runs.json`; their machine and versions in `…_env.txt`, their commands in
 `benchmarks/gpu_session.sh`).  Each table sits in docs/results.md between `<!-- table:<name>
 (experiments/readme_tables.py) -->` and `<!-- /table:<name> -->`; each row's last column links the file its numbers
-come from (the link relative to the page, its text the path in the repository).  README.md holds no table: it links
-the page.
+come from (the link relative to the page, its text the path in the repository).  README.md holds one table,
+`own_images` (`README_TABLES`), between the same markers; the rest it links.
 
     vae             one row per VAE record: config, where (CPU or the GPU), seed, test −ELBO, test IWAE −log p(x)
 
@@ -19,6 +19,7 @@ of members that differ only in their seed: the mean ± standard deviation over t
     sample_quality  per data set, the floor (test vs train images; every record of the data set must agree on it),
                     then one row per record scored for sample quality
     zoo             the model zoo on Fashion-MNIST: one row per (config, IWAE k) of `ZOO`
+    own_images      (README.md) the models of `OWN_IMAGES`, trained on a prepared folder of images: one row each
 
 The H100 file's DCGAN is not in the sample-quality table: it was scored by a classifier trained on the GPU, whose
 floor differs from the CPU classifier's, and the table compares models scored by one classifier per data set.
@@ -43,6 +44,10 @@ GPU_RUNS = "benchmarks/results/h100_2026-11-27_runs.json"
 GPU_ENV = "benchmarks/results/h100_2026-11-27_env.txt"
 GPU_SCRIPT = "benchmarks/gpu_session.sh"
 TABLES = ("vae", "ae_pca", "sample_quality", "zoo")
+README_PAGE = "README.md"
+README_TABLES = ("own_images",)
+# The README's table of models trained on your own images (a prepared folder): the newest record of each config.
+OWN_IMAGES = ("vae_conv_openclipart", "dcgan_openclipart")
 # The model zoo table: every generative family on Fashion-MNIST, one row per (config, IWAE k), in this order; a
 # row whose config has no record yet is shown empty, so what is missing is seen.
 ZOO = (
@@ -58,7 +63,13 @@ ZOO = (
     ("cgan_fashion_mnist", 0),
     ("dcgan_fashion_mnist", 0),
 )
-DATASET_NAMES = {"digits": "digits", "fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}
+DATASET_NAMES = {
+    "digits": "digits",
+    "fashion_mnist": "Fashion-MNIST",
+    "mnist": "MNIST",
+    "cifar10": "CIFAR-10",
+    "runs/prepared/openclipart64": "openclipart-png, 64×64",
+}
 LOSS_NAMES = {"hinge": "hinge", "minimax": "minimax", "wgan_gp": "WGAN-GP"}
 FLOOR_FIELDS = (
     "num_samples",
@@ -279,10 +290,10 @@ def field(record: dict, *path: str):
     return value
 
 
-def link(source: str) -> str:
-    """A Markdown link to `source` (a path in the repository) from the results page:
+def link(source: str, page: str = PAGE) -> str:
+    """A Markdown link to `source` (a path in the repository) from `page` (the results page by default):
     "[results/x.json](../results/x.json)"."""
-    return f"[{source}]({posixpath.relpath(source, posixpath.dirname(PAGE))})"
+    return f"[{source}]({posixpath.relpath(source, posixpath.dirname(page) or '.')})"
 
 
 def significant(x: float, digits: int = 3) -> str:
@@ -590,6 +601,54 @@ def zoo_table(records: list[dict]) -> str:
     return markdown(header, rows)
 
 
+def own_images_table(records: list[dict]) -> str:
+    """README.md's table: per config of `OWN_IMAGES` with a CPU record, its newest: the data set, the model, the
+    steps, test −ELBO (nats per image, where the family has one), classifier FID, precision and recall each with its
+    floor in brackets, the command's wall time, the results file (linked from the README)."""
+    newest: dict[str, dict] = {}
+    for record in records:
+        name = record["config"].get("name")
+        if (
+            name in OWN_IMAGES
+            and record["where"] == "CPU"
+            and record.get("date", "") >= newest.get(name, {}).get("date", "")
+        ):
+            newest[name] = record
+    rows = []
+    for name in (name for name in OWN_IMAGES if name in newest):
+        record = newest[name]
+        summary = record["summary"]
+        dataset = field(record, "config", "dataset")
+        rows.append(
+            [
+                DATASET_NAMES.get(dataset, dataset),
+                model_name(record),
+                f"`{name}`, {field(record, 'config', 'num_steps'):,}",
+                score_cell(record, "test_neg_elbo", "{:,.0f}".format),
+                *(
+                    with_floor(summary, name)
+                    for name in ("classifier_fid", "classifier_precision", "classifier_recall")
+                ),
+                wall_time(record),
+                link(record["source"], README_PAGE),
+            ]
+        )
+    header = ["data set", "model", "config, steps", "test −ELBO", "classifier FID (floor)", "precision (floor)"]
+    header += ["recall (floor)", "wall time, 2 CPU cores", "results file"]
+    return markdown(header, rows)
+
+
+def with_floor(summary: dict, score: str) -> str:
+    """ "21.3 (8.59)": summary[score] and its floor (`<score>_floor`) in the score's style; "—" where it has none."""
+    style = SCORES[score]
+    return ABSENT if score not in summary else f"{style(summary[score])} ({style(summary[score + '_floor'])})"
+
+
+def render_readme_tables(records: list[dict]) -> dict[str, str]:
+    """{table name: its Markdown} for README.md."""
+    return {"own_images": own_images_table(records)}
+
+
 def render_tables(records: list[dict]) -> dict[str, str]:
     """{table name: its Markdown} for the results page."""
     return {
@@ -609,10 +668,11 @@ def block_pattern(name: str) -> re.Pattern:
     )
 
 
-def read_blocks(page: str, page_name: str = PAGE) -> dict[str, str]:
-    """{table name: the table between its markers in `page`}; a one-line error for a missing marker."""
+def read_blocks(page: str, page_name: str = PAGE, names: tuple[str, ...] = TABLES) -> dict[str, str]:
+    """{table name: the table between its markers in `page`} for each of `names`; a one-line error for a missing
+    marker."""
     blocks = {}
-    for name in TABLES:
+    for name in names:
         match = block_pattern(name).search(page)
         if match is None:
             raise TableError(
@@ -625,7 +685,7 @@ def read_blocks(page: str, page_name: str = PAGE) -> dict[str, str]:
 
 def replace_blocks(page: str, tables: dict[str, str], page_name: str = PAGE) -> str:
     """`page` with each table's block replaced by `tables[name]` (a blank line either side)."""
-    read_blocks(page, page_name)
+    read_blocks(page, page_name, tuple(tables))
     for name, table in tables.items():
         page = block_pattern(name).sub(lambda m, t=table: f"{m.group(1)}\n{t}\n\n{m.group(3)}", page, count=1)
     return page
@@ -634,41 +694,47 @@ def replace_blocks(page: str, tables: dict[str, str], page_name: str = PAGE) -> 
 def check(page: str, tables: dict[str, str], name: str = PAGE) -> list[str]:
     """One line per table whose block in `page` (called `name` in the lines) differs from its rendering from the
     files; [] when all agree."""
-    blocks = read_blocks(page, name)
+    blocks = read_blocks(page, name, tuple(tables))
     return [
         f"{name}: table {table} differs from its results files; run python -m experiments.readme_tables"
-        for table in TABLES
+        for table in tables
         if blocks[table] != tables[table].strip("\n")
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.readme_tables", description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help=f"compare {PAGE} with the files; change nothing")
+    parser.add_argument("--check", action="store_true", help=f"compare {PAGE} and {README_PAGE} with the files")
     parser.add_argument("--root", default=".", help="the repository root (holding docs/, results/, benchmarks/)")
     parser.add_argument(
-        "--page", "--readme", default=None, help=f"the page to check or rewrite (default: <root>/{PAGE})"
+        "--page", "--readme", default=None, help=f"the results page to check or rewrite (default: <root>/{PAGE})"
     )
     args = parser.parse_args(argv)
-    path = os.path.normpath(args.page or os.path.join(args.root, PAGE))
+    pages = [(os.path.normpath(args.page or os.path.join(args.root, PAGE)), render_tables)]
+    readme = os.path.normpath(os.path.join(args.root, README_PAGE))
+    if os.path.exists(readme):  # a copied results page alone (tests) has none
+        pages.append((readme, render_readme_tables))
     try:
-        with open(path) as f:
-            page = f.read()
         records = load_records(args.root)
-        tables = render_tables(records)
+        texts = {}
+        for path, _ in pages:
+            with open(path) as f:
+                texts[path] = f.read()
+        tables = {path: render(records) for path, render in pages}
         if args.check:
-            differences = check(page, tables, path)
+            differences = [line for path in texts for line in check(texts[path], tables[path], path)]
             for line in differences:
                 print(line, file=sys.stderr)
             return 1 if differences else 0
-        updated = replace_blocks(page, tables, path)
+        updated = {path: replace_blocks(texts[path], tables[path], path) for path in texts}
     except (TableError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if updated != page:
-        with open(path, "w") as f:
-            f.write(updated)
-    print(f"{path}: {', '.join(TABLES)} tables from {len(records)} records")
+    for path, text in updated.items():
+        if text != texts[path]:
+            with open(path, "w") as f:
+                f.write(text)
+        print(f"{path}: {', '.join(tables[path])} tables from {len(records)} records")
     return 0
 
 

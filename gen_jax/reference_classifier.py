@@ -187,7 +187,7 @@ def commit_classifier(workdir: str, dataset: data.Dataset, directory: str) -> No
         "test_nll": summary["test_nll"],
         "num_classes": dataset.num_classes,
         "data_fingerprint": data_fingerprint(dataset),
-        "trained_by": f"python -m experiments.main --config experiments/configs/classifier_{dataset.store_name}.py",
+        "trained_by": f"python -m experiments.main --config experiments/configs/{config.name}.py",
     }
     with open(os.path.join(directory, COMMITTED_RECORD), "w") as f:
         json.dump(record, f, indent=1)

@@ -60,6 +60,16 @@ def requires_fashion_mnist(test):
     return pytest.mark.skip(reason="Debian package dataset-fashion-mnist not installed")(test)
 
 
+OPENCLIPART_DIR = "/usr/share/openclipart/png"  # Debian's openclipart-png
+
+
+def requires_openclipart(test):
+    """Skips `test` when Debian's openclipart-png is not installed, except where GEN_JAX_REQUIRE_DATA is set (CI)."""
+    if os.path.isdir(OPENCLIPART_DIR) or os.environ.get("GEN_JAX_REQUIRE_DATA"):
+        return test
+    return pytest.mark.skip(reason="Debian package openclipart-png not installed")(test)
+
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """`array` (uint8) as an IDX file's bytes: the format of the MNIST and Fashion-MNIST files."""
     return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()

@@ -87,8 +87,10 @@ def page_text() -> str:
 
 
 def test_results_tables_are_rendered_from_the_results_files():
-    tables = readme_tables.render_tables(readme_tables.load_records(REPO_ROOT))
-    assert readme_tables.check(page_text(), tables) == []
+    records = readme_tables.load_records(REPO_ROOT)
+    assert readme_tables.check(page_text(), readme_tables.render_tables(records)) == []
+    readme = (pathlib.Path(REPO_ROOT) / readme_tables.README_PAGE).read_text()
+    assert readme_tables.check(readme, readme_tables.render_readme_tables(records), "README.md") == []
 
 
 def test_check_reports_a_number_changed_by_hand():
@@ -323,6 +325,20 @@ def test_zoo_one_row_per_model_from_its_best_record_and_empty_rows_for_the_missi
     assert cells[4:9] == ["0.0312", "28.8 (0.320)", "0.270", "0.756", "8.2 min (load 2.2)"]
 
 
+def test_own_images_rows_give_each_score_with_its_floor_and_link_from_the_readme(tmp_path):
+    config = vae_config("vae_conv_openclipart", dataset="runs/prepared/openclipart64", num_steps=10_000)
+    config["model"] = {"architecture": "conv", "latent_dim": 128}
+    summary = {"test_neg_elbo": -9876.4, **scores(88.123, 5.0, 0.31234, 0.2, classifier_fid_floor=3.21)}
+    older = {**record(config, summary), "date": "2026-12-01T00:00:00Z"}
+    newer = {**record(config, {**summary, "classifier_fid": 77.0}), "date": "2026-12-04T00:00:00Z", "wall_s": 1800.0}
+    other = record(vae_config(), summary)
+    rows = table_rows(readme_tables.own_images_table(write(tmp_path, {"a": newer, "b": older, "c": other})))
+    assert rows == [
+        "| openclipart-png, 64×64 | VAE, conv, 128-d latent | `vae_conv_openclipart`, 10,000 | -9,876 | 77.0 (3.21) "
+        "| 0.312 (0.883) | 0.200 (0.936) | 30.0 min | [results/a.json](results/a.json) |"
+    ]
+
+
 def test_rewrite_then_check_agrees_and_keeps_the_text_around_the_tables(tmp_path, capsys):
     write(tmp_path, {"vae": record(vae_config(), {"test_neg_elbo": 23.0, **scores(21.1, 7.67, 0.758, 0.783)})})
     page = copy_page(tmp_path)
@@ -406,7 +422,8 @@ def test_the_readme_fits_a_screen_and_links_the_detail():
     assert len(readme.splitlines()) <= README_MAX_LINES
     for page in ("docs/results.md", "docs/reliability.md", "benchmarks/README.md"):
         assert f"]({page})" in readme, page
-    assert "<!-- table:" not in readme  # the generated tables live on the results page only
+    # The generated tables live on the results page, but for the README's own (`README_TABLES`).
+    assert set(re.findall(r"<!-- table:(\w+) ", readme)) == set(readme_tables.README_TABLES)
     assert "make demo" in readme and "make test" in readme
 
 

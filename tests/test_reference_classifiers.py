@@ -14,9 +14,12 @@ from gen_jax import config as config_lib
 from gen_jax import data, sample_quality
 from gen_jax.tasks import classifier
 
-from conftest import REPO_ROOT, requires_fashion_mnist
+from conftest import OPENCLIPART_DIR, REPO_ROOT, requires_fashion_mnist, requires_openclipart
 
 MARKER = "<!-- committed reference classifiers -->"
+# The committed name of openclipart-png's classifier: its prepared directory's store_name (experiments/configs/
+# classifier_openclipart64.py).
+OPENCLIPART_64 = "prepared_5cc0879106bdddbf"
 
 
 def stated_rows() -> dict[str, list[str]]:
@@ -29,11 +32,11 @@ def stated_rows() -> dict[str, list[str]]:
 
 
 def measured_cells(name: str) -> list[str]:
-    """The table's cells measured now with the committed classifier of `name`: test accuracy, n, the four floors,
-    formatted as the table shows them."""
+    """The table's cells measured now with the committed classifier of `name` (a data set or a prepared directory):
+    test accuracy, n, the four floors, formatted as the table shows them."""
     dataset = data.load_dataset(name)
     evaluator = sample_quality.make_evaluator(dataset, 10_000)
-    assert evaluator.classifier.directory == os.path.join(sample_quality.COMMITTED_DIR, name)
+    assert evaluator.classifier.directory == os.path.join(sample_quality.COMMITTED_DIR, dataset.store_name)
     logits, _ = evaluator.embed(dataset.test_images)
     accuracy = float(np.mean(np.argmax(logits, 1) == dataset.test_labels))
     assert accuracy == pytest.approx(evaluator.classifier.test_accuracy, abs=1e-6)  # as recorded when committed
@@ -57,17 +60,31 @@ def test_fashion_mnist_classifier_reproduces_its_stated_accuracy_and_floors():
     assert measured_cells("fashion_mnist") == stated_rows()["fashion_mnist"][:6]
 
 
+@requires_openclipart
+def test_openclipart_classifier_reproduces_its_stated_accuracy_and_floors(tmp_path):
+    """openclipart-png prepared at 64×64 as the README says gives the committed classifier's data (its fingerprint
+    names the committed directory), and that classifier the stated accuracy and floors."""
+    out = tmp_path / "openclipart64"
+    data.prepare_images(OPENCLIPART_DIR, str(out), image_size=64, progress=False)
+    name = data.load_dataset(str(out)).store_name
+    assert measured_cells(str(out)) == stated_rows()[name][:6]
+
+
 def test_every_committed_classifier_is_stated_small_and_of_todays_reference_config():
     committed = sorted(os.listdir(sample_quality.COMMITTED_DIR))
-    assert committed == sorted(stated_rows()) == ["digits", "fashion_mnist"]
+    assert committed == sorted(stated_rows()) == ["digits", "fashion_mnist", OPENCLIPART_64]
     for name in committed:
         directory = os.path.join(sample_quality.COMMITTED_DIR, name)
-        assert os.path.getsize(os.path.join(directory, sample_quality.COMMITTED_WEIGHTS)) < 4_000_000
+        # Small enough to ship: the 64×64×3 classifier's dense layer reads 16×16×64 features (7.9 MB).
+        assert os.path.getsize(os.path.join(directory, sample_quality.COMMITTED_WEIGHTS)) < 8_500_000
         with open(os.path.join(directory, sample_quality.COMMITTED_RECORD)) as f:
             record = json.load(f)
-        # A changed reference config must be trained and committed again; data_dir says only where data was read.
-        stored = {k: v for k, v in record["config"].items() if k != "data_dir"}
-        wanted = {k: v for k, v in config_lib.plain(classifier.reference_config(name)).items() if k != "data_dir"}
+        # A changed reference config must be trained and committed again; data_dir says only where data was read,
+        # name and dataset how the data set was named (a prepared directory's path, its committed name the
+        # directory's fingerprint).
+        where = ("data_dir", "name", "dataset")
+        stored = {k: v for k, v in record["config"].items() if k not in where}
+        wanted = {k: v for k, v in config_lib.plain(classifier.reference_config(name)).items() if k not in where}
         assert stored == wanted
 
 
