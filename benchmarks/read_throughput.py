@@ -33,22 +33,25 @@ import numpy as np
 TARGET_IMAGES_PER_S = 20_000  # issue 28's target at 64x64x3, batch 256, one process
 
 
-def make_random_set(directory: str, num_images: int, image_size: int, seed: int) -> None:
+def make_random_set(directory: str, num_images: int, image_size: int, seed: int, num_test: int = 0) -> None:
     """Writes `num_images` uniformly random u8[image_size, image_size, 3] images (labels i % 10) as the train split
-    of a prepared directory."""
+    of a prepared directory, and `num_test` more as its test split where positive."""
     from gen_jax.data import prepared
 
     shape = (image_size, image_size, 3)
     rng = np.random.default_rng(seed)
-    examples = ((rng.integers(0, 256, shape, dtype=np.uint8), i % 10) for i in range(num_images))
-    split = prepared.write_shards(directory, "train", examples, shape)
+    splits = {}
+    for split, count in (("train", num_images), ("test", num_test)):
+        if count:
+            examples = ((rng.integers(0, 256, shape, dtype=np.uint8), i % 10) for i in range(count))
+            splits[split] = prepared.write_shards(directory, split, examples, shape)
     sidecar = {
         "image_shape": list(shape),
         "dtype": "uint8",
         "pixel_max": 255,
         "num_classes": 10,
         "class_names": [str(i) for i in range(10)],
-        "splits": {"train": split},
+        "splits": splits,
         "source": {"kind": "random", "seed": seed},
         "skipped": [],
     }

@@ -12,10 +12,11 @@ a thread, scanned as u8[K, B, H, W, C]).  A repeat times `chunks` chunks of `chu
 after the other from a fresh state (the first chunk, the runtime's warm-up, is not timed); the record gives each
 placement's median over the repeats and their ratio (issue 28's target: streamed ≥ 0.95× on-device).
 
-Memory: writes `rss_images` random images (rss_image_size² × 3) as a prepared directory in `--scratch` (or reads
-`--rss_dir`), then trains the same model streamed from it for `rss_steps` steps through `train.train` in a child
-process, and reports that process's peak resident set size (`ru_maxrss`); the target is under 2 GB for 1,000,000
-images at 64×64×3 (12 GB of uint8; the f32 path of before would hold 48 GB).  `--rss_images 0` skips it.
+Memory: writes `rss_images` random images (rss_image_size² × 3, and `rss_test_images` more as the test split) as a
+prepared directory in `--scratch` (or reads `--rss_dir`), then runs the command `python -m experiments.main` on it,
+streamed, for `rss_steps` steps (data, build, compile, training, the final evaluation and figures), and reports that
+child's peak resident set size (`ru_maxrss`); the target is under 2 GB for 1,000,000 images at 64×64×3 (12 GB of
+uint8; the f32 path of before would hold 48 GB).  `--rss_images 0` skips it.
 
 The machine's load averages and the other busy processes before and after are part of the record
 (`read_throughput.load_note`): the rates are those of the machine as it was.
@@ -118,31 +119,42 @@ def steps_per_second(config, directory: str, chunk: int, chunks: int, repeats: i
 
 
 def peak_rss(config_path: str, directory: str, batch_size: int, steps: int) -> dict:
-    """Peak RSS (bytes) and wall time of training `steps` steps streamed from `directory`, in a child process."""
-    command = [sys.executable, "-m", "benchmarks.stream_throughput", "--child_rss", directory]
-    command += ["--config", config_path, "--batch_size", str(batch_size), "--rss_steps", str(steps)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    """Peak RSS (bytes) and wall time of the command `python -m experiments.main` training `config_path`'s model
+    `steps` steps, streamed, on the prepared `directory` (data, build, compile, training, final evaluation and
+    figures), in a child process of its own."""
+    with tempfile.TemporaryDirectory(prefix="stream_rss_") as workdir:
+        command = [sys.executable, "-m", "experiments.main", "--config", config_path, "--workdir", workdir]
+        overrides = memory_run_overrides(load_config(config_path, directory, batch_size, steps), steps)
+        command += [f"--config.{key}={value}" for key, value in overrides]
+        started = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
     if result.returncode:
         raise RuntimeError(f"the memory run failed: {result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    from gen_jax.data import PreparedSource
+
+    source = PreparedSource(directory)
+    return {
+        "command": shlex.join(["python", *command[1:6], "<a temporary directory>", *command[7:]]),
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,  # Linux: KiB
+        "images": len(source),
+        "test_images": len(PreparedSource(directory, "test")),
+        "image_shape": list(source.image_shape),
+        "steps": steps,
+        "batch_size": batch_size,
+        "wall_s": round(wall, 1),
+        "printed": [line for line in result.stdout.splitlines() if "held in memory" in line],
+    }
 
 
-def child_rss(config_path: str, directory: str, batch_size: int, steps: int) -> None:
-    """The memory run itself: trains streamed through `train.train`, prints {peak_rss_bytes, …} as one JSON line."""
-    from gen_jax import data, tasks, train
-
-    started = time.perf_counter()
-    source = data.PreparedSource(directory)
-    config = load_config(config_path, directory, batch_size, steps)
-    config.placement = "stream"
-    task = tasks.get(config.family).make_task(config, small_dataset(source))
-    with tempfile.TemporaryDirectory(prefix="stream_rss_") as workdir:
-        train.prepare_workdir(workdir, config.to_dict(), task)
-        train.train(config, workdir, task, None, None, show_progress=False, source=source)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    record = {"peak_rss_bytes": peak, "images": len(source), "image_shape": list(source.image_shape)}
-    record.update(steps=steps, batch_size=batch_size, wall_s=round(time.perf_counter() - started, 1))
-    print(json.dumps(record))
+def memory_run_overrides(config, steps: int) -> list[tuple[str, object]]:
+    """The --config overrides that make the command train `config` (from `load_config`) as the memory run: its set,
+    streamed, `steps` steps evaluated and checkpointed once at the end, no IWAE bound (a 100-sample bound over
+    thousands of 64 px test images would be most of its time)."""
+    overrides = [("dataset", config.dataset), ("image_size", 0), ("placement", "stream")]
+    overrides += [("batch_size", config.batch_size), *((key, steps) for key in ("num_steps", "log_every"))]
+    overrides += [("eval_every", steps), ("checkpoint_every", steps)]
+    return overrides + ([("iwae_k", 0)] if "iwae_k" in config else [])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -161,12 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scratch", help="where the generated sets are written (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the record here")
-    parser.add_argument("--child_rss", help=argparse.SUPPRESS)
+    parser.add_argument("--rss_test_images", type=int, default=10_000, help="the memory run's test split")
     args = parser.parse_args(argv)
-    if args.child_rss:
-        child_rss(args.config, args.child_rss, args.batch_size, args.rss_steps)
-        return {}
-
     record = {"command": shlex.join(["python", "-m", "benchmarks.stream_throughput", *(argv or sys.argv[1:])])}
     record.update(environment())
     record["load_average_before_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
@@ -183,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
                 large = os.path.join(scratch, "large")
                 os.makedirs(large)
                 started = time.perf_counter()
-                make_random_set(large, args.rss_images, args.rss_image_size, args.seed)
+                make_random_set(large, args.rss_images, args.rss_image_size, args.seed, args.rss_test_images)
                 record["rss_generate_s"] = round(time.perf_counter() - started, 1)
             record["memory"] = peak_rss(args.config, large, args.batch_size, args.rss_steps)
     record["load_average_after_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]

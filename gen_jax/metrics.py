@@ -75,18 +75,16 @@ def map_batches(fn: Callable, inputs, batch_size: int, key: jax.Array):
     num_examples = len(leaves[0])
     batch_size = min(batch_size, num_examples)
     num_batches = -(-num_examples // batch_size)
-    padded = num_batches * batch_size
 
-    def pad(array):
-        array = np.asarray(array)
-        if padded == num_examples:
-            return array
-        return np.concatenate([array, np.zeros((padded - num_examples, *array.shape[1:]), array.dtype)])
-
-    inputs = jax.tree.map(pad, inputs)
+    def part(array, i):
+        """Rows i·b … (i+1)·b - 1 of `array`, the last batch padded with zeros (only it is copied)."""
+        rows = np.asarray(array[i * batch_size : (i + 1) * batch_size])
+        if len(rows) == batch_size:
+            return rows
+        return np.concatenate([rows, np.zeros((batch_size - len(rows), *rows.shape[1:]), rows.dtype)])
 
     def batch(i):
-        return jax.tree.map(lambda a: a[i * batch_size : (i + 1) * batch_size], inputs)
+        return jax.tree.map(lambda a: part(a, i), inputs)
 
     if _SPLIT[0] and jax.process_count() > 1:
         outputs = _own_batches(fn, batch, num_batches, key)

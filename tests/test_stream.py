@@ -253,7 +253,8 @@ def test_the_streaming_benchmark_writes_its_record(tmp_path):
         "--repeats",
         "2",
     ]
-    args += ["--num_images", "64", "--rss_images", "100", "--rss_image_size", "8", "--rss_steps", "2"]
+    args += ["--num_images", "64", "--rss_images", "100", "--rss_test_images", "20", "--rss_image_size", "8"]
+    args += ["--rss_steps", "2"]
     record = stream_throughput.main([*args, "--scratch", str(tmp_path), "--json", str(path)])
     assert json.loads(path.read_text()) == json.loads(json.dumps(record))
     result, memory = record["result"], record["memory"]
@@ -262,6 +263,8 @@ def test_the_streaming_benchmark_writes_its_record(tmp_path):
     assert (
         result["stream_over_device"] == result["median_steps_per_s"]["stream"] / result["median_steps_per_s"]["device"]
     )
-    assert memory["images"] == 100 and memory["steps"] == 2 and memory["peak_rss_bytes"] > 0
+    assert memory["images"] == 100 and memory["test_images"] == 20 and memory["steps"] == 2
+    assert memory["peak_rss_bytes"] > 0 and memory["command"].startswith("python -m experiments.main --config")
+    assert "--config.placement=stream" in memory["command"] and "--config.num_steps=2" in memory["command"]
     assert {"note", "load_average_after_1_5_15_min", "meets_ratio_target", "meets_rss_target"} <= set(record)
     assert os.listdir(tmp_path) == ["record.json"]  # the generated sets are removed
