@@ -74,9 +74,9 @@ def run(config, workdir: str, resume_step: int | None = None) -> dict:
     if experiment is not None:
         with train.workdir_lock(workdir):
             return experiment.run(config, dataset, workdir)
-    source = train_source(config, dataset)
-    config_lib.validate_against_data(config, len(source), jax.device_count())
+    config_lib.validate_against_data(config, dataset.num_train, jax.device_count())
     task = family.make_task(config, dataset)
+    source = train_source(config, dataset)
     data.stream.resolve_placement(config, source)  # a placement that cannot be is refused before the workdir is made
     with train.workdir_lock(workdir):
         train.prepare_workdir(workdir, config.to_dict(), task)

@@ -48,6 +48,7 @@ from gen_jax.data.prepared import (
 )
 from gen_jax.data.sources import (
     FASHION_MNIST_SYSTEM_DIR,
+    HOST_SAMPLE_BYTES,
     configured_dataset,
     host_sample_rows,
     host_sample_sizes,
@@ -106,6 +107,7 @@ __all__ = [
     "batch_indices_numpy",
     "center_crop_resize",
     "center_crop_resize_u8",
+    "HOST_SAMPLE_BYTES",
     "configured_dataset",
     "decode_pixels",
     "encode_pixels",
