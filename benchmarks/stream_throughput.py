@@ -13,10 +13,11 @@ after the other from a fresh state (the first chunk, the runtime's warm-up, is n
 placement's median over the repeats and their ratio (issue 28's target: streamed ≥ 0.95× on-device).
 
 Memory: writes `rss_images` random images (rss_image_size² × 3, and `rss_test_images` more as the test split) as a
-prepared directory in `--scratch` (or reads `--rss_dir`), then runs the command `python -m experiments.main` on it,
-streamed, for `rss_steps` steps (data, build, compile, training, the final evaluation and figures), and reports that
-child's peak resident set size (`ru_maxrss`); the target is under 2 GB for 1,000,000 images at 64×64×3 (12 GB of
-uint8; the f32 path of before would hold 48 GB).  `--rss_images 0` skips it.
+prepared directory in `--scratch` (or reads `--rss_dir`), then trains the same model streamed from it for `rss_steps`
+steps twice, each in a child process whose peak resident set size (`ru_maxrss`) is reported: the training loop
+(`train.train`), whose target is under 2 GB for 1,000,000 images at 64×64×3 (12 GB of uint8; the f32 path of before
+would hold 48 GB), and the whole command `python -m experiments.main` (data with its fixed in-memory sample, build,
+compile, training, the final evaluation and figures).  `--rss_images 0` skips both.
 
 The machine's load averages and the other busy processes before and after are part of the record
 (`read_throughput.load_note`): the rates are those of the machine as it was.
@@ -27,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import statistics
 import subprocess
@@ -118,33 +118,66 @@ def steps_per_second(config, directory: str, chunk: int, chunks: int, repeats: i
     }
 
 
+def measured(command: list[str]) -> tuple[str, int, float]:
+    """Runs `command` as a child process: (its stdout, its own peak RSS in bytes (`os.wait4`'s ru_maxrss), its wall
+    time in seconds); RuntimeError with the end of its stderr when it fails."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if child.returncode:
+            raise RuntimeError(f"the memory run {shlex.join(command[1:4])} failed: {err.read()[-2000:]}")
+        return out.read(), usage.ru_maxrss * 1024, wall  # Linux: KiB
+
+
 def peak_rss(config_path: str, directory: str, batch_size: int, steps: int) -> dict:
-    """Peak RSS (bytes) and wall time of the command `python -m experiments.main` training `config_path`'s model
-    `steps` steps, streamed, on the prepared `directory` (data, build, compile, training, final evaluation and
-    figures), in a child process of its own."""
+    """The memory of training `config_path`'s model `steps` steps streamed from the prepared `directory`, measured
+    twice, each in a child process of its own: "training", the loop itself (`train.train` fed the directory, the
+    model built on 512 of its images, no evaluation data held), and "command", the command
+    `python -m experiments.main` on the directory (data with its in-memory sample, build, compile, training, final
+    evaluation and figures).  Each: peak RSS in bytes and wall time."""
+    from gen_jax.data import PreparedSource
+
+    source = PreparedSource(directory)
+    training = [sys.executable, "-m", "benchmarks.stream_throughput", "--child_rss", directory]
+    training += ["--config", config_path, "--batch_size", str(batch_size), "--rss_steps", str(steps)]
+    _, training_peak, training_wall = measured(training)
     with tempfile.TemporaryDirectory(prefix="stream_rss_") as workdir:
         command = [sys.executable, "-m", "experiments.main", "--config", config_path, "--workdir", workdir]
         overrides = memory_run_overrides(load_config(config_path, directory, batch_size, steps), steps)
         command += [f"--config.{key}={value}" for key, value in overrides]
-        started = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - started
-    if result.returncode:
-        raise RuntimeError(f"the memory run failed: {result.stderr[-2000:]}")
-    from gen_jax.data import PreparedSource
-
-    source = PreparedSource(directory)
+        printed, command_peak, command_wall = measured(command)
     return {
-        "command": shlex.join(["python", *command[1:6], "<a temporary directory>", *command[7:]]),
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024,  # Linux: KiB
+        "peak_rss_bytes": training_peak,
+        "wall_s": round(training_wall, 1),
         "images": len(source),
         "test_images": len(PreparedSource(directory, "test")),
         "image_shape": list(source.image_shape),
         "steps": steps,
         "batch_size": batch_size,
-        "wall_s": round(wall, 1),
-        "printed": [line for line in result.stdout.splitlines() if "held in memory" in line],
+        "command": {
+            "command": shlex.join(["python", *command[1:6], "<a temporary directory>", *command[7:]]),
+            "peak_rss_bytes": command_peak,
+            "wall_s": round(command_wall, 1),
+            "printed": [line for line in printed.splitlines() if "held in memory" in line],
+        },
     }
+
+
+def child_rss(config_path: str, directory: str, batch_size: int, steps: int) -> None:
+    """The training memory run itself: trains streamed through `train.train` (`peak_rss` measures it)."""
+    from gen_jax import data, tasks, train
+
+    source = data.PreparedSource(directory)
+    config = load_config(config_path, directory, batch_size, steps)
+    config.placement = "stream"
+    task = tasks.get(config.family).make_task(config, small_dataset(source))
+    with tempfile.TemporaryDirectory(prefix="stream_rss_") as workdir:
+        train.prepare_workdir(workdir, config.to_dict(), task)
+        train.train(config, workdir, task, None, None, show_progress=False, source=source)
 
 
 def memory_run_overrides(config, steps: int) -> list[tuple[str, object]]:
@@ -174,7 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="write the record here")
     parser.add_argument("--rss_test_images", type=int, default=10_000, help="the memory run's test split")
+    parser.add_argument("--child_rss", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_rss:
+        child_rss(args.config, args.child_rss, args.batch_size, args.rss_steps)
+        return {}
     record = {"command": shlex.join(["python", "-m", "benchmarks.stream_throughput", *(argv or sys.argv[1:])])}
     record.update(environment())
     record["load_average_before_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
@@ -216,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "memory" in record:
         memory = record["memory"]
         line += f"; peak RSS {memory['peak_rss_bytes'] / 1e9:.2f} GB training from {memory['images']:,} images"
+        line += f" ({memory['command']['peak_rss_bytes'] / 1e9:.2f} GB the whole command)"
     print(f"{line}; load average before {record['load_average_before_1_5_15_min']}")
     return record
 

@@ -264,7 +264,9 @@ def test_the_streaming_benchmark_writes_its_record(tmp_path):
         result["stream_over_device"] == result["median_steps_per_s"]["stream"] / result["median_steps_per_s"]["device"]
     )
     assert memory["images"] == 100 and memory["test_images"] == 20 and memory["steps"] == 2
-    assert memory["peak_rss_bytes"] > 0 and memory["command"].startswith("python -m experiments.main --config")
-    assert "--config.placement=stream" in memory["command"] and "--config.num_steps=2" in memory["command"]
+    command = memory["command"]
+    assert memory["peak_rss_bytes"] > 0 and command["peak_rss_bytes"] > 0
+    assert command["command"].startswith("python -m experiments.main --config")
+    assert "--config.placement=stream" in command["command"] and "--config.num_steps=2" in command["command"]
     assert {"note", "load_average_after_1_5_15_min", "meets_ratio_target", "meets_rss_target"} <= set(record)
     assert os.listdir(tmp_path) == ["record.json"]  # the generated sets are removed
