@@ -105,6 +105,7 @@ def test_a_bad_config_path_is_one_line_without_a_traceback():
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
+        timeout=120,
     )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.splitlines() == [
@@ -138,7 +139,9 @@ def test_importing_the_benchmark_loads_no_plotting_or_dataset_libraries():
         "print(sorted(m for m in ('matplotlib', 'sklearn', 'tensorflow_datasets', 'ml_collections', 'torch') "
         "if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
     assert out.stdout.strip() == "[]"
 
 

@@ -251,7 +251,7 @@ class SmallDisk:
         self.root = tmp_path / "disk"
         self.root.mkdir()
         mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.root)], capture_output=True
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(self.root)], capture_output=True, timeout=30
         )
         self.mounted = mounted.returncode == 0
         self.cause = "No space left on device" if self.mounted else "File too large"
@@ -277,15 +277,15 @@ class SmallDisk:
 
     @contextlib.contextmanager
     def read_only(self):
-        subprocess.run(["mount", "-o", "remount,ro", str(self.root)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(self.root)], check=True, timeout=30)
         try:
             yield
         finally:
-            subprocess.run(["mount", "-o", "remount,rw", str(self.root)], check=True)
+            subprocess.run(["mount", "-o", "remount,rw", str(self.root)], check=True, timeout=30)
 
     def close(self):
         if self.mounted:
-            subprocess.run(["umount", "-l", str(self.root)], check=True)
+            subprocess.run(["umount", "-l", str(self.root)], check=True, timeout=30)
 
 
 @pytest.fixture

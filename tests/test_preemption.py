@@ -227,7 +227,7 @@ def finish_all(processes: list[subprocess.Popen]) -> list[tuple[int, str]]:
         for process in processes:
             if process.poll() is None:
                 process.kill()
-                process.wait()
+                process.wait(timeout=30)
     return results
 
 

@@ -286,7 +286,7 @@ def _edit_sidecar(directory, change):
 
 def _prepare_command(*args):
     return subprocess.run(
-        [sys.executable, "-m", "experiments.prepare", *args], cwd=REPO_ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "experiments.prepare", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
 
 

@@ -99,7 +99,7 @@ def emulator():
             else:
                 os.environ[name] = value
         server.kill()
-        server.wait()
+        server.wait(timeout=30)
 
 
 def run_main(workdir, env, *extra) -> subprocess.CompletedProcess:

@@ -234,6 +234,7 @@ def test_device_placement_too_large_is_refused_before_the_workdir(tmp_path, caps
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # its memory runs are child processes the benchmark waits for
 def test_the_streaming_benchmark_writes_its_record(tmp_path):
     """benchmarks/stream_throughput.py on tiny sets (its numbers are not checked here: this machine is shared)."""
     from benchmarks import stream_throughput
