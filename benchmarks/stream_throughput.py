@@ -127,7 +127,8 @@ def measured(command: list[str]) -> tuple[str, int, float]:
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
         child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
+        out.seek(0)
+        err.seek(0)
         if child.returncode:
             raise RuntimeError(f"the memory run {shlex.join(command[1:4])} failed: {err.read()[-2000:]}")
         return out.read(), usage.ru_maxrss * 1024, wall  # Linux: KiB

@@ -30,7 +30,7 @@ class Dataset:
       test_attributes: bool[M, A] or None.
       fingerprint: a prepared directory's fingerprint (`prepared.py`); "" for named data sets.
       train_size, test_size: the rows of the whole splits when the arrays hold a sample of them (a large prepared
-        directory: `sources.host_sample_rows`); 0 = the arrays are the whole splits.
+        directory: `sources.host_sample_sizes`); 0 = the arrays are the whole splits.
     """
 
     name: str
