@@ -626,8 +626,8 @@ def own_images_table(records: list[dict]) -> str:
                 f"`{name}`, {field(record, 'config', 'num_steps'):,}",
                 score_cell(record, "test_neg_elbo", "{:,.0f}".format),
                 *(
-                    with_floor(summary, name)
-                    for name in ("classifier_fid", "classifier_precision", "classifier_recall")
+                    with_floor(summary, score)
+                    for score in ("classifier_fid", "classifier_precision", "classifier_recall")
                 ),
                 wall_time(record),
                 link(record["source"], README_PAGE),
